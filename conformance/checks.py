@@ -1,0 +1,80 @@
+"""Reusable claims, each named as the claim it makes, and the failure type they raise.
+
+A failed claim raises `ConformanceFailure`, an AssertionError carrying a title and detail, so
+pytest reports it as a test failure and the report can show what was claimed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import httpx
+
+
+class ConformanceFailure(AssertionError):
+    def __init__(self, title: str, detail: str = "") -> None:
+        super().__init__(f"{title}: {detail}" if detail else title)
+        self.title = title
+        self.detail = detail
+
+
+def body_of(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConformanceFailure(
+            "response body is not JSON", f"{response.status_code}: {response.text[:300]!r}"
+        ) from None
+
+
+def status_is(response: httpx.Response, expected: int | Collection[int]) -> None:
+    allowed = {expected} if isinstance(expected, int) else set(expected)
+    if response.status_code not in allowed:
+        raise ConformanceFailure(
+            f"expected HTTP {' or '.join(map(str, sorted(allowed)))}, got {response.status_code}",
+            response.text[:500],
+        )
+
+
+def auvy_error_envelope(
+    response: httpx.Response, status: int, codes: str | Collection[str]
+) -> dict[str, Any]:
+    """An AUVY error: the status, a flat {code, message} body, and a code from the table."""
+    allowed = {codes} if isinstance(codes, str) else set(codes)
+    status_is(response, status)
+    body = body_of(response)
+    if not isinstance(body, dict) or not isinstance(body.get("code"), str):
+        raise ConformanceFailure("error body is not the AUVY envelope {code, message}", repr(body))
+    if not isinstance(body.get("message"), str):
+        raise ConformanceFailure("error body has no message string", repr(body))
+    if body["code"] not in allowed:
+        raise ConformanceFailure(
+            f"error code {body['code']!r} is not {' or '.join(sorted(allowed))}", repr(body)
+        )
+    return body
+
+
+def no_leak(response: httpx.Response, *secrets: str) -> None:
+    """A rejection must not echo data it protects (job ids, results, other tenants' names)."""
+    text = response.text
+    leaked = [s for s in secrets if s and s in text]
+    if leaked:
+        raise ConformanceFailure("error response leaks protected data", ", ".join(leaked))
+
+
+def event_ids_strictly_increase(ids: Sequence[str]) -> None:
+    from mock_server.model.stream_id import InvalidStreamId, StreamId
+
+    parsed = []
+    for ident in ids:
+        try:
+            parsed.append(StreamId.parse(ident))
+        except InvalidStreamId:
+            raise ConformanceFailure("event id is not a Redis stream id <ms>-<seq>", ident) from None
+    for a, b in zip(parsed, parsed[1:], strict=False):
+        if not a < b:
+            raise ConformanceFailure(
+                "event ids do not strictly increase", f"{a.encode()} then {b.encode()}"
+            )

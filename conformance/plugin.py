@@ -1,0 +1,289 @@
+"""The pytest side of the conformance runner.
+
+- Options: --target, --api, --profile, --report-dir.
+- With no --target, starts the bundled reference server on a free loopback port (once, in the
+  controller when running under xdist, and hands its URL to the workers).
+- Every test declares `@pytest.mark.req("<id>", ...)`; unknown ids stop the run at collection.
+- Writes reports/junit.xml, reports/conformance.json and reports/conformance.html, and makes the
+  exit status depend on MUST requirements only: a SHOULD or MAY failure is reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .clients.http import Recorder
+from .profile import REFERENCE_PROFILE, ProfileError, TargetProfile
+from .report import (
+    Exchange,
+    TestOutcome,
+    build_report,
+    must_failures,
+    write_html,
+    write_json,
+)
+from .requirements import Catalog, CatalogError, load_catalog
+from .server import ReferenceServer
+
+APIS = ("auvy", "ava", "strait")
+REPO = Path(__file__).resolve().parent.parent
+RECORDER = pytest.StashKey[Recorder]()
+STATE = pytest.StashKey["RunState"]()
+
+
+class RunState:
+    def __init__(self, catalog: Catalog, profile: TargetProfile, apis: tuple[str, ...]) -> None:
+        self.catalog = catalog
+        self.profile = profile
+        self.apis = apis
+        self.target = ""
+        self.server: ReferenceServer | None = None
+        self.outcomes: dict[str, TestOutcome] = {}
+        self.started_at = _now()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance")
+    group.addoption(
+        "--target",
+        default=None,
+        help="base URL of the deployment to check; omitted: start the bundled reference server",
+    )
+    group.addoption(
+        "--api",
+        action="append",
+        choices=APIS,
+        default=None,
+        help="only check this API (repeatable); default: every API the profile describes",
+    )
+    group.addoption(
+        "--profile",
+        default=None,
+        help=f"target profile TOML (default: {REFERENCE_PROFILE.relative_to(REPO)})",
+    )
+    group.addoption(
+        "--report-dir", default=str(REPO / "reports"), help="where the reports go (default reports/)"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "req(*ids): catalog requirement ids this test checks")
+    worker = hasattr(config, "workerinput")
+    report_dir = Path(config.getoption("--report-dir"))
+    if not worker and not config.getoption("xmlpath", None):
+        report_dir.mkdir(parents=True, exist_ok=True)
+        config.option.xmlpath = str(report_dir / "junit.xml")
+    try:
+        catalog = load_catalog()
+        profile = TargetProfile.load(Path(config.getoption("--profile") or REFERENCE_PROFILE))
+    except (CatalogError, ProfileError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    requested = config.getoption("--api")
+    apis = tuple(requested) if requested else tuple(a for a in APIS if a in profile.data)
+    state = RunState(catalog, profile, apis)
+    config.stash[STATE] = state
+    target = config.getoption("--target")
+    if worker:
+        target = target or config.workerinput.get("conformance_target")
+    elif target is None:
+        if config.getoption("--collect-only", False):
+            target = "http://127.0.0.1:9"  # collection needs no server
+        else:
+            state.server = ReferenceServer(profile.server_profile())
+            target = state.server.start()
+    if target is None:
+        raise pytest.UsageError("no --target and no reference server")
+    state.target = target.rstrip("/")
+
+
+def pytest_configure_node(node: Any) -> None:
+    """xdist: workers re-parse the command line, so the started server's URL travels here."""
+    node.workerinput["conformance_target"] = node.config.stash[STATE].target
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None and state.server is not None:
+        state.server.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash[STATE]
+    where = "bundled reference server" if state.server else "external deployment"
+    return [
+        f"conformance target: {state.target} ({where})",
+        f"conformance profile: {state.profile.path}",
+        f"conformance apis: {', '.join(state.apis) or 'none'}",
+    ]
+
+
+def requirements_of(item: pytest.Item) -> tuple[str, ...]:
+    ids: list[str] = []
+    for mark in item.iter_markers("req"):
+        ids.extend(str(a) for a in mark.args)
+    return tuple(dict.fromkeys(ids))
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    state = config.stash[STATE]
+    problems = []
+    keep, drop = [], []
+    for item in items:
+        ids = requirements_of(item)
+        if not ids:
+            problems.append(f"{item.nodeid}: no @pytest.mark.req(...)")
+            continue
+        for req_id in ids:
+            try:
+                state.catalog.get(req_id)
+            except CatalogError as exc:
+                problems.append(f"{item.nodeid}: {exc}")
+        if {i.split(".", 1)[0] for i in ids} & set(state.apis):
+            keep.append(item)
+        else:
+            drop.append(item)
+    if problems:
+        raise pytest.UsageError("requirement markers:\n  " + "\n  ".join(problems))
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture
+def recorder(request: pytest.FixtureRequest) -> Recorder:
+    rec = Recorder()
+    request.node.stash[RECORDER] = rec
+    return rec
+
+
+@pytest.fixture(scope="session")
+def target(pytestconfig: pytest.Config) -> str:
+    return pytestconfig.stash[STATE].target
+
+
+@pytest.fixture(scope="session")
+def profile(pytestconfig: pytest.Config) -> TargetProfile:
+    return pytestconfig.stash[STATE].profile
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    report: pytest.TestReport = yield
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        report.user_properties.append(("requirements", " ".join(requirements_of(item))))
+        rec = item.stash.get(RECORDER, None)
+        if report.failed and rec is not None and rec.exchanges:
+            payload = json.dumps([e.to_dict() for e in rec.exchanges[-10:]])
+            report.user_properties.append(("conformance_exchanges", payload))
+    return report  # type: ignore[return-value]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    config = getattr(report, "config", None)
+    del config
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return
+    state = config.stash[STATE]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    outcomes = _outcomes_from(reporter)
+    if not outcomes and config.getoption("--collect-only", False):
+        return
+    report = build_report(
+        state.catalog,
+        outcomes,
+        target=state.target,
+        apis=state.apis,
+        started_at=state.started_at,
+        finished_at=_now(),
+    )
+    out = Path(config.getoption("--report-dir"))
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(report, out / "conformance.json")
+    write_html(report, out / "conformance.html")
+    state_summary = report["summary"]
+    failed_must = must_failures(report)
+    config.stash[SUMMARY] = (out, report["verdict"], failed_must, state_summary)
+    failed_tests = [o for o in outcomes if o.outcome in ("failed", "error")]
+    if failed_tests and not failed_must and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
+        only_soft = all(
+            o.requirements
+            and all(state.catalog.get(r).level != "MUST" for r in o.requirements)
+            for o in failed_tests
+        )
+        if only_soft:
+            session.exitstatus = pytest.ExitCode.OK
+
+
+SUMMARY = pytest.StashKey[tuple[Path, Any, list[str], Any]]()
+
+
+def _outcomes_from(reporter: Any) -> list[TestOutcome]:
+    if reporter is None:
+        return []
+    seen: dict[str, TestOutcome] = {}
+    for key in ("passed", "failed", "skipped", "error"):
+        for rep in reporter.stats.get(key, []):
+            if not isinstance(rep, pytest.TestReport):
+                continue
+            props = dict(rep.user_properties)
+            reqs = tuple(str(props.get("requirements", "")).split())
+            if not reqs:
+                continue
+            outcome = key
+            if rep.when != "call" and key in ("failed", "error"):
+                outcome = "error"
+            message = ""
+            if rep.failed:
+                message = rep.longreprtext[-6000:]
+            elif rep.skipped and isinstance(rep.longrepr, tuple):
+                message = str(rep.longrepr[2])
+            exchanges = tuple(
+                Exchange.from_dict(d) for d in json.loads(props.get("conformance_exchanges", "[]"))
+            )
+            previous = seen.get(rep.nodeid)
+            if previous is not None and previous.outcome in ("failed", "error"):
+                continue
+            seen[rep.nodeid] = TestOutcome(
+                nodeid=rep.nodeid,
+                outcome=outcome,  # type: ignore[arg-type]
+                requirements=reqs,
+                duration_s=rep.duration,
+                message=message,
+                exchanges=exchanges,
+            )
+    return list(seen.values())
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    summary = config.stash.get(SUMMARY, None)
+    if summary is None:
+        return
+    out, verdict, failed_must, counts = summary
+    terminalreporter.section("conformance")
+    terminalreporter.line(f"verdict: {verdict}")
+    if failed_must:
+        terminalreporter.line("failed MUST requirements:")
+        for req_id in failed_must:
+            terminalreporter.line(f"  {req_id}")
+    terminalreporter.line(f"counts: {json.dumps(counts)}")
+    terminalreporter.line(f"reports: {out / 'conformance.html'}, {out / 'conformance.json'}")

@@ -1,0 +1,109 @@
+"""The request pipeline every API shares: match -> authenticate -> validate -> handle -> render.
+
+Authentication runs before validation so an anonymous caller learns nothing about the shape of
+requests (401 before 400). Any exception is rendered in the API's own envelope; an unexpected one
+becomes a 500 envelope and is logged, never a traceback on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ..errors import Envelope, InternalError, RequestError
+from ..model.engine import Engine
+from ..model.errors import ModelError
+from ..spec import Operation, Spec, ValidRequest
+
+log = logging.getLogger("mock_server")
+
+Who = TypeVar("Who")
+Handler = Callable[[ValidRequest, Any, Request], Awaitable[Response]]
+
+
+class ApiApp(Generic[Who]):
+    """An ASGI app serving one spec. Subclasses provide `handlers`, `envelope`, `authenticate`."""
+
+    envelope: Envelope
+
+    def __init__(self, spec: Spec, engine: Engine, *, max_body_bytes: int) -> None:
+        self.spec = spec
+        self.engine = engine
+        self.max_body_bytes = max_body_bytes
+        self.handlers: Mapping[str, Handler] = self.build_handlers()
+        missing = sorted(set(spec.operations) - set(self.handlers))
+        extra = sorted(set(self.handlers) - set(spec.operations))
+        if missing or extra:
+            raise RuntimeError(
+                f"{spec.name}: operations without handler {missing}, handlers without operation {extra}"
+            )
+
+    def build_handlers(self) -> Mapping[str, Handler]:
+        raise NotImplementedError
+
+    def authenticate(self, request: Request, operation: Operation) -> Who:
+        raise NotImplementedError
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        response = await self.respond(request)
+        await response(scope, receive, send)
+
+    async def respond(self, request: Request) -> Response:
+        try:
+            # Time-driven work due by now happens before the request sees the state.
+            self.engine.run_due()
+            operation, path_values = self.spec.match(request.method, route_path(request))
+            who = self.authenticate(request, operation) if operation.secured else None
+            raw_body = await request.body() if operation.body is not None else b""
+            valid = operation.validate(
+                path_values,
+                request.query_params.multi_items(),
+                request.headers,
+                request.headers.get("content-type"),
+                raw_body,
+                max_body_bytes=self.max_body_bytes,
+            )
+            return await self.handlers[operation.operation_id](valid, who, request)
+        except (RequestError, ModelError) as exc:
+            return self.envelope.render(exc)
+        except Exception as exc:
+            if _is_rate_limit(exc):
+                return self.envelope.render(exc)
+            log.exception("unhandled error in %s %s", request.method, request.url.path)
+            return self.envelope.render(InternalError(str(exc)))
+
+
+def _is_rate_limit(exc: Exception) -> bool:
+    from ..errors import RateLimited
+
+    return isinstance(exc, RateLimited)
+
+
+def route_path(request: Request) -> str:
+    """The path below this API's mount point (Starlette keeps the full path in scope["path"])."""
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path or "/"
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def json_ready(value: Any) -> Any:
+    """Identity for JSON values; a hook so handlers state where wire data leaves the model."""
+    return value

@@ -1,0 +1,96 @@
+"""`create_app`: the ASGI application serving every API, the control routes and CORS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount
+
+from .clock import Clock
+from .control import control_app
+from .errors import RouteNotFound
+from .profile import ServerProfile
+from .world import APIS, World
+
+EXPOSED_HEADERS = ["Retry-After", "X-Stream-Truncated", "Allow", "X-Request-Id"]
+
+
+async def drive(world: World) -> None:
+    """Run the model's timers as real time passes; sleeps until the next timer or a wake-up."""
+    engine = world.engine
+    wake = asyncio.Event()
+    engine.scheduler.on_schedule = wake.set
+    try:
+        while True:
+            engine.run_due()
+            due = engine.scheduler.next_due()
+            timeout = None
+            if due is not None and not engine.clock.manual:
+                timeout = max(0.0, (due - engine.now()) / 1000)
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=timeout)
+    finally:
+        engine.scheduler.on_schedule = None
+
+
+def create_app(
+    profile: ServerProfile | None = None,
+    *,
+    clock: Clock | None = None,
+    apis: Sequence[str] = APIS,
+    root_api: str | None = None,
+) -> Starlette:
+    """Serve every API under its prefix (/auvy, ...), or `root_api` alone at the root."""
+    world = World(profile or ServerProfile.load(), clock=clock, apis=apis)
+    served = {"auvy": world.auvy_app}
+    mounts = [Mount("/_mock", app=control_app(world))]
+    if root_api is not None:
+        if root_api not in served:
+            raise ValueError(f"unknown API {root_api}; known: {', '.join(sorted(served))}")
+        mounts.append(Mount("", app=served[root_api]))
+    else:
+        mounts.extend(Mount(f"/{name}", app=served[name]) for name in world.apis)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(drive(world))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def not_found(request: Request, _: Exception) -> JSONResponse:
+        # Outside any API prefix there is no envelope to follow; say where the APIs live.
+        exc = RouteNotFound(request.method, request.url.path)
+        prefixes = [f"/{a}" for a in world.apis] if root_api is None else ["/"]
+        return JSONResponse(
+            {"code": "NOT_FOUND", "message": str(exc), "apis": prefixes}, status_code=404
+        )
+
+    app = Starlette(
+        routes=mounts,
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=["*"],
+                allow_methods=["*"],
+                allow_headers=["*"],
+                expose_headers=EXPOSED_HEADERS,
+                max_age=600,
+            )
+        ],
+        lifespan=lifespan,
+        exception_handlers={404: not_found},
+    )
+    app.state.world = world
+    return app

@@ -1,0 +1,81 @@
+"""The only place that knows real time.
+
+Everything time-dependent (step pacing, schedules, TTLs, timeouts) asks an injected `Clock`, so tests
+drive time with `ManualClock.advance()` instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """Milliseconds since the Unix epoch."""
+        ...
+
+    @property
+    def manual(self) -> bool:
+        """True when time only moves when told to (the server then never sleeps on it)."""
+        ...
+
+    def advance(self, ms: int) -> int:
+        """Move time forward by `ms`; returns the new now."""
+        ...
+
+
+class SystemClock:
+    """Real time, plus an offset so a frontend developer can still skip ahead (advance)."""
+
+    manual = False
+
+    def __init__(self) -> None:
+        self._offset = 0
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self._offset
+
+    def advance(self, ms: int) -> int:
+        if ms < 0:
+            raise ValueError("the clock only moves forward")
+        self._offset += ms
+        return self.now_ms()
+
+
+class ManualClock:
+    manual = True
+
+    def __init__(self, start_ms: int = 1_767_225_600_000) -> None:
+        # Default start is 2026-01-01T00:00:00Z: a fixed, realistic epoch keeps ids reproducible.
+        self._now = start_ms
+
+    def now_ms(self) -> int:
+        return self._now
+
+    def advance(self, ms: int) -> int:
+        if ms < 0:
+            raise ValueError("a manual clock only moves forward")
+        self._now += ms
+        return self._now
+
+    def set(self, now_ms: int) -> None:
+        """Jump to any time, backwards included: stream ids must stay monotonic regardless."""
+        self._now = now_ms
+
+
+def iso(ms: int | None) -> str | None:
+    """RFC 3339 with milliseconds and a Z, as every API here renders timestamps."""
+    if ms is None:
+        return None
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_iso(text: str) -> int:
+    """Milliseconds since the epoch for an RFC 3339 date-time; a naive time is taken as UTC."""
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)

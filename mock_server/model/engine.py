@@ -1,0 +1,44 @@
+"""The clock, the timers and change notifications shared by every API's model."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+from ..clock import Clock
+from .scheduler import Scheduler
+
+Listener = Callable[[], None]
+
+
+class Engine:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.scheduler = Scheduler()
+        self._listeners: defaultdict[str, set[Listener]] = defaultdict(set)
+
+    def now(self) -> int:
+        return self.clock.now_ms()
+
+    def run_due(self) -> int:
+        return self.scheduler.run_due(self.clock.now_ms())
+
+    def subscribe(self, key: str, listener: Listener) -> Callable[[], None]:
+        """Call `listener` whenever `key` changes (a stream append, a status change)."""
+        self._listeners[key].add(listener)
+
+        def unsubscribe() -> None:
+            listeners = self._listeners.get(key)
+            if listeners is not None:
+                listeners.discard(listener)
+                if not listeners:
+                    del self._listeners[key]
+
+        return unsubscribe
+
+    def notify(self, key: str) -> None:
+        for listener in list(self._listeners.get(key, ())):
+            listener()
+
+    def subscribers(self, key: str) -> int:
+        return len(self._listeners.get(key, ()))

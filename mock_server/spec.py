@@ -1,0 +1,361 @@
+"""The OpenAPI documents as the server's routing and validation tables.
+
+`Spec.load` reads one document once at start-up and compiles, per operation, a matcher for its
+path and JSON Schema validators for its parameters and body. `Spec.match` finds the operation for
+a request and `Operation.validate` turns the raw request into typed values or a `RequestInvalid`
+that names the offending field, which each API renders in its own envelope.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from .errors import MethodNotAllowed, RequestInvalid, RouteNotFound
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
+_BASE_URI = "urn:spec:"
+
+Location = Literal["path", "query", "header", "body"]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    location: Location
+    required: bool
+    schema: Mapping[str, Any]
+    validator: Draft202012Validator
+
+    def coerce(self, raw: str) -> Any:
+        """Turn the wire string into the declared type; a mismatch is a validation error."""
+        kind = self.schema.get("type")
+        if kind == "integer":
+            if not re.fullmatch(r"-?[0-9]{1,18}", raw):
+                raise RequestInvalid(self.location, self.name, f"{self.name} must be an integer")
+            return int(raw)
+        if kind == "number":
+            try:
+                value = float(raw)
+            except ValueError:
+                raise RequestInvalid(
+                    self.location, self.name, f"{self.name} must be a number"
+                ) from None
+            if value != value or value in (float("inf"), float("-inf")):
+                raise RequestInvalid(self.location, self.name, f"{self.name} must be finite")
+            return value
+        if kind == "boolean":
+            if raw not in ("true", "false"):
+                raise RequestInvalid(self.location, self.name, f"{self.name} must be true or false")
+            return raw == "true"
+        return raw
+
+
+@dataclass(frozen=True)
+class Body:
+    required: bool
+    media_types: tuple[str, ...]
+    validator: Draft202012Validator
+
+
+@dataclass
+class ValidRequest:
+    """A request that passed the spec: parameters typed, body parsed and schema-valid."""
+
+    operation: Operation
+    path: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    method: str
+    template: str
+    params: tuple[Param, ...]
+    body: Body | None
+    secured: bool
+    streams: bool
+    raw: Mapping[str, Any]
+
+    def validate(
+        self,
+        path_values: Mapping[str, str],
+        query: Sequence[tuple[str, str]],
+        headers: Mapping[str, str],
+        content_type: str | None,
+        raw_body: bytes,
+        *,
+        max_body_bytes: int,
+    ) -> ValidRequest:
+        out = ValidRequest(self)
+        grouped: dict[str, list[str]] = {}
+        for key, value in query:
+            grouped.setdefault(key, []).append(value)
+        for param in self.params:
+            raw: str | None
+            if param.location == "path":
+                raw = path_values.get(param.name)
+            elif param.location == "query":
+                values = grouped.get(param.name, [])
+                if len(values) > 1:
+                    raise RequestInvalid(
+                        "query", param.name, f"query parameter {param.name} is given more than once"
+                    )
+                raw = values[0] if values else None
+            else:
+                raw = headers.get(param.name.lower())
+            if raw is None:
+                if param.required:
+                    raise RequestInvalid(
+                        param.location, param.name, f"{param.location} parameter {param.name} is required"
+                    )
+                if "default" in param.schema:
+                    self._target(out, param.location)[param.name] = param.schema["default"]
+                continue
+            value = param.coerce(raw)
+            error = _first_error(param.validator, value)
+            if error is not None:
+                raise RequestInvalid(param.location, param.name, f"{param.name}: {error.message}")
+            self._target(out, param.location)[param.name] = value
+        if self.body is not None:
+            out.body = self._parse_body(content_type, raw_body, max_body_bytes)
+        return out
+
+    @staticmethod
+    def _target(out: ValidRequest, location: Location) -> dict[str, Any]:
+        return {"path": out.path, "query": out.query, "header": out.headers}[location]
+
+    def _parse_body(self, content_type: str | None, raw: bytes, max_bytes: int) -> Any:
+        assert self.body is not None
+        if len(raw) > max_bytes:
+            raise RequestInvalid("body", "", f"request body is larger than {max_bytes} bytes")
+        if not raw.strip():
+            if self.body.required:
+                raise RequestInvalid("body", "", "a JSON request body is required")
+            return None
+        media = (content_type or "").split(";", 1)[0].strip().lower()
+        if media not in self.body.media_types:
+            raise RequestInvalid(
+                "body",
+                "",
+                f"Content-Type must be {' or '.join(self.body.media_types)}, not {media or 'missing'}",
+            )
+        try:
+            value = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RequestInvalid("body", "", f"request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise RequestInvalid("body", "", "request body is nested too deeply") from None
+        try:
+            error = _first_error(self.body.validator, value)
+        except RecursionError:
+            raise RequestInvalid("body", "", "request body is nested too deeply") from None
+        if error is not None:
+            name = _field_of(error)
+            raise RequestInvalid("body", name, f"{name or 'body'}: {error.message}")
+        return value
+
+
+def _first_error(validator: Draft202012Validator, value: Any) -> ValidationError | None:
+    from jsonschema.exceptions import best_match
+
+    return best_match(validator.iter_errors(value))
+
+
+def _field_of(error: ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [p for p in error.validator_value if p not in error.instance]
+        if missing:
+            parts.append(str(missing[0]))
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - allowed)
+        if extra:
+            parts.append(extra[0])
+    return ".".join(parts)
+
+
+@dataclass(frozen=True)
+class Route:
+    template: str
+    pattern: re.Pattern[str]
+    names: tuple[str, ...]
+    operations: Mapping[str, Operation]
+
+
+class Spec:
+    def __init__(self, name: str, document: Mapping[str, Any], routes: Sequence[Route]) -> None:
+        self.name = name
+        self.document = document
+        self.routes = tuple(routes)
+        self.operations: dict[str, Operation] = {
+            op.operation_id: op for r in routes for op in r.operations.values()
+        }
+
+    @classmethod
+    def load(cls, path: Path) -> Spec:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        uri = _BASE_URI + path.stem
+        registry: Registry[Any] = Registry().with_resource(
+            uri, Resource.from_contents(document, default_specification=DRAFT202012)
+        )
+        routes = []
+        for template, item in document.get("paths", {}).items():
+            shared = item.get("parameters", [])
+            ops = {}
+            for method in HTTP_METHODS:
+                raw = item.get(method)
+                if raw is None:
+                    continue
+                pointer = f"/paths/{_escape(template)}/{method}"
+                ops[method.upper()] = _compile(
+                    document, registry, uri, template, method.upper(), raw, shared, pointer
+                )
+            pattern, names = _path_regex(template)
+            routes.append(Route(template, pattern, names, ops))
+        # Literal segments beat parameters at each position (/v1/runs/dlq before /v1/runs/{id}).
+        routes.sort(key=lambda r: [s.startswith("{") for s in r.template.split("/")])
+        return cls(path.stem, document, routes)
+
+    def match(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
+        allowed: list[str] = []
+        for route in self.routes:
+            m = route.pattern.fullmatch(path)
+            if m is None:
+                continue
+            op = route.operations.get(method)
+            if op is None and method == "HEAD":
+                op = route.operations.get("GET")
+            if op is not None:
+                return op, m.groupdict()
+            allowed.extend(route.operations)
+        if allowed:
+            raise MethodNotAllowed(method, path, tuple(sorted(set(allowed))))
+        raise RouteNotFound(method, path)
+
+
+def _escape(segment: str) -> str:
+    return segment.replace("~", "~0").replace("/", "~1")
+
+
+def _path_regex(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    names: list[str] = []
+    out = []
+    for piece in re.split(r"(\{[^}]+\})", template):
+        if piece.startswith("{") and piece.endswith("}"):
+            name = piece[1:-1]
+            names.append(name)
+            out.append(f"(?P<{_group(name)}>[^/]+)")
+        else:
+            out.append(re.escape(piece))
+    return re.compile("".join(out)), tuple(names)
+
+
+def _group(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"path parameter {name!r} is not a valid identifier")
+    return name
+
+
+def _deref(document: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str, Any]:
+    while "$ref" in node:
+        ref = node["$ref"]
+        if not ref.startswith("#/"):
+            raise ValueError(f"only local $refs are supported, got {ref}")
+        target: Any = document
+        for part in ref[2:].split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def _validator(registry: Registry[Any], uri: str, pointer: str) -> Draft202012Validator:
+    schema = {"$ref": f"{uri}#{pointer}"}
+    return Draft202012Validator(schema, registry=registry, format_checker=FormatChecker())
+
+
+def _compile(
+    document: Mapping[str, Any],
+    registry: Registry[Any],
+    uri: str,
+    template: str,
+    method: str,
+    raw: Mapping[str, Any],
+    shared: Sequence[Mapping[str, Any]],
+    pointer: str,
+) -> Operation:
+    op_id = raw.get("operationId")
+    if not op_id:
+        raise ValueError(f"{method} {template} has no operationId")
+    params: dict[tuple[str, str], Param] = {}
+    for source, base in ((shared, f"/paths/{_escape(template)}/parameters"), (raw.get("parameters", []), f"{pointer}/parameters")):
+        for index, ref_or_param in enumerate(source):
+            param = _deref(document, ref_or_param)
+            location = param["in"]
+            if location == "cookie":
+                continue
+            schema = param.get("schema", {})
+            schema_pointer = (
+                ref_or_param["$ref"][1:] + "/schema"
+                if "$ref" in ref_or_param
+                else f"{base}/{index}/schema"
+            )
+            params[(location, param["name"])] = Param(
+                name=param["name"],
+                location=location,
+                required=bool(param.get("required", location == "path")),
+                schema=_deref(document, schema),
+                validator=_validator(registry, uri, schema_pointer),
+            )
+    body = None
+    if "requestBody" in raw:
+        request_body = _deref(document, raw["requestBody"])
+        content = request_body.get("content", {})
+        media_types = tuple(m.lower() for m in content)
+        json_types = [m for m in media_types if m == "application/json" or m.endswith("+json")]
+        if not json_types:
+            raise ValueError(f"{op_id}: only JSON request bodies are supported")
+        body_pointer = (
+            raw["requestBody"]["$ref"][1:] if "$ref" in raw["requestBody"] else f"{pointer}/requestBody"
+        )
+        body = Body(
+            required=bool(request_body.get("required", False)),
+            media_types=tuple(json_types),
+            validator=_validator(
+                registry, uri, f"{body_pointer}/content/{_escape(json_types[0])}/schema"
+            ),
+        )
+    security = raw.get("security", document.get("security", []))
+    streams = any(
+        "text/event-stream" in _deref(document, resp).get("content", {})
+        for resp in raw.get("responses", {}).values()
+    )
+    return Operation(
+        operation_id=op_id,
+        method=method,
+        template=template,
+        params=tuple(params.values()),
+        body=body,
+        secured=bool(security),
+        streams=streams,
+        raw=raw,
+    )
+
+
+def load_specs(names: Sequence[str], directory: Path = SPEC_DIR) -> dict[str, Spec]:
+    return {name: Spec.load(directory / f"{name}.yaml") for name in names}

@@ -6,6 +6,7 @@ pytest reports it as a test failure and the report can show what was claimed.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -72,8 +73,10 @@ def event_ids_strictly_increase(ids: Sequence[str]) -> None:
         try:
             parsed.append(StreamId.parse(ident))
         except InvalidStreamId:
-            raise ConformanceFailure("event id is not a Redis stream id <ms>-<seq>", ident) from None
-    for a, b in zip(parsed, parsed[1:], strict=False):
+            raise ConformanceFailure(
+                "event id is not a Redis stream id <ms>-<seq>", ident
+            ) from None
+    for a, b in itertools.pairwise(parsed):
         if not a < b:
             raise ConformanceFailure(
                 "event ids do not strictly increase", f"{a.encode()} then {b.encode()}"

@@ -27,7 +27,9 @@ def auvy_as(
         headers = {}
         if name is not None:
             headers["Authorization"] = f"Bearer {profile.need(f'auvy.keys.{name}')}"
-        api = ApiClient(base, ResponseSpec.for_api("auvy"), recorder, headers=headers, timeout_s=timeout)
+        api = ApiClient(
+            base, ResponseSpec.for_api("auvy"), recorder, headers=headers, timeout_s=timeout
+        )
         made.append(api)
         return AuvyClient(api)
 

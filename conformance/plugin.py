@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"target profile TOML (default: {REFERENCE_PROFILE.relative_to(REPO)})",
     )
     group.addoption(
-        "--report-dir", default=str(REPO / "reports"), help="where the reports go (default reports/)"
+        "--req",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="only the checks of this requirement id or id prefix (repeatable): auvy.stream",
+    )
+    group.addoption(
+        "--report-dir",
+        default=str(REPO / "reports"),
+        help="where the reports go (default reports/)",
     )
 
 
@@ -95,7 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     target = config.getoption("--target")
     if worker:
-        target = target or config.workerinput.get("conformance_target")
+        target = target or getattr(config, "workerinput", {}).get("conformance_target")
     elif target is None:
         if config.getoption("--collect-only", False):
             target = "http://127.0.0.1:9"  # collection needs no server
@@ -105,11 +114,17 @@ def pytest_configure(config: pytest.Config) -> None:
     if target is None:
         raise pytest.UsageError("no --target and no reference server")
     state.target = target.rstrip("/")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(), "conformance-xdist")
 
 
-def pytest_configure_node(node: Any) -> None:
-    """xdist: workers re-parse the command line, so the started server's URL travels here."""
-    node.workerinput["conformance_target"] = node.config.stash[STATE].target
+class XdistHooks:
+    """Registered only when xdist is loaded: its hook is unknown to pytest otherwise."""
+
+    @staticmethod
+    def pytest_configure_node(node: Any) -> None:
+        # Workers re-parse the command line, so the started server's URL travels here.
+        node.workerinput["conformance_target"] = node.config.stash[STATE].target
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -151,7 +166,11 @@ def pytest_collection_modifyitems(
                 state.catalog.get(req_id)
             except CatalogError as exc:
                 problems.append(f"{item.nodeid}: {exc}")
-        if {i.split(".", 1)[0] for i in ids} & set(state.apis):
+        wanted = config.getoption("--req")
+        selected = wanted is None or any(
+            i == w or i.startswith(w.rstrip(".") + ".") for i in ids for w in wanted
+        )
+        if selected and {i.split(".", 1)[0] for i in ids} & set(state.apis):
             keep.append(item)
         else:
             drop.append(item)
@@ -182,15 +201,15 @@ def profile(pytestconfig: pytest.Config) -> TargetProfile:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None]:
-    report: pytest.TestReport = yield
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     if report.when == "call" or (report.when == "setup" and not report.passed):
         report.user_properties.append(("requirements", " ".join(requirements_of(item))))
         rec = item.stash.get(RECORDER, None)
         if report.failed and rec is not None and rec.exchanges:
             payload = json.dumps([e.to_dict() for e in rec.exchanges[-10:]])
             report.user_properties.append(("conformance_exchanges", payload))
-    return report  # type: ignore[return-value]
+    return report
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -226,8 +245,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     failed_tests = [o for o in outcomes if o.outcome in ("failed", "error")]
     if failed_tests and not failed_must and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
         only_soft = all(
-            o.requirements
-            and all(state.catalog.get(r).level != "MUST" for r in o.requirements)
+            o.requirements and all(state.catalog.get(r).level != "MUST" for r in o.requirements)
             for o in failed_tests
         )
         if only_soft:
@@ -258,7 +276,8 @@ def _outcomes_from(reporter: Any) -> list[TestOutcome]:
             elif rep.skipped and isinstance(rep.longrepr, tuple):
                 message = str(rep.longrepr[2])
             exchanges = tuple(
-                Exchange.from_dict(d) for d in json.loads(props.get("conformance_exchanges", "[]"))
+                Exchange.from_dict(d)
+                for d in json.loads(str(props.get("conformance_exchanges", "[]")))
             )
             previous = seen.get(rep.nodeid)
             if previous is not None and previous.outcome in ("failed", "error"):

@@ -62,7 +62,7 @@ class TargetProfile:
         return str(self.get(f"{api}.base_path", "")).rstrip("/")
 
     def server_profile(self) -> Path | None:
-        """The server profile to start the bundled reference server with, when there is no target."""
+        """The server profile for the bundled reference server, used when there is no target."""
         name = self.get("reference.server_profile")
         if name is None or self.path is None:
             return None

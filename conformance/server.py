@@ -31,7 +31,8 @@ class ReferenceServer:
         self.url = ""
         self._proc: subprocess.Popen[bytes] | None = None
         # A file, not a pipe: a chatty server must never block on a pipe nobody reads.
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
+        self._output = ""
 
     def start(self, timeout_s: float = 30.0) -> str:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -77,9 +78,13 @@ class ReferenceServer:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        self._output = self.output()
+        self._log.close()
 
     def output(self) -> str:
         """What the server printed so far (banner, warnings, tracebacks)."""
+        if self._log.closed:
+            return self._output
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
 

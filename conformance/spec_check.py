@@ -91,7 +91,9 @@ class ResponseSpec:
             schema_pointer = f"{pointer}/headers/{_esc(name)}/schema"
             if "$ref" in response["headers"][name]:
                 schema_pointer = response["headers"][name]["$ref"][1:] + "/schema"
-            self._validate(schema_pointer, _coerce(value, header.get("schema", {})), f"header {name}")
+            self._validate(
+                schema_pointer, _coerce(value, header.get("schema", {})), f"header {name}"
+            )
         content = response.get("content", {})
         if not content:
             return
@@ -103,7 +105,9 @@ class ResponseSpec:
             )
         if media == "text/event-stream" or not has_body:
             return
-        self._validate(f"{pointer}/content/{_esc(media)}/schema", body, f"{operation_id} {status} body")
+        self._validate(
+            f"{pointer}/content/{_esc(media)}/schema", body, f"{operation_id} {status} body"
+        )
 
     def check_event(self, operation_id: str, data: Any) -> None:
         """Validate one event-stream `data:` payload against the operation's `x-sse-data` schema."""

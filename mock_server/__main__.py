@@ -11,6 +11,7 @@ from pathlib import Path
 import uvicorn
 
 from .app import create_app
+from .faults import FAULTS
 from .profile import DEFAULT_PROFILE, ProfileError, ServerProfile
 from .seed import SeedError
 from .world import APIS
@@ -27,15 +28,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile",
         type=Path,
         default=DEFAULT_PROFILE,
-        help=f"server profile TOML (default {DEFAULT_PROFILE.relative_to(Path.cwd()) if DEFAULT_PROFILE.is_relative_to(Path.cwd()) else DEFAULT_PROFILE})",
+        help="server profile TOML (default fixtures/server/dev.toml)",
     )
     p.add_argument(
         "--api",
         choices=APIS,
         help="serve this one API at the root instead of every API under its prefix",
     )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        choices=sorted(FAULTS),
+        metavar="NAME",
+        help="break one documented behaviour on purpose (repeatable): " + ", ".join(sorted(FAULTS)),
+    )
     p.add_argument("--access-log", action="store_true", help="log every request")
-    p.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # a socket handed over by a test harness
+    p.add_argument(
+        "--fd", type=int, help=argparse.SUPPRESS
+    )  # a socket handed over by a test harness
     return p.parse_args(argv)
 
 
@@ -56,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         profile = ServerProfile.load(args.profile)
-        app = create_app(profile, apis=[args.api] if args.api else APIS, root_api=args.api)
+        app = create_app(
+            profile,
+            apis=[args.api] if args.api else APIS,
+            root_api=args.api,
+            faults=args.fault,
+        )
     except (ProfileError, SeedError, ValueError) as exc:
         print(f"mock_server: {exc}", file=sys.stderr)
         return 2
@@ -74,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     host, port = sock.getsockname()[:2]
     print(banner(f"http://{host}:{port}", profile, args.api), flush=True)
+    for name in args.fault:
+        print(f"  FAULT {name}: {FAULTS[name].description}", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=args.access_log, lifespan="on")
     server = uvicorn.Server(config)
     server.run(sockets=[sock])

@@ -16,6 +16,7 @@ from starlette.routing import Mount
 from .clock import Clock
 from .control import control_app
 from .errors import RouteNotFound
+from .faults import FaultMiddleware
 from .profile import ServerProfile
 from .world import APIS, World
 
@@ -47,6 +48,7 @@ def create_app(
     clock: Clock | None = None,
     apis: Sequence[str] = APIS,
     root_api: str | None = None,
+    faults: Sequence[str] = (),
 ) -> Starlette:
     """Serve every API under its prefix (/auvy, ...), or `root_api` alone at the root."""
     world = World(profile or ServerProfile.load(), clock=clock, apis=apis)
@@ -77,6 +79,11 @@ def create_app(
             {"code": "NOT_FOUND", "message": str(exc), "apis": prefixes}, status_code=404
         )
 
+    middleware = []
+    if faults:
+        # Outermost but for CORS, so a fault is seen exactly as a browser or client would see it.
+        first_key = next(iter(world.auvy.keys), None)
+        middleware.append(Middleware(FaultMiddleware, faults=faults, first_key=first_key))
     app = Starlette(
         routes=mounts,
         middleware=[
@@ -87,7 +94,8 @@ def create_app(
                 allow_headers=["*"],
                 expose_headers=EXPOSED_HEADERS,
                 max_age=600,
-            )
+            ),
+            *middleware,
         ],
         lifespan=lifespan,
         exception_handlers={404: not_found},

@@ -1,7 +1,7 @@
 """The only place that knows real time.
 
-Everything time-dependent (step pacing, schedules, TTLs, timeouts) asks an injected `Clock`, so tests
-drive time with `ManualClock.advance()` instead of sleeping.
+Everything time-dependent (step pacing, schedules, TTLs, timeouts) asks an injected `Clock`, so
+tests drive time with `ManualClock.advance()` instead of sleeping.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ class AuvyEnvelope(Envelope):
     """Flat `{"code", "message", "field"?}`; an illegal move (cancel after completion) is a 400."""
 
     api = "auvy"
-    codes = {
+    codes: ClassVar[Mapping[str, tuple[int, str]]] = {
         "invalid": (400, "VALIDATION_ERROR"),
         "illegal_transition": (400, "VALIDATION_ERROR"),
         "conflict": (400, "VALIDATION_ERROR"),
@@ -138,10 +138,10 @@ class AuvyEnvelope(Envelope):
 
 
 class AvaEnvelope(Envelope):
-    """`{"error": {"code", "message", "request_id", "docs_url", "fields"?}}` with snake_case codes."""
+    """`{"error": {"code", "message", "request_id", "docs_url", "fields"?}}`, snake_case codes."""
 
     api = "ava"
-    codes = {
+    codes: ClassVar[Mapping[str, tuple[int, str]]] = {
         "invalid": (400, "validation_error"),
         "illegal_transition": (409, "resource_conflict"),
         "conflict": (409, "resource_conflict"),
@@ -172,7 +172,7 @@ class StraitEnvelope(Envelope):
     """`{"error": {"code", "message", "details"?}, "request_id"}`."""
 
     api = "strait"
-    codes = {
+    codes: ClassVar[Mapping[str, tuple[int, str]]] = {
         "invalid": (400, "bad_request"),
         "illegal_transition": (400, "bad_request"),
         "conflict": (409, "conflict"),

@@ -59,6 +59,15 @@ class ServerProfile:
         _only(raw, {"server", "auvy"}, "the profile")
         if "seed" in auvy_raw:
             auvy_raw["seed"] = (base / str(auvy_raw["seed"])).resolve()
+        for where, table, names in (
+            ("[server]", server, ("ping_interval_ms", "max_body_bytes")),
+            ("[auvy]", auvy_raw, ("step_ms", "start_delay_ms", "stream_maxlen", "stream_ttl_ms")),
+        ):
+            for name in names:
+                # Checked here: a string or a negative number would only fail at the first job.
+                value = table.get(name, 0)
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ProfileError(f"{where} {name} must be a non-negative integer")
         for key in ("stream_maxlen", "stream_ttl_ms"):
             if auvy_raw.get(key) == 0:
                 auvy_raw[key] = None  # 0 means unbounded, as TOML has no null

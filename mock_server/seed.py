@@ -18,6 +18,9 @@ class SeedError(ValueError):
     pass
 
 
+WORKSPACE_STATES = ("active", "trial_expired", "cost_cap")
+
+
 def load_auvy(model: AuvyModel, path: Path) -> None:
     try:
         raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -25,12 +28,20 @@ def load_auvy(model: AuvyModel, path: Path) -> None:
         raise SeedError(f"cannot read seed world {path}: {exc}") from None
     try:
         for ws in raw.get("workspaces", []):
+            if ws.get("state", "active") not in WORKSPACE_STATES:
+                raise SeedError(f"workspace {ws['id']} has unknown state {ws['state']!r}")
             model.add_workspace(
-                Workspace(ws["id"], ws["slug"], ws.get("name", ws["slug"]), ws.get("state", "active"))
+                Workspace(
+                    ws["id"], ws["slug"], ws.get("name", ws["slug"]), ws.get("state", "active")
+                )
             )
         for key in raw.get("keys", []):
+            if key["workspace"] not in model.workspaces:
+                raise SeedError(f"key {key['token']} names unknown workspace {key['workspace']}")
             model.add_key(
-                ApiKey(key["token"], key["workspace"], frozenset(key.get("scopes", ["read", "write"])))
+                ApiKey(
+                    key["token"], key["workspace"], frozenset(key.get("scopes", ["read", "write"]))
+                )
             )
         for pw in raw.get("pathways", []):
             if pw["workspace"] not in model.workspaces:
@@ -45,6 +56,8 @@ def load_auvy(model: AuvyModel, path: Path) -> None:
                 )
             )
         for trace in raw.get("traces", []):
+            if trace["workspace"] not in model.workspaces:
+                raise SeedError(f"trace {trace['id']} names unknown workspace {trace['workspace']}")
             model.add_trace(Trace(trace["id"], trace["workspace"]))
     except KeyError as exc:
         raise SeedError(f"{path}: an entry lacks the key {exc}") from None
@@ -62,9 +75,13 @@ def describe_auvy(path: Path) -> list[str]:
     lines = ["  auvy seed world:"]
     for key in raw.get("keys", []):
         scopes = ",".join(key.get("scopes", ["read", "write"]))
-        lines.append(f"    key {key['token']}  workspace {slugs.get(key['workspace'], '?')} ({scopes})")
+        lines.append(
+            f"    key {key['token']}  workspace {slugs.get(key['workspace'], '?')} ({scopes})"
+        )
     for pw in raw.get("pathways", []):
-        lines.append(f"    pathway {pw['id']}  {pw.get('name', '')} ({slugs.get(pw['workspace'], '?')})")
+        lines.append(
+            f"    pathway {pw['id']}  {pw.get('name', '')} ({slugs.get(pw['workspace'], '?')})"
+        )
     for trace in raw.get("traces", []):
         lines.append(f"    trace {trace['id']} ({slugs.get(trace['workspace'], '?')})")
     return lines

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError
+from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -46,12 +46,10 @@ class Param:
                 raise RequestInvalid(self.location, self.name, f"{self.name} must be an integer")
             return int(raw)
         if kind == "number":
-            try:
-                value = float(raw)
-            except ValueError:
-                raise RequestInvalid(
-                    self.location, self.name, f"{self.name} must be a number"
-                ) from None
+            # float() alone would also take " 1", "1_000" and "nan", which are not JSON numbers.
+            if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", raw):
+                raise RequestInvalid(self.location, self.name, f"{self.name} must be a number")
+            value = float(raw)
             if value != value or value in (float("inf"), float("-inf")):
                 raise RequestInvalid(self.location, self.name, f"{self.name} must be finite")
             return value
@@ -121,7 +119,9 @@ class Operation:
             if raw is None:
                 if param.required:
                     raise RequestInvalid(
-                        param.location, param.name, f"{param.location} parameter {param.name} is required"
+                        param.location,
+                        param.name,
+                        f"{param.location} parameter {param.name} is required",
                     )
                 if "default" in param.schema:
                     self._target(out, param.location)[param.name] = param.schema["default"]
@@ -152,11 +152,13 @@ class Operation:
             raise RequestInvalid(
                 "body",
                 "",
-                f"Content-Type must be {' or '.join(self.body.media_types)}, not {media or 'missing'}",
+                f"Content-Type must be {' or '.join(self.body.media_types)}, "
+                f"not {media or 'missing'}",
             )
         try:
-            value = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            value = json.loads(raw, parse_constant=_reject_constant)
+        except ValueError as exc:
+            # Also covers UnicodeDecodeError and int()'s digit limit on a huge integer literal.
             raise RequestInvalid("body", "", f"request body is not valid JSON: {exc}") from None
         except RecursionError:
             raise RequestInvalid("body", "", "request body is nested too deeply") from None
@@ -166,24 +168,40 @@ class Operation:
             raise RequestInvalid("body", "", "request body is nested too deeply") from None
         if error is not None:
             name = _field_of(error)
-            raise RequestInvalid("body", name, f"{name or 'body'}: {error.message}")
+            raise RequestInvalid("body", name, _message(error, name or "body"))
         return value
 
 
-def _first_error(validator: Draft202012Validator, value: Any) -> ValidationError | None:
-    from jsonschema.exceptions import best_match
+def _reject_constant(name: str) -> Any:
+    # json.loads accepts NaN and +-Infinity, which are not JSON; stored, they break JSON rendering.
+    raise ValueError(f"{name} is not a JSON value")
 
-    return best_match(validator.iter_errors(value))
+
+def _first_error(validator: Draft202012Validator, value: Any) -> ValidationError | None:
+    error: ValidationError | None = best_match(validator.iter_errors(value))
+    return error
+
+
+def _message(error: ValidationError, name: str) -> str:
+    if error.validator in ("not", "oneOf", "anyOf"):
+        # jsonschema's own text here repeats the whole instance and subschema; the schema's
+        # description says what shape was expected instead.
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        described = schema.get("description")
+        return f"{name} does not match any allowed shape" + (f": {described}" if described else "")
+    return f"{name}: {error.message}"
 
 
 def _field_of(error: ValidationError) -> str:
     parts = [str(p) for p in error.absolute_path]
     if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [p for p in error.validator_value if p not in error.instance]
+        wanted = error.validator_value if isinstance(error.validator_value, list) else []
+        missing = [p for p in wanted if p not in error.instance]
         if missing:
             parts.append(str(missing[0]))
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
+        allowed = set(schema.get("properties", {}))
         extra = sorted(set(error.instance) - allowed)
         if extra:
             parts.append(extra[0])
@@ -303,7 +321,10 @@ def _compile(
     if not op_id:
         raise ValueError(f"{method} {template} has no operationId")
     params: dict[tuple[str, str], Param] = {}
-    for source, base in ((shared, f"/paths/{_escape(template)}/parameters"), (raw.get("parameters", []), f"{pointer}/parameters")):
+    for source, base in (
+        (shared, f"/paths/{_escape(template)}/parameters"),
+        (raw.get("parameters", []), f"{pointer}/parameters"),
+    ):
         for index, ref_or_param in enumerate(source):
             param = _deref(document, ref_or_param)
             location = param["in"]
@@ -331,7 +352,9 @@ def _compile(
         if not json_types:
             raise ValueError(f"{op_id}: only JSON request bodies are supported")
         body_pointer = (
-            raw["requestBody"]["$ref"][1:] if "$ref" in raw["requestBody"] else f"{pointer}/requestBody"
+            raw["requestBody"]["$ref"][1:]
+            if "$ref" in raw["requestBody"]
+            else f"{pointer}/requestBody"
         )
         body = Body(
             required=bool(request_body.get("required", False)),

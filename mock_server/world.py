@@ -25,7 +25,9 @@ class World:
             raise ValueError(f"unknown API(s) {unknown}; known: {', '.join(APIS)}")
         self.profile = profile
         self.apis = tuple(apis)
-        self.engine = Engine(clock or (ManualClock() if profile.clock == "manual" else SystemClock()))
+        self.engine = Engine(
+            clock or (ManualClock() if profile.clock == "manual" else SystemClock())
+        )
         # Loaded once here; every request is routed and validated from these compiled tables.
         self.specs: dict[str, Spec] = load_specs(["auvy"])
         settings = profile.auvy

@@ -53,7 +53,9 @@ def unchanged(auvy: AuvyClient, job_id: str, before: dict[str, Any]) -> None:
 
 @req("auvy.jobs.cancel.terminal-400", "auvy.errors.validation")
 @pytest.mark.parametrize("kind", ["complete", "fail"])
-def test_cancel_of_a_terminal_job_is_400(auvy: AuvyClient, profile: TargetProfile, kind: str) -> None:
+def test_cancel_of_a_terminal_job_is_400(
+    auvy: AuvyClient, profile: TargetProfile, kind: str
+) -> None:
     job_id = auvy.start(profile.need(f"auvy.pathways.{kind}.id"))
     before = auvy.wait_for(job_id, TERMINAL, timeout(profile))
     auvy_error_envelope(auvy.cancel(job_id), 400, "VALIDATION_ERROR")
@@ -150,7 +152,9 @@ def test_resume_of_a_waiting_job_moves_it_on(auvy: AuvyClient, profile: TargetPr
 
 @req("auvy.jobs.resume.other-states", "auvy.errors.validation")
 @pytest.mark.parametrize("kind", ["complete", "fail"])
-def test_resume_of_a_terminal_job_is_400(auvy: AuvyClient, profile: TargetProfile, kind: str) -> None:
+def test_resume_of_a_terminal_job_is_400(
+    auvy: AuvyClient, profile: TargetProfile, kind: str
+) -> None:
     job_id = auvy.start(profile.need(f"auvy.pathways.{kind}.id"))
     before = auvy.wait_for(job_id, TERMINAL, timeout(profile))
     auvy_error_envelope(auvy.resume(job_id), 400, "VALIDATION_ERROR")
@@ -194,7 +198,9 @@ def test_reject_ends_the_job_failed(auvy: AuvyClient, profile: TargetProfile) ->
 def test_submit_input_moves_the_job_on(auvy: AuvyClient, profile: TargetProfile) -> None:
     fields = profile.need("auvy.pathways.input.fields")
     job_id, waiting = waiting_job(auvy, profile, "input")
-    status_is(auvy.submit_input(job_id, response(profile, waiting, "submit_input", fields=fields)), 200)
+    status_is(
+        auvy.submit_input(job_id, response(profile, waiting, "submit_input", fields=fields)), 200
+    )
     assert auvy.wait_for(job_id, TERMINAL, timeout(profile))["status"] == "completed"
 
 
@@ -226,7 +232,10 @@ MISMATCHES: dict[str, tuple[str, Body]] = {
         lambda p, w: response(p, {"interventionId": "int_not_this_one"}, "approve"),
     ),
     "action-of-other-kind": ("approval", lambda p, w: response(p, w, "submit_input", fields={})),
-    "answers-for-approval": ("approval", lambda p, w: response(p, w, "answer_questions", answers={})),
+    "answers-for-approval": (
+        "approval",
+        lambda p, w: response(p, w, "answer_questions", answers={}),
+    ),
     "missing-fields": ("input", lambda p, w: response(p, w, "submit_input")),
     "missing-required-field": ("input", lambda p, w: response(p, w, "submit_input", fields={})),
     "approve-on-input": ("input", lambda p, w: response(p, w, "approve")),
@@ -245,7 +254,9 @@ def test_input_not_matching_the_intervention_is_400_and_changes_nothing(
     job_id, waiting = waiting_job(auvy, profile, kind)
     before = auvy.status(job_id)
     try:
-        auvy_error_envelope(auvy.submit_input(job_id, make(profile, waiting)), 400, "VALIDATION_ERROR")
+        auvy_error_envelope(
+            auvy.submit_input(job_id, make(profile, waiting)), 400, "VALIDATION_ERROR"
+        )
         unchanged(auvy, job_id, before)
     finally:
         auvy.cancel(job_id)

@@ -100,9 +100,7 @@ def test_blocked_workspace_cannot_start_jobs(
 
 
 @req("auvy.errors.not-found", "auvy.errors.typed-codes")
-@pytest.mark.parametrize(
-    "operation", ["getJobStatus", "streamJob", "cancelJob", "resumeJob"]
-)
+@pytest.mark.parametrize("operation", ["getJobStatus", "streamJob", "cancelJob", "resumeJob"])
 def test_unknown_job_is_404(auvy: AuvyClient, profile: TargetProfile, operation: str) -> None:
     auvy_error_envelope(
         EVERY_ROUTE[operation](auvy, profile), 404, {"NOT_FOUND", "RESOURCE_NOT_FOUND"}

@@ -25,7 +25,9 @@ def test_create_job_answers_job_id_and_pending(auvy: AuvyClient, profile: Target
     status_is(response, range(200, 300))
     body = body_of(response)
     assert isinstance(body.get("job_id"), str) and body["job_id"], body
-    assert body.get("status") == "pending", f"status should be 'pending', got {body.get('status')!r}"
+    assert body.get("status") == "pending", (
+        f"status should be 'pending', got {body.get('status')!r}"
+    )
     # The id is usable right away: the job exists for its workspace.
     auvy.status(body["job_id"])
 
@@ -177,5 +179,3 @@ def test_chat_on_unknown_or_foreign_trace_is_404(auvy: AuvyClient, profile: Targ
     if foreign is not None:
         response = auvy.chat(foreign, {"message": "hi"})
         auvy_error_envelope(response, 404, {"NOT_FOUND", "RESOURCE_NOT_FOUND"})
-
-

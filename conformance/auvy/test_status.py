@@ -199,8 +199,15 @@ def test_list_filter_by_receptor(auvy: AuvyClient) -> None:
         {"offset": "x"},
         {"pathway_id": "not-a-uuid"},
     ],
-    ids=["status-cancelled", "status-unknown", "limit-word", "limit-negative",
-         "offset-negative", "offset-word", "pathway-malformed"],
+    ids=[
+        "status-cancelled",
+        "status-unknown",
+        "limit-word",
+        "limit-negative",
+        "offset-negative",
+        "offset-word",
+        "pathway-malformed",
+    ],
 )
 def test_list_rejects_bad_query(auvy: AuvyClient, params: dict[str, Any]) -> None:
     auvy_error_envelope(auvy.list_jobs(params=params), 400, "VALIDATION_ERROR")
@@ -233,9 +240,7 @@ def test_list_pages_cover_the_set_without_duplicates(
 
 
 @req("auvy.jobs.list.workspace-scoped")
-def test_list_shows_only_the_callers_workspace(
-    auvy_as: Any, profile: TargetProfile
-) -> None:
+def test_list_shows_only_the_callers_workspace(auvy_as: Any, profile: TargetProfile) -> None:
     main, other = auvy_as("main"), auvy_as("other")
     mine = main.start(profile.need("auvy.pathways.complete.id"))
     body = list_body(other, limit=100)

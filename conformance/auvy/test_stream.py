@@ -78,8 +78,12 @@ def test_server_closes_the_stream_after_the_terminal_event(
     auvy: AuvyClient, profile: TargetProfile
 ) -> None:
     job_id = auvy.start(profile.need("auvy.pathways.complete.id"))
-    read = full_stream(auvy, job_id)
-    assert read.ended, "the server kept the response open after the terminal event"
+    # Events and keepalives arrive at least every keepalive interval, so a longer silence after
+    # the terminal event means the server is holding the response open.
+    grace = float(profile.get("auvy.keepalive_within_s", 30)) + 2
+    read = auvy.read_stream(job_id, read_timeout_s=grace)
+    assert read.status_code == 200
+    assert read.ended, f"the server kept the response open {grace}s after the terminal event"
     terminal_at = next(i for i, p in enumerate(read.payloads) if p["type"] == "complete")
     assert terminal_at == len(read.events) - 1, "events followed the terminal event"
 

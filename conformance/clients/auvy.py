@@ -144,14 +144,21 @@ class AuvyClient:
             out.headers = dict(stream.response.headers)
             if stream.status_code != 200:
                 return out
-            for item in stream:
-                if isinstance(item, SseComment):
-                    out.comments.append(item)
-                    if until_comment:
+            try:
+                for item in stream:
+                    if isinstance(item, SseComment):
+                        out.comments.append(item)
+                        if until_comment:
+                            return out
+                        continue
+                    out.events.append(item)
+                    if max_events is not None and len(out.events) >= max_events:
                         return out
-                    continue
-                out.events.append(item)
-                if max_events is not None and len(out.events) >= max_events:
-                    return out
+            except httpx.ReadTimeout:
+                # Silence after the terminal event means the server did not close the stream;
+                # silence before it is a stalled stream, which the caller must see as a failure.
+                if out.terminal is None:
+                    raise
+                return out
             out.ended = True
         return out

@@ -16,7 +16,7 @@ import httpx
 from ..checks import ConformanceFailure
 from ..report import Exchange
 from ..spec_check import ResponseSpec
-from .sse import Item, parse
+from .sse import Item, SseEvent, parse
 
 MAX_RECORDED = 20
 MAX_BODY = 8_000
@@ -71,6 +71,7 @@ class ApiClient:
         self.recorder = recorder
         self.headers = dict(headers or {})
         self.retry_429 = retry_429
+        self.total_timeout_s = timeout_s * 2
         self.http = httpx.Client(timeout=timeout_s)
 
     def close(self) -> None:
@@ -96,9 +97,7 @@ class ApiClient:
             merged.setdefault("Content-Type", "application/json")
         attempts = 0
         while True:
-            response = self.http.request(
-                method, self.base_url + path, content=content, params=params, headers=merged
-            )
+            response = self._bounded(method, path, content, params, merged)
             self._record(response)
             if response.status_code == 429 and attempts < self.retry_429:
                 attempts += 1
@@ -123,6 +122,44 @@ class ApiClient:
                 has_body=bool(response.content),
             )
         return response
+
+    def _bounded(
+        self,
+        method: str,
+        path: str,
+        content: bytes | str | None,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None,
+        headers: Mapping[str, str],
+    ) -> httpx.Response:
+        """Send and read the whole body within a total deadline: keepalives on an endless body
+        (an event stream where none was expected) would otherwise defeat the read timeout."""
+        deadline = time.monotonic() + self.total_timeout_s
+        request = self.http.build_request(
+            method, self.base_url + path, content=content, params=params, headers=headers
+        )
+        response = self.http.send(request, stream=True)
+        chunks = []
+        try:
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise ConformanceFailure(
+                        f"{method} {path}: the response did not finish within "
+                        f"{self.total_timeout_s:.0f}s",
+                        f"status {response.status_code}, "
+                        f"content-type {response.headers.get('content-type')}",
+                    )
+        finally:
+            response.close()
+        # Re-wrap the decoded bytes so callers get an ordinary, fully read response.
+        kept = [
+            (k, v)
+            for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length")
+        ]
+        return httpx.Response(
+            response.status_code, headers=kept, content=b"".join(chunks), request=request
+        )
 
     def _record(self, response: httpx.Response, body: str | None = None) -> None:
         req = response.request
@@ -214,7 +251,7 @@ class EventStream:
     def _items(self) -> Iterator[Item]:
         for item in parse(self.response.iter_lines()):
             self.items.append(item)
-            if hasattr(item, "data"):
+            if isinstance(item, SseEvent):
                 try:
                     payload = json.loads(item.data)
                 except json.JSONDecodeError:
@@ -228,7 +265,7 @@ class EventStream:
     def transcript(self) -> str:
         lines = []
         for item in self.items:
-            if hasattr(item, "data"):
+            if isinstance(item, SseEvent):
                 if item.id is not None:
                     lines.append(f"id: {item.id}")
                 lines.append(f"data: {item.data}")

@@ -40,7 +40,8 @@ class ApiApp(Generic[Who]):
         extra = sorted(set(self.handlers) - set(spec.operations))
         if missing or extra:
             raise RuntimeError(
-                f"{spec.name}: operations without handler {missing}, handlers without operation {extra}"
+                f"{spec.name}: operations without handler {missing}, "
+                f"handlers without operation {extra}"
             )
 
     def build_handlers(self) -> Mapping[str, Handler]:

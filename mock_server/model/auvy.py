@@ -392,9 +392,7 @@ class AuvyModel:
             return None
         return self.interventions.get(job.intervention_id)
 
-    def read_events(
-        self, job: Job, after: StreamId | None, count: int | None = None
-    ) -> ReadResult:
+    def read_events(self, job: Job, after: StreamId | None, count: int | None = None) -> ReadResult:
         return self.streams.read_after(job.id, after, self.engine.now(), count)
 
     # -- controlling ---------------------------------------------------------------------------
@@ -484,7 +482,9 @@ class AuvyModel:
             unknown = set(answers) - {q.id for q in wait.questions}
             if unknown:
                 name = sorted(unknown)[0]
-                raise InvalidInput(f"input.answers.{name}", f"the intervention has no question {name}")
+                raise InvalidInput(
+                    f"input.answers.{name}", f"the intervention has no question {name}"
+                )
 
     # -- running -------------------------------------------------------------------------------
 
@@ -578,7 +578,8 @@ class AuvyModel:
     def _fail(self, job: Job, reason: str, code: str, message: str, now: int) -> None:
         self._unschedule(job)
         intervention = self.waiting_for(job)
-        if intervention is not None:
+        # A reject has already closed it as rejected (with the response): keep that.
+        if intervention is not None and intervention.status == "pending":
             self._close_intervention(intervention, "cancelled", now, None)
         self._move(job, JobStatus.FAILED, now)
         job.failed_reason = reason
@@ -641,12 +642,16 @@ class AuvyModel:
                 if job.status is JobStatus.PENDING:
                     job.processed_ms = now
                 self._move(job, JobStatus.RUNNING, now)
+                # Every status change is on the stream: readers never see paused -> completed.
+                self._emit_state(job, now)
             self._unschedule(job)
             self._complete(job, Complete({"forced": True}), now)
         elif outcome == "fail":
             if job.terminal:
                 raise IllegalTransition("job", job.id, job.status.value, "fail")
-            self._fail(job, reason or "forced failure", "JOB_FAILED", reason or "forced failure", now)
+            self._fail(
+                job, reason or "forced failure", "JOB_FAILED", reason or "forced failure", now
+            )
         else:
             raise InvalidInput("outcome", "outcome must be complete or fail")
         return job
@@ -676,7 +681,9 @@ def render_waiting_for(intervention: Intervention) -> dict[str, Any]:
         "created_at": iso(intervention.created_ms),
     }
     if wait.kind == "input":
-        out["fields"] = [{"name": f.name, "type": f.type, "required": f.required} for f in wait.fields]
+        out["fields"] = [
+            {"name": f.name, "type": f.type, "required": f.required} for f in wait.fields
+        ]
     if wait.kind == "questions":
         out["questions"] = [{"id": q.id, "text": q.text} for q in wait.questions]
     return out

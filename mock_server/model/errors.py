@@ -2,7 +2,7 @@
 
     ModelError
     ├── Unauthenticated      no or unknown credentials
-    ├── Forbidden            known caller, not allowed (reason: forbidden | trial_expired | cost_cap)
+    ├── Forbidden            known caller, not allowed (reason: forbidden, trial_expired, ...)
     ├── NotFound             unknown id, or an id of another workspace/tenant/project
     ├── IllegalTransition    the status machine refuses the move (cancel after completion, ...)
     ├── InvalidInput         well-formed request whose content the model rejects (names the field)

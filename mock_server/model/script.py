@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 WaitKind = Literal["approval", "input", "questions"]
+FieldType = Literal["string", "number", "boolean"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Progress:
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: Literal["string", "number", "boolean"] = "string"
+    type: FieldType = "string"
     required: bool = True
 
 
@@ -78,6 +79,8 @@ def parse_script(raw: Sequence[Mapping[str, object]], where: str) -> tuple[Step,
     steps: list[Step] = []
     for i, item in enumerate(raw):
         here = f"{where} step {i + 1}"
+        if not isinstance(item, Mapping):
+            raise ScriptError(f"{here}: a step must be a table")
         if "progress" in item:
             count = item["progress"]
             if not isinstance(count, int) or count < 1:
@@ -91,11 +94,16 @@ def parse_script(raw: Sequence[Mapping[str, object]], where: str) -> tuple[Step,
             if kind not in ("approval", "input", "questions"):
                 raise ScriptError(f"{here}: wait must be approval, input or questions")
             fields = tuple(
-                Field(str(f["name"]), f.get("type", "string"), bool(f.get("required", True)))
+                Field(
+                    str(f["name"]),
+                    _field_type(f.get("type", "string"), here),
+                    bool(f.get("required", True)),
+                )
                 for f in _dicts(item.get("fields", []), here)
             )
             questions = tuple(
-                Question(str(q["id"]), str(q["text"])) for q in _dicts(item.get("questions", []), here)
+                Question(str(q["id"]), str(q["text"]))
+                for q in _dicts(item.get("questions", []), here)
             )
             if kind == "input" and not fields:
                 raise ScriptError(f"{here}: an input wait needs fields")
@@ -114,6 +122,12 @@ def parse_script(raw: Sequence[Mapping[str, object]], where: str) -> tuple[Step,
         else:
             raise ScriptError(f"{here}: unknown step {sorted(item)}")
     return tuple(steps)
+
+
+def _field_type(value: object, here: str) -> FieldType:
+    if value not in ("string", "number", "boolean"):
+        raise ScriptError(f"{here}: a field's type must be string, number or boolean")
+    return value
 
 
 def _dicts(value: object, here: str) -> list[Mapping[str, object]]:

@@ -64,7 +64,9 @@ class MemoryStreams:
     def append(self, key: str, data: Mapping[str, object], now_ms: int) -> StreamId:
         stream = self._streams.get(key)
         if stream is None:
-            stream = self._streams[key] = EventStream(now_ms, maxlen=self.maxlen, ttl_ms=self.ttl_ms)
+            stream = self._streams[key] = EventStream(
+                now_ms, maxlen=self.maxlen, ttl_ms=self.ttl_ms
+            )
         return stream.append(data, now_ms).id
 
     def read_after(

@@ -1,0 +1,217 @@
+"""Deliberate violations, for proving that the conformance suite catches them.
+
+`python -m mock_server --fault NAME` wraps the app in `FaultMiddleware`, which breaks one
+documented behaviour on the wire while the model underneath stays correct. The project's own tests
+start the server with each fault, run the suite, and check that the run fails naming the
+requirement (`tests/conformance/test_faults.py`). Frontend developers can use them too, to see how
+a UI copes with a misbehaving backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    breaks: str  # the requirement id it violates
+    description: str
+
+
+FAULTS: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        Fault(
+            "cancel-terminal-ok",
+            "auvy.jobs.cancel.terminal-400",
+            "cancel of a completed or failed job answers 200 instead of 400",
+        ),
+        Fault(
+            "after-inclusive",
+            "auvy.stream.after-exclusive",
+            "the stream also sends the entry whose id equals `after`",
+        ),
+        Fault(
+            "resume-drops-first",
+            "auvy.stream.resume-after-disconnect",
+            "a stream read with `after` silently skips its first entry",
+        ),
+        Fault(
+            "stream-without-ids",
+            "auvy.stream.wire-format",
+            "event-stream entries lose their `id:` lines",
+        ),
+        Fault("no-keepalive", "auvy.stream.keepalive", "`: ping` comments are never sent"),
+        Fault(
+            "stream-stays-open",
+            "auvy.stream.ends-after-terminal",
+            "the response stays open for 20 s after the terminal entry",
+        ),
+        Fault(
+            "workspace-blind",
+            "auvy.errors.other-workspace-404",
+            "every valid key acts as the first key of the seed world",
+        ),
+        Fault(
+            "list-ignores-status",
+            "auvy.jobs.list.filters",
+            "GET /v1/jobs ignores its status filter",
+        ),
+        Fault(
+            "untyped-errors",
+            "auvy.errors.typed-codes",
+            'error bodies are {"error": message} without a code',
+        ),
+        Fault(
+            "input-accepts-anything",
+            "auvy.jobs.input.other-shapes-400",
+            "job input that should be rejected answers 200 and changes nothing",
+        ),
+    )
+}
+
+
+def _predecessor(ident: str) -> str | None:
+    m = re.fullmatch(r"([0-9]+)-([0-9]+)", ident)
+    if m is None:
+        return None
+    ms, seq = int(m[1]), int(m[2])
+    if seq > 0:
+        return f"{ms}-{seq - 1}"
+    return f"{ms - 1}-{2**64 - 1}" if ms > 0 else None
+
+
+def _rewrite_query(
+    scope: Scope, change: Callable[[list[tuple[str, str]]], list[tuple[str, str]]]
+) -> Scope:
+    from urllib.parse import parse_qsl, urlencode
+
+    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    return {**scope, "query_string": urlencode(change(pairs)).encode("latin-1")}
+
+
+class FaultMiddleware:
+    def __init__(
+        self, app: ASGIApp, faults: Iterable[str], *, first_key: str | None = None
+    ) -> None:
+        unknown = sorted(set(faults) - set(FAULTS))
+        if unknown:
+            raise ValueError(f"unknown fault(s) {unknown}; known: {', '.join(sorted(FAULTS))}")
+        self.app = app
+        self.faults = frozenset(faults)
+        self.first_key = first_key
+
+    def on(self, name: str) -> bool:
+        return name in self.faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_mock"):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        streaming = path.endswith("/stream")
+        has_after = b"after=" in scope.get("query_string", b"")
+        if self.on("after-inclusive") and streaming:
+            scope = _rewrite_query(
+                scope, lambda q: [(k, _predecessor(v) or v if k == "after" else v) for k, v in q]
+            )
+        if (
+            self.on("list-ignores-status")
+            and path.endswith("/v1/jobs")
+            and scope["method"] == "GET"
+        ):
+            scope = _rewrite_query(scope, lambda q: [(k, v) for k, v in q if k != "status"])
+        if self.on("workspace-blind") and self.first_key:
+            headers = [
+                (k, b"Bearer " + self.first_key.encode()) if k == b"authorization" else (k, v)
+                for k, v in scope["headers"]
+            ]
+            if any(k == b"authorization" for k, _ in scope["headers"]):
+                scope = {**scope, "headers": headers}
+        swallow_400 = (self.on("cancel-terminal-ok") and path.endswith("/cancel")) or (
+            self.on("input-accepts-anything") and path.endswith("/input")
+        )
+        state: dict[str, Any] = {"status": 200, "dropped": False, "buffer": b""}
+
+        async def send_faulty(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                if swallow_400 and message["status"] == 400:
+                    state["hold"] = message
+                    return
+                if self.on("untyped-errors") and message["status"] >= 400:
+                    state["hold"] = message
+                    return
+                await send(message)
+                return
+            if "hold" in state:
+                state["buffer"] += message.get("body", b"")
+                if message.get("more_body"):
+                    return
+                start, body = state.pop("hold"), state["buffer"]
+                if start["status"] == 400 and swallow_400:
+                    start, body = await self._status_instead(scope, start)
+                elif self.on("untyped-errors"):
+                    body = json.dumps({"error": json.loads(body).get("message", "error")}).encode()
+                headers = [(k, v) for k, v in start["headers"] if k != b"content-length"]
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({**start, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            if streaming and state["status"] == 200:
+                message = self._filter_stream(message, has_after, state)
+                if not message.get("more_body") and self.on("stream-stays-open"):
+                    await send({**message, "more_body": True})
+                    await asyncio.sleep(20)
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+            await send(message)
+
+        await self.app(scope, receive, send_faulty)
+
+    def _filter_stream(self, message: Message, has_after: bool, state: dict[str, Any]) -> Message:
+        body: bytes = message.get("body", b"")
+        if not body:
+            return message
+        frames = body.split(b"\n\n")
+        kept: list[bytes] = []
+        for frame in frames:
+            if not frame:
+                kept.append(frame)
+                continue
+            if self.on("no-keepalive") and frame.startswith(b":"):
+                continue
+            has_id = b"\nid: " in b"\n" + frame
+            if self.on("resume-drops-first") and has_after and not state["dropped"] and has_id:
+                state["dropped"] = True
+                continue
+            if self.on("stream-without-ids"):
+                lines = frame.split(b"\n")
+                frame = b"\n".join(line for line in lines if not line.startswith(b"id:"))
+            kept.append(frame)
+        return {**message, "body": b"\n\n".join(kept)}
+
+    async def _status_instead(self, scope: Scope, start: Message) -> tuple[Message, bytes]:
+        """Answer 200 with the job's current status, as if the refused request had worked."""
+        status_path = re.sub(r"/(cancel|input)$", "/status", scope["path"])
+        inner: Scope = {**scope, "method": "GET", "path": status_path, "query_string": b""}
+        parts: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def collect(message: Message) -> None:
+            parts.append(message)
+
+        await self.app(inner, receive, collect)
+        first = next(p for p in parts if p["type"] == "http.response.start")
+        body = b"".join(p.get("body", b"") for p in parts if p["type"] == "http.response.body")
+        return {**first}, body

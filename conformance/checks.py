@@ -30,8 +30,10 @@ def body_of(response: httpx.Response) -> Any:
         ) from None
 
 
-def status_is(response: httpx.Response, expected: int | Collection[int]) -> None:
+def status_is(response: httpx.Response | None, expected: int | Collection[int]) -> None:
     allowed = {expected} if isinstance(expected, int) else set(expected)
+    if response is None:
+        raise ConformanceFailure(f"expected HTTP {sorted(allowed)}, got no response")
     if response.status_code not in allowed:
         raise ConformanceFailure(
             f"expected HTTP {' or '.join(map(str, sorted(allowed)))}, got {response.status_code}",
@@ -40,11 +42,12 @@ def status_is(response: httpx.Response, expected: int | Collection[int]) -> None
 
 
 def auvy_error_envelope(
-    response: httpx.Response, status: int, codes: str | Collection[str]
+    response: httpx.Response | None, status: int, codes: str | Collection[str]
 ) -> dict[str, Any]:
     """An AUVY error: the status, a flat {code, message} body, and a code from the table."""
     allowed = {codes} if isinstance(codes, str) else set(codes)
     status_is(response, status)
+    assert response is not None
     body = body_of(response)
     if not isinstance(body, dict) or not isinstance(body.get("code"), str):
         raise ConformanceFailure("error body is not the AUVY envelope {code, message}", repr(body))
@@ -55,6 +58,37 @@ def auvy_error_envelope(
             f"error code {body['code']!r} is not {' or '.join(sorted(allowed))}", repr(body)
         )
     return body
+
+
+def ava_error_envelope(
+    response: httpx.Response | None,
+    status: int,
+    codes: str | Collection[str],
+    field: str | None = None,
+) -> dict[str, Any]:
+    """An AVA error: the status, {"error": {code, message, request_id, docs_url}} and a code from
+    FACTS.md's table; with `field`, `error.fields` must name it."""
+    allowed = {codes} if isinstance(codes, str) else set(codes)
+    status_is(response, status)
+    assert response is not None
+    body = body_of(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        raise ConformanceFailure(
+            "error body is not the AVA envelope {error: {code, ...}}", repr(body)
+        )
+    for name in ("message", "request_id", "docs_url"):
+        if not isinstance(error.get(name), str) or not error[name]:
+            raise ConformanceFailure(f"error.{name} is missing or empty", repr(body))
+    if error["code"] not in allowed:
+        raise ConformanceFailure(
+            f"error code {error['code']!r} is not {' or '.join(sorted(allowed))}", repr(body)
+        )
+    if field is not None:
+        fields = error.get("fields")
+        if not isinstance(fields, dict) or field not in fields:
+            raise ConformanceFailure(f"error.fields does not name {field}", repr(body))
+    return error
 
 
 def no_leak(response: httpx.Response, *secrets: str) -> None:
@@ -81,3 +115,26 @@ def event_ids_strictly_increase(ids: Sequence[str]) -> None:
             raise ConformanceFailure(
                 "event ids do not strictly increase", f"{a.encode()} then {b.encode()}"
             )
+
+
+def strait_error_envelope(
+    response: httpx.Response | None, status: int, codes: str | Collection[str]
+) -> dict[str, Any]:
+    """A Strait error: the status, {"error": {code, message, details?}, "request_id"?} and a code
+    from FACTS.md's table."""
+    allowed = {codes} if isinstance(codes, str) else set(codes)
+    status_is(response, status)
+    assert response is not None
+    body = body_of(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        raise ConformanceFailure(
+            "error body is not the Strait envelope {error: {code, message}}", repr(body)[:300]
+        )
+    if not isinstance(error.get("message"), str) or not error["message"]:
+        raise ConformanceFailure("error.message is missing or empty", repr(body)[:300])
+    if error["code"] not in allowed:
+        raise ConformanceFailure(
+            f"error code {error['code']!r} is not {' or '.join(sorted(allowed))}", repr(body)
+        )
+    return error

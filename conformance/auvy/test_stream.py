@@ -1,7 +1,10 @@
-"""GET /v1/jobs/{jobId}/stream: wire format, ids, `after`, replay, keepalives, termination."""
+"""GET /v1/jobs/{jobId}/stream and its public twin GET /v1/public/jobs/{jobId}/stream: wire
+format, ids, `after`, replay, keepalives, termination. Checks that apply to both run on both
+(the `subject` fixture), since the documents promise the public route the same `after`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,24 +21,67 @@ def timeout(profile: TargetProfile) -> float:
     return float(profile.get("auvy.job_timeout_s", 30))
 
 
+@dataclass
+class Subject:
+    """Which stream route a check reads: the private one or the public share-token one."""
+
+    route: str
+    auvy: AuvyClient
+    profile: TargetProfile
+
+    def start(self) -> str:
+        if self.route == "private":
+            return self.auvy.start(self.profile.need("auvy.pathways.complete.id"))
+        receptor = self.profile.need("auvy.public.receptors.main")
+        workspace = self.profile.need("auvy.public.workspace")
+        response = self.auvy.public(
+            "executePublicReceptor",
+            "POST",
+            f"/v1/public/receptors/{workspace}/{receptor['slug']}/execute",
+            token=receptor["token"],
+            json_body={"message": "Summarise last quarter"},
+        )
+        if response.status_code != 200:
+            raise ConformanceFailure("public execute failed", response.text[:300])
+        return str(response.json()["job_id"])
+
+    def read(self, job_id: str, after: str | None = None, **kw: Any) -> StreamRead:
+        if self.route == "public":
+            kw["public_token"] = self.profile.need("auvy.public.receptors.main.token")
+        return self.auvy.read_stream(job_id, after, **kw)
+
+    def full(self, job_id: str, after: str | None = None) -> StreamRead:
+        read = self.read(job_id, after)
+        assert read.status_code == 200, f"{self.route} stream answered {read.status_code}"
+        return read
+
+    def finished(self) -> str:
+        job_id = self.start()
+        self.auvy.wait_for(job_id, TERMINAL, timeout(self.profile))
+        return job_id
+
+
+@pytest.fixture(params=["private", pytest.param("public", marks=req("auvy.public.stream.after"))])
+def subject(request: pytest.FixtureRequest, auvy: AuvyClient, profile: TargetProfile) -> Subject:
+    return Subject(request.param, auvy, profile)
+
+
+@pytest.fixture(params=["private", "public"])
+def either(request: pytest.FixtureRequest, auvy: AuvyClient, profile: TargetProfile) -> Subject:
+    """Both routes for SHOULD-level checks: the public route's MUST requirement (same `after`)
+    must not turn a SHOULD failure into a MUST one."""
+    return Subject(request.param, auvy, profile)
+
+
 def full_stream(auvy: AuvyClient, job_id: str, after: str | None = None) -> StreamRead:
     read = auvy.read_stream(job_id, after)
     assert read.status_code == 200, f"stream answered {read.status_code}"
     return read
 
 
-def finished_job(auvy: AuvyClient, profile: TargetProfile, kind: str = "complete") -> str:
-    job_id = auvy.start(profile.need(f"auvy.pathways.{kind}.id"))
-    auvy.wait_for(job_id, TERMINAL, timeout(profile))
-    return job_id
-
-
 @req("auvy.stream.wire-format")
-def test_every_event_has_an_id_and_json_data_with_a_type(
-    auvy: AuvyClient, profile: TargetProfile
-) -> None:
-    job_id = auvy.start(profile.need("auvy.pathways.complete.id"))
-    read = full_stream(auvy, job_id)
+def test_every_event_has_an_id_and_json_data_with_a_type(subject: Subject) -> None:
+    read = subject.full(subject.start())
     assert read.events, "the stream delivered no events"
     for event in read.events:
         assert event.id is not None, f"event without id: line: {event.data}"
@@ -45,17 +91,16 @@ def test_every_event_has_an_id_and_json_data_with_a_type(
 
 
 @req("auvy.stream.ids")
-def test_ids_are_redis_ids_and_strictly_increase(auvy: AuvyClient, profile: TargetProfile) -> None:
-    read = full_stream(auvy, auvy.start(profile.need("auvy.pathways.complete.id")))
+def test_ids_are_redis_ids_and_strictly_increase(subject: Subject) -> None:
+    read = subject.full(subject.start())
     event_ids_strictly_increase(read.ids)
 
 
 @req("auvy.stream.terminal-event", "auvy.stream.agrees-with-status")
-def test_completed_job_stream_ends_with_complete_carrying_the_result(
-    auvy: AuvyClient, profile: TargetProfile
-) -> None:
-    job_id = auvy.start(profile.need("auvy.pathways.complete.id"))
-    read = full_stream(auvy, job_id)
+def test_completed_job_stream_ends_with_complete_carrying_the_result(subject: Subject) -> None:
+    auvy, profile = subject.auvy, subject.profile
+    job_id = subject.start()
+    read = subject.full(job_id)
     types = [p["type"] for p in read.payloads]
     assert types[-1] == "complete", f"last event is {types[-1]!r}, events: {types}"
     assert types.count("complete") == 1 and "error" not in types, types
@@ -74,14 +119,14 @@ def test_failed_job_stream_ends_with_error(auvy: AuvyClient, profile: TargetProf
 
 
 @req("auvy.stream.ends-after-terminal")
-def test_server_closes_the_stream_after_the_terminal_event(
-    auvy: AuvyClient, profile: TargetProfile
-) -> None:
-    job_id = auvy.start(profile.need("auvy.pathways.complete.id"))
+def test_server_closes_the_stream_after_the_terminal_event(either: Subject) -> None:
+    subject = either
+    profile = subject.profile
+    job_id = subject.start()
     # Events and keepalives arrive at least every keepalive interval, so a longer silence after
     # the terminal event means the server is holding the response open.
     grace = float(profile.get("auvy.keepalive_within_s", 30)) + 2
-    read = auvy.read_stream(job_id, read_timeout_s=grace)
+    read = subject.read(job_id, read_timeout_s=grace)
     assert read.status_code == 200
     assert read.ended, f"the server kept the response open {grace}s after the terminal event"
     terminal_at = next(i for i, p in enumerate(read.payloads) if p["type"] == "complete")
@@ -89,46 +134,42 @@ def test_server_closes_the_stream_after_the_terminal_event(
 
 
 @req("auvy.stream.replay-without-after")
-def test_replay_without_after_gives_the_whole_stream_again(
-    auvy: AuvyClient, profile: TargetProfile
-) -> None:
-    job_id = finished_job(auvy, profile)
-    first = full_stream(auvy, job_id)
-    second = full_stream(auvy, job_id)
+def test_replay_without_after_gives_the_whole_stream_again(subject: Subject) -> None:
+    job_id = subject.finished()
+    first = subject.full(job_id)
+    second = subject.full(job_id)
     assert first.ids and first.ids == second.ids, "two full replays differ"
     assert first.payloads == second.payloads
 
 
 @req("auvy.stream.after-exclusive")
-def test_after_is_exclusive(auvy: AuvyClient, profile: TargetProfile) -> None:
-    job_id = finished_job(auvy, profile)
-    whole = full_stream(auvy, job_id)
+def test_after_is_exclusive(subject: Subject) -> None:
+    job_id = subject.finished()
+    whole = subject.full(job_id)
     assert len(whole.ids) >= 3, "the fixture's stream is too short for this check"
     for cut in (0, len(whole.ids) // 2, len(whole.ids) - 2):
-        rest = full_stream(auvy, job_id, after=whole.ids[cut])
+        rest = subject.full(job_id, after=whole.ids[cut])
         assert rest.ids == whole.ids[cut + 1 :], f"after={whole.ids[cut]} is not exclusive"
 
 
 @req("auvy.stream.after-exclusive")
-def test_after_the_terminal_id_sends_nothing_and_ends(
-    auvy: AuvyClient, profile: TargetProfile
-) -> None:
-    job_id = finished_job(auvy, profile)
-    whole = full_stream(auvy, job_id)
-    rest = full_stream(auvy, job_id, after=whole.ids[-1])
+def test_after_the_terminal_id_sends_nothing_and_ends(subject: Subject) -> None:
+    job_id = subject.finished()
+    whole = subject.full(job_id)
+    rest = subject.full(job_id, after=whole.ids[-1])
     assert rest.events == [], [e.data for e in rest.events]
 
 
 @req("auvy.stream.after-exclusive")
-def test_after_an_id_between_entries(auvy: AuvyClient, profile: TargetProfile) -> None:
+def test_after_an_id_between_entries(subject: Subject) -> None:
     """`after` need not be an id that exists: entries strictly greater are sent."""
-    job_id = finished_job(auvy, profile)
-    whole = full_stream(auvy, job_id)
+    job_id = subject.finished()
+    whole = subject.full(job_id)
     ms, seq = whole.ids[1].split("-")
     between = f"{ms}-{int(seq) + 1000}"
     expected = [i for i in whole.ids if _key(i) > _key(between)]
-    assert full_stream(auvy, job_id, after=between).ids == expected
-    assert full_stream(auvy, job_id, after="0-0").ids == whole.ids
+    assert subject.full(job_id, after=between).ids == expected
+    assert subject.full(job_id, after="0-0").ids == whole.ids
 
 
 def _key(ident: str) -> tuple[int, int]:
@@ -138,35 +179,33 @@ def _key(ident: str) -> tuple[int, int]:
 
 @req("auvy.stream.resume-after-disconnect")
 @pytest.mark.parametrize("cut", [1, 3, 6])
-def test_resume_after_disconnect_loses_and_repeats_nothing(
-    auvy: AuvyClient, profile: TargetProfile, cut: int
-) -> None:
-    job_id = auvy.start(profile.need("auvy.pathways.complete.id"))
+def test_resume_after_disconnect_loses_and_repeats_nothing(subject: Subject, cut: int) -> None:
+    job_id = subject.start()
     # Drop the connection after `cut` events, while the job is still producing them.
-    head = auvy.read_stream(job_id, max_events=cut)
+    head = subject.read(job_id, max_events=cut)
     assert len(head.events) == cut, f"stream ended after {len(head.events)} events"
-    tail = full_stream(auvy, job_id, after=head.ids[-1])
+    tail = subject.full(job_id, after=head.ids[-1])
     resumed = head.ids + tail.ids
-    whole = full_stream(auvy, job_id)
+    whole = subject.full(job_id)
     assert resumed == whole.ids, "resuming lost, repeated or reordered events"
     assert [e.data for e in head.events + tail.events] == [e.data for e in whole.events]
     event_ids_strictly_increase(resumed)
 
 
 @req("auvy.stream.resume-after-disconnect")
-def test_resume_repeatedly_one_event_at_a_time(auvy: AuvyClient, profile: TargetProfile) -> None:
-    job_id = auvy.start(profile.need("auvy.pathways.complete.id"))
+def test_resume_repeatedly_one_event_at_a_time(subject: Subject) -> None:
+    job_id = subject.start()
     got: list[Any] = []
     after = None
     for _ in range(200):
-        part = auvy.read_stream(job_id, after, max_events=1)
+        part = subject.read(job_id, after, max_events=1)
         got.extend(part.events)
         if not part.events or part.events[-1].json()["type"] in ("complete", "error"):
             break
         after = part.events[-1].id
     else:
         raise ConformanceFailure("the stream did not reach a terminal event in 200 reconnects")
-    whole = full_stream(auvy, job_id)
+    whole = subject.full(job_id)
     assert [e.id for e in got] == whole.ids
 
 
@@ -185,8 +224,8 @@ def test_idle_stream_sends_ping_comments(auvy: AuvyClient, profile: TargetProfil
 
 
 @req("auvy.stream.tokens")
-def test_running_job_streams_tokens(auvy: AuvyClient, profile: TargetProfile) -> None:
-    read = full_stream(auvy, auvy.start(profile.need("auvy.pathways.complete.id")))
+def test_running_job_streams_tokens(either: Subject) -> None:
+    read = either.full(either.start())
     tokens = [p for p in read.payloads if p["type"] == "token"]
     assert tokens, "no token events before completion"
 
@@ -196,16 +235,11 @@ def test_running_job_streams_tokens(auvy: AuvyClient, profile: TargetProfile) ->
     "after",
     ["abc", "12345", "-1-0", "1-", "-0", "1.5-0", "1-0-0", "99999999999999999999999-0", "1-0 "],
 )
-def test_invalid_after_is_400(auvy: AuvyClient, profile: TargetProfile, after: str) -> None:
-    job_id = auvy.start(profile.need("auvy.pathways.complete.id"))
-    read = auvy.read_stream(job_id, after)
+def test_invalid_after_is_400(subject: Subject, after: str) -> None:
+    job_id = subject.start()
+    read = subject.read(job_id, after)
     assert read.status_code == 400, f"after={after!r} answered {read.status_code}"
-    response = auvy.api.http.get(
-        auvy.api.base_url + f"/v1/jobs/{job_id}/stream",
-        params={"after": after},
-        headers=auvy.api.headers,
-    )
-    auvy_error_envelope(response, 400, "VALIDATION_ERROR")
+    auvy_error_envelope(read.response, 400, "VALIDATION_ERROR")
 
 
 @req("auvy.stream.workspace-check", "auvy.errors.other-workspace-404")

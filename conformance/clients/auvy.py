@@ -27,6 +27,7 @@ class StreamRead:
     ended: bool = False
     status_code: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
+    response: httpx.Response | None = None  # kept, body read, when the status was not 200
 
     @property
     def ids(self) -> list[str]:
@@ -82,6 +83,96 @@ class AuvyClient:
     def chat(self, trace_id: str, body: Any, **kw: Any) -> httpx.Response:
         return self.api.request("chatTrace", "POST", f"/v1/chat/{trace_id}", json_body=body, **kw)
 
+    # -- receptors, shares, interventions (API key) ------------------------------------------
+
+    def get_receptor(self, slug: str, **kw: Any) -> httpx.Response:
+        return self.api.request("getReceptor", "GET", f"/v1/receptors/{slug}", **kw)
+
+    def share(
+        self, op: str, workspace: str, slug: str, body: Any = None, **kw: Any
+    ) -> httpx.Response:
+        """op: createShare | getShare | revokeShare | rotateShare."""
+        method, suffix = {
+            "createShare": ("POST", ""),
+            "getShare": ("GET", ""),
+            "revokeShare": ("DELETE", ""),
+            "rotateShare": ("POST", "/rotate"),
+        }[op]
+        path = f"/v1/receptors/{workspace}/{slug}/share{suffix}"
+        return self.api.request(op, method, path, json_body=body, **kw)
+
+    def list_interventions(self, **kw: Any) -> httpx.Response:
+        return self.api.request("listInterventions", "GET", "/v1/interventions", **kw)
+
+    def get_intervention(self, intervention_id: str, **kw: Any) -> httpx.Response:
+        return self.api.request(
+            "getIntervention", "GET", f"/v1/interventions/{intervention_id}", **kw
+        )
+
+    def respond(self, intervention_id: str, body: Any, **kw: Any) -> httpx.Response:
+        return self.api.request(
+            "respondIntervention",
+            "POST",
+            f"/v1/interventions/{intervention_id}/respond",
+            json_body=body,
+            **kw,
+        )
+
+    # -- public routes (share token, optional user JWT; never the API key) ----------------------
+
+    def public(
+        self,
+        operation_id: str,
+        method: str,
+        path: str,
+        *,
+        token: str | None,
+        jwt: str | None = None,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+    ) -> httpx.Response:
+        query = dict(params or {})
+        if token is not None:
+            query["t"] = token
+        headers = {"Authorization": f"Bearer {jwt}"} if jwt else None
+        return self.api.request(
+            operation_id,
+            method,
+            path,
+            params=query or None,
+            json_body=json_body,
+            headers=headers,
+            auth=False,
+        )
+
+    @contextlib.contextmanager
+    def open_public_stream(
+        self,
+        job_id: str,
+        token: str | None,
+        after: str | None = None,
+        *,
+        jwt: str | None = None,
+        read_timeout_s: float = 15.0,
+        **params: Any,
+    ) -> Iterator[EventStream]:
+        """Extra keyword arguments are query parameters (workspace, receptor, trace_id)."""
+        query = {k: v for k, v in params.items() if v is not None}
+        if token is not None:
+            query["t"] = token
+        if after is not None:
+            query["after"] = after
+        headers = {"Authorization": f"Bearer {jwt}"} if jwt else None
+        with self.api.stream(
+            "streamPublicJob",
+            f"/v1/public/jobs/{job_id}/stream",
+            params=query,
+            headers=headers,
+            auth=False,
+            read_timeout_s=read_timeout_s,
+        ) as stream:
+            yield stream
+
     @contextlib.contextmanager
     def open_stream(
         self, job_id: str, after: str | None = None, **kw: Any
@@ -134,15 +225,23 @@ class AuvyClient:
         *,
         max_events: int | None = None,
         until_comment: bool = False,
+        public_token: str | None = None,
         **kw: Any,
     ) -> StreamRead:
         """Read one connection: until the server ends it, `max_events` arrive, or (with
-        `until_comment`) the first comment; leaving early drops the connection."""
+        `until_comment`) the first comment; leaving early drops the connection. With
+        `public_token` the public share route is read instead of the private one."""
         out = StreamRead()
-        with self.open_stream(job_id, after, **kw) as stream:
+        opener = (
+            self.open_public_stream(job_id, public_token, after, **kw)
+            if public_token is not None
+            else self.open_stream(job_id, after, **kw)
+        )
+        with opener as stream:
             out.status_code = stream.status_code
             out.headers = dict(stream.response.headers)
             if stream.status_code != 200:
+                out.response = stream.response
                 return out
             try:
                 for item in stream:

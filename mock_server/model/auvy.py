@@ -102,6 +102,7 @@ class ApiKey:
     token: str
     workspace_id: str
     scopes: frozenset[str] = frozenset({"read", "write"})
+    rate_limit: tuple[int, int] | None = None  # (requests, window ms): this key's own limit
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,14 @@ class Pathway:
     step_ms: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Trace:
     id: str
     workspace_id: str
+    receptor_id: str | None = None
+    user_id: str | None = None
+    created_ms: int = 0
+    job_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -205,6 +210,7 @@ class AuvyModel:
         self.keys: dict[str, ApiKey] = {}
         self.pathways: dict[str, Pathway] = {}
         self.traces: dict[str, Trace] = {}
+        self.jwt_secret: str | None = None
         self._timers: dict[str, Timer] = {}
 
     # -- world ---------------------------------------------------------------------------------
@@ -250,7 +256,11 @@ class AuvyModel:
 
     def _require_can_start(self, who: Principal) -> None:
         self._require_write(who)
-        ws = self.workspaces[who.workspace.id]
+        self.require_billable(who.workspace.id)
+
+    def require_billable(self, workspace_id: str) -> None:
+        """Starting work costs money: a workspace past its trial or cost cap may only read."""
+        ws = self.workspaces[workspace_id]
         if ws.state == "trial_expired":
             raise Forbidden("the workspace's trial has expired", "trial_expired")
         if ws.state == "cost_cap":
@@ -276,9 +286,8 @@ class AuvyModel:
             script, step_ms = pathway.script, pathway.step_ms
         else:
             script, step_ms = DEFAULT_INLINE_SCRIPT, None
-        job = self._new_job(
-            who,
-            "pathway",
+        job = self.start_script(
+            who.workspace.id,
             script,
             step_ms,
             dict(input or {}),
@@ -293,6 +302,17 @@ class AuvyModel:
 
     def transcribe(self, who: Principal, audio_base64: str, mime_type: str) -> Job:
         self._require_can_start(who)
+        return self.start_transcription(who.workspace.id, audio_base64, mime_type)
+
+    def start_transcription(
+        self,
+        workspace_id: str,
+        audio_base64: str,
+        mime_type: str,
+        *,
+        receptor_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> Job:
         try:
             audio = base64.b64decode(audio_base64, validate=True)
         except (binascii.Error, ValueError):
@@ -308,7 +328,15 @@ class AuvyModel:
             Progress(2, "transcribe", (text,)),
             Complete({"text": text, "mime_type": mime_type, "bytes": len(audio)}),
         )
-        return self._new_job(who, "transcription", script, None, {"mime_type": mime_type})
+        return self._new_job(
+            workspace_id,
+            "transcription",
+            script,
+            None,
+            {"mime_type": mime_type},
+            receptor_id=receptor_id,
+            trace_id=trace_id,
+        )
 
     def chat(
         self, who: Principal, trace_id: str, message: str, options: Mapping[str, Any] | None
@@ -323,11 +351,57 @@ class AuvyModel:
         job_input: dict[str, Any] = {"message": message}
         if options:
             job_input["neuron_task_options"] = dict(options)
-        return self._new_job(who, "chat", script, None, job_input, trace_id=trace_id)
+        return self._new_job(who.workspace.id, "chat", script, None, job_input, trace_id=trace_id)
+
+    def start_pathway_for(
+        self,
+        workspace_id: str,
+        pathway_id: str,
+        job_input: dict[str, Any],
+        *,
+        receptor_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> Job:
+        """Start a stored pathway on behalf of a workspace (a receptor firing, not a key)."""
+        pathway = self.pathways[pathway_id]
+        return self.start_script(
+            workspace_id,
+            pathway.script,
+            pathway.step_ms,
+            job_input,
+            pathway_id=pathway_id,
+            receptor_id=receptor_id,
+            trace_id=trace_id,
+        )
+
+    def start_script(
+        self,
+        workspace_id: str,
+        script: tuple[Step, ...],
+        step_ms: int | None,
+        job_input: dict[str, Any],
+        *,
+        pathway_id: str | None = None,
+        receptor_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> Job:
+        job = self._new_job(
+            workspace_id,
+            "pathway",
+            script,
+            step_ms,
+            job_input,
+            pathway_id=pathway_id,
+            receptor_id=receptor_id,
+            trace_id=trace_id,
+        )
+        if trace_id is not None and (trace := self.traces.get(trace_id)) is not None:
+            trace.job_ids.append(job.id)
+        return job
 
     def _new_job(
         self,
-        who: Principal,
+        workspace_id: str,
         kind: JobKind,
         script: tuple[Step, ...],
         step_ms: int | None,
@@ -340,7 +414,7 @@ class AuvyModel:
         now = self.engine.now()
         job = Job(
             id=str(uuid.uuid4()),
-            workspace_id=who.workspace.id,
+            workspace_id=workspace_id,
             kind=kind,
             script=script,
             step_ms=step_ms if step_ms is not None else self.settings.step_ms,
@@ -425,7 +499,65 @@ class AuvyModel:
         self._check_action(job, "input")
         intervention = self.waiting_for(job)
         assert intervention is not None, "a waiting job always has a pending intervention"
-        self._match_response(intervention, response)
+        if response.get("interventionId") != intervention.id:
+            raise InvalidInput(
+                "input.interventionId", "interventionId is not the job's pending intervention"
+            )
+        self._apply_response(job, intervention, response, "input.")
+        return job
+
+    # -- interventions -------------------------------------------------------------------------
+
+    def list_interventions(
+        self,
+        who: Principal,
+        *,
+        job_id: str | None = None,
+        trace_id: str | None = None,
+        status: str | None = None,
+        limit: int = 20,
+    ) -> tuple[list[Intervention], int]:
+        found = [
+            i
+            for i in self.interventions.values()
+            if i.workspace_id == who.workspace.id
+            and (job_id is None or i.job_id == job_id)
+            and (trace_id is None or self._trace_of(i) == trace_id)
+            and (status is None or i.status == status)
+        ]
+        found.sort(key=lambda i: (-i.created_ms, i.id))
+        return found[:limit], len(found)
+
+    def get_intervention(self, who: Principal, intervention_id: str) -> Intervention:
+        intervention = self.interventions.get(intervention_id)
+        if intervention is None or intervention.workspace_id != who.workspace.id:
+            raise NotFound("intervention", intervention_id)
+        return intervention
+
+    def respond(
+        self, who: Principal, intervention_id: str, response: Mapping[str, Any]
+    ) -> Intervention:
+        """POST /v1/interventions/{id}/respond: the same matching as job input, by id."""
+        self._require_write(who)
+        intervention = self.get_intervention(who, intervention_id)
+        if intervention.status != "pending":
+            raise InvalidInput(
+                "interventionId",
+                f"the intervention is no longer pending (it is {intervention.status})",
+            )
+        job = self.jobs.get(intervention.job_id)
+        assert job is not None and job.intervention_id == intervention.id, "pending means waiting"
+        self._apply_response(job, intervention, {**response, "interventionId": intervention.id}, "")
+        return intervention
+
+    def _trace_of(self, intervention: Intervention) -> str | None:
+        job = self.jobs.get(intervention.job_id)
+        return job.trace_id if job is not None else None
+
+    def _apply_response(
+        self, job: Job, intervention: Intervention, response: Mapping[str, Any], where: str
+    ) -> None:
+        self._match_response(intervention, response, where)
         now = self.engine.now()
         action = str(response["action"])
         recorded = {k: v for k, v in response.items() if k != "type"}
@@ -435,7 +567,6 @@ class AuvyModel:
             self._fail(job, REJECTED_REASON, "INTERVENTION_REJECTED", "Intervention rejected", now)
         else:
             self._continue(job, now)
-        return job
 
     def _check_action(self, job: Job, action: str) -> None:
         sources, target = ACTIONS[action]
@@ -444,46 +575,48 @@ class AuvyModel:
         TRANSITIONS.check(job.id, job.status, target, action)
 
     @staticmethod
-    def _match_response(intervention: Intervention, response: Mapping[str, Any]) -> None:
+    def _match_response(
+        intervention: Intervention, response: Mapping[str, Any], where: str
+    ) -> None:
+        """Check a response against the intervention it answers; `where` prefixes field names
+        (input. for job input, nothing for /respond)."""
         wait = intervention.wait
-        if response.get("interventionId") != intervention.id:
-            raise InvalidInput(
-                "input.interventionId", "interventionId is not the job's pending intervention"
-            )
         action = response.get("action")
         allowed = ACTIONS_BY_WAIT[wait.kind]
         if action not in allowed:
             raise InvalidInput(
-                "input.action",
+                f"{where}action",
                 f"a {wait.kind} intervention accepts {' or '.join(allowed)}, not {action}",
             )
         if action == "submit_input":
             values = response.get("fields")
             if not isinstance(values, Mapping):
-                raise InvalidInput("input.fields", "submit_input needs a fields object")
+                raise InvalidInput(f"{where}fields", "submit_input needs a fields object")
             for f in wait.fields:
                 if f.name not in values:
                     if f.required:
-                        raise InvalidInput(f"input.fields.{f.name}", f"field {f.name} is required")
+                        raise InvalidInput(f"{where}fields.{f.name}", f"field {f.name} is required")
                     continue
                 if not _matches_type(values[f.name], f.type):
-                    raise InvalidInput(f"input.fields.{f.name}", f"field {f.name} must be {f.type}")
+                    raise InvalidInput(
+                        f"{where}fields.{f.name}", f"field {f.name} must be {f.type}"
+                    )
             unknown = set(values) - {f.name for f in wait.fields}
             if unknown:
                 name = sorted(unknown)[0]
-                raise InvalidInput(f"input.fields.{name}", f"the intervention has no field {name}")
+                raise InvalidInput(f"{where}fields.{name}", f"the intervention has no field {name}")
         if action == "answer_questions":
             answers = response.get("answers")
             if not isinstance(answers, Mapping):
-                raise InvalidInput("input.answers", "answer_questions needs an answers object")
+                raise InvalidInput(f"{where}answers", "answer_questions needs an answers object")
             for q in wait.questions:
                 if not isinstance(answers.get(q.id), str):
-                    raise InvalidInput(f"input.answers.{q.id}", f"question {q.id} needs an answer")
+                    raise InvalidInput(f"{where}answers.{q.id}", f"question {q.id} needs an answer")
             unknown = set(answers) - {q.id for q in wait.questions}
             if unknown:
                 name = sorted(unknown)[0]
                 raise InvalidInput(
-                    f"input.answers.{name}", f"the intervention has no question {name}"
+                    f"{where}answers.{name}", f"the intervention has no question {name}"
                 )
 
     # -- running -------------------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""429 RATE_LIMIT: carries Retry-After and the envelope; the request succeeds after waiting.
+
+Rate limiting is off by default on the reference server; the profile names a key that has a
+small limit of its own (`auvy.keys.rate_limited`, `auvy.rate_limit`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from conformance.checks import ConformanceFailure, auvy_error_envelope, status_is
+from conformance.clients.auvy import AuvyClient
+from conformance.profile import TargetProfile
+
+req = pytest.mark.req
+
+
+@req("auvy.errors.rate-limit")
+def test_429_carries_retry_after_and_succeeds_after_it(
+    auvy_as: Callable[[str | None], AuvyClient], profile: TargetProfile
+) -> None:
+    requests = int(profile.need("auvy.rate_limit.requests"))
+    client = auvy_as("rate_limited")
+    client.api.retry_429 = 0  # see the 429 itself rather than the helper's retry
+    limited = None
+    for _ in range(requests * 3 + 5):
+        response = client.list_jobs(params={"limit": 1})
+        if response.status_code == 429:
+            limited = response
+            break
+        status_is(response, 200)
+    if limited is None:
+        raise ConformanceFailure(
+            f"no 429 after {requests * 3 + 5} requests over a limit of {requests}"
+        )
+    auvy_error_envelope(limited, 429, "RATE_LIMIT")
+    raw = limited.headers.get("retry-after")
+    assert raw is not None and raw.isdigit(), f"Retry-After must be whole seconds, got {raw!r}"
+    time.sleep(int(raw) + 0.2)
+    status_is(client.list_jobs(params={"limit": 1}), 200)
+    # The suite's own client helpers wait out a 429 after Retry-After (and retry nothing else),
+    # so a burst over the limit still succeeds through them. One test owns this key, so no
+    # parallel test eats its window.
+    client.api.retry_429 = 3
+    statuses = [client.list_jobs(params={"limit": 1}).status_code for _ in range(requests + 2)]
+    assert statuses == [200] * len(statuses), statuses

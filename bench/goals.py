@@ -1,0 +1,137 @@
+"""The issue's goals, each read from the results and judged pass / miss (reported, not asserted).
+
+A goal whose figure is missing (its scenario was skipped or failed, or the thing measured does not
+exist yet) is "not measured", never a pass.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Results = Mapping[str, Any]
+
+PASS, MISS, NOT_MEASURED = "pass", "miss", "not measured"
+
+
+@dataclass(frozen=True)
+class Goal:
+    id: str
+    title: str
+    unit: str
+    limit: float
+    compare: str  # ">=" or "<"
+    read: Callable[[Results], float | None]
+
+    @property
+    def target(self) -> str:
+        return f"{self.compare} {self.limit:g}{(' ' + self.unit) if self.unit else ''}"
+
+    def judge(self, value: float | None) -> str:
+        if value is None:
+            return NOT_MEASURED
+        check = operator.ge if self.compare == ">=" else operator.lt
+        return PASS if check(value, self.limit) else MISS
+
+    def evaluate(self, results: Results) -> dict[str, Any]:
+        value = self.read(results)
+        return {
+            "id": self.id,
+            "title": self.title,
+            "target": self.target,
+            "value": value,
+            "unit": self.unit,
+            "status": self.judge(value),
+        }
+
+
+def dig(results: Results, *path: str) -> Any:
+    """results[path[0]][path[1]]..., or None where any step is missing."""
+    node: Any = results
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _at(*path: str) -> Callable[[Results], float | None]:
+    return lambda results: _number(dig(results, *path))
+
+
+GOALS: tuple[Goal, ...] = (
+    Goal(
+        "1-get-status",
+        "GET job status (AUVY): throughput ours / bare",
+        "",
+        0.6,
+        ">=",
+        _at("throughput", "operations", "get_job_status", "ratio"),
+    ),
+    Goal(
+        "1-create-job",
+        "POST create job (AUVY): throughput ours / bare",
+        "",
+        0.6,
+        ">=",
+        _at("throughput", "operations", "create_job", "ratio"),
+    ),
+    Goal(
+        "1-get-run",
+        "GET run (Strait): throughput ours / bare",
+        "",
+        0.6,
+        ">=",
+        lambda _: None,  # Strait is not served yet
+    ),
+    Goal(
+        "2-fanout-p99",
+        "SSE delivery p99 at 1,000 streams",
+        "ms",
+        50,
+        "<",
+        _at("fanout", "runs", "1000", "latency", "p99_ms"),
+    ),
+    Goal(
+        "3-resume-model",
+        "resume cost 100k / 1k entries (in process)",
+        "x",
+        2,
+        "<",
+        _at("resume", "in_process", "ratio"),
+    ),
+    Goal(
+        "3-resume-http",
+        "resume cost 100k / 1k entries (over HTTP)",
+        "x",
+        2,
+        "<",
+        _at("resume", "http", "ratio"),
+    ),
+    Goal(
+        "4-job-memory",
+        "memory per job at rest (its record, events counted apart)",
+        "bytes",
+        2048,
+        "<",
+        _at("state", "jobs", "per_job_at_rest_bytes"),
+    ),
+    Goal(
+        "5-suite-quick",
+        "conformance suite with -n 2, wall time",
+        "s",
+        60,
+        "<",
+        _at("suite", "runs", "-n 2", "wall_s"),
+    ),
+)
+
+
+def evaluate(results: Results, goals: Sequence[Goal] = GOALS) -> list[dict[str, Any]]:
+    return [goal.evaluate(results) for goal in goals]

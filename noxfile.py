@@ -38,6 +38,7 @@ def tests(session: nox.Session) -> None:
         "conformance",
         "-n",
         "2",
+        "--require-coverage",
         f"--report-dir={REPORTS}",
     )
 

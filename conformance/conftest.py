@@ -7,9 +7,12 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from .clients.auvy import AuvyClient
+from .clients.ava import AvaClient
 from .clients.http import ApiClient, Recorder
+from .clients.strait import StraitClient
 from .profile import TargetProfile
 from .spec_check import ResponseSpec
+from .webhooks import ReceiverClient
 
 pytest_plugins = ["conformance.plugin"]
 
@@ -42,3 +45,106 @@ def auvy_as(
 def auvy(auvy_as: Callable[[str | None], AuvyClient]) -> AuvyClient:
     """The main workspace's read-write client."""
     return auvy_as("main")
+
+
+AVA_HEADERS = {
+    "secret": "x-internal-secret",
+    "tenant_id": "x-tenant-id",
+    "user_id": "x-user-id",
+    "role": "x-platform-role",
+}
+
+
+@pytest.fixture
+def ava_as(
+    target: str, profile: TargetProfile, recorder: Recorder
+) -> Iterator[Callable[..., AvaClient]]:
+    """A client sending the identity `ava.identities.<name>` (None: no identity headers) and the
+    profile's secret; keyword arguments (secret, tenant_id, user_id, role) replace one header,
+    None leaving it out."""
+    made: list[ApiClient] = []
+    base = target + profile.base_path("ava")
+    timeout = float(profile.get("ava.request_timeout_s", 15.0))
+
+    def make(identity: str | None = "main", **override: str | None) -> AvaClient:
+        unknown = set(override) - set(AVA_HEADERS)
+        if unknown:
+            raise TypeError(f"ava_as: unknown header field(s) {sorted(unknown)}")
+        fields: dict[str, str | None] = {"secret": profile.need("ava.secret")}
+        if identity is not None:
+            for key in ("tenant_id", "user_id", "role"):
+                fields[key] = str(profile.need(f"ava.identities.{identity}.{key}"))
+        fields.update(override)
+        headers = {AVA_HEADERS[k]: v for k, v in fields.items() if v is not None}
+        api = ApiClient(
+            base, ResponseSpec.for_api("ava"), recorder, headers=headers, timeout_s=timeout
+        )
+        made.append(api)
+        return AvaClient(api)
+
+    yield make
+    for api in made:
+        api.close()
+
+
+@pytest.fixture
+def ava(ava_as: Callable[..., AvaClient]) -> AvaClient:
+    """The main tenant's client, with a role that may write."""
+    return ava_as("main")
+
+
+@pytest.fixture(scope="session")
+def ava_receiver(pytestconfig: pytest.Config, profile: TargetProfile) -> ReceiverClient:
+    """The run's webhook receiver; skips (with the reason) when the target cannot call it."""
+    # Imported here: importing the plugin module before pytest registers it (pytest_plugins)
+    # would bypass assertion rewriting, which pytest warns about.
+    from .plugin import STATE
+
+    state = pytestconfig.stash[STATE]
+    if state.receiver_url is None:
+        pytest.skip(state.receiver_skip)
+    return ReceiverClient(state.receiver_url, str(profile.need("ava.webhooks.secret")))
+
+
+@pytest.fixture
+def strait_as(
+    target: str, profile: TargetProfile, recorder: Recorder
+) -> Iterator[Callable[[str | None], StraitClient]]:
+    """A client with the key of `strait` ("main"), `strait.other` or `strait.dlqlab`, scoped to
+    that key's project; None sends no credentials."""
+    made: list[ApiClient] = []
+    base = target + profile.base_path("strait")
+    timeout = float(profile.get("strait.request_timeout_s", 15.0))
+    run_timeout = float(profile.get("strait.run_timeout_s", 60.0))
+
+    def make(name: str | None = "main") -> StraitClient:
+        prefix = "strait" if name in ("main", None) else f"strait.{name}"
+        headers = {}
+        if name is not None:
+            headers["Authorization"] = f"Bearer {profile.need(f'{prefix}.key')}"
+        api = ApiClient(
+            base, ResponseSpec.for_api("strait"), recorder, headers=headers, timeout_s=timeout
+        )
+        made.append(api)
+        project = str(profile.need(f"{prefix}.project_id"))
+        return StraitClient(api, project, timeout_s=run_timeout)
+
+    yield make
+    for api in made:
+        api.close()
+
+
+@pytest.fixture
+def strait(strait_as: Callable[[str | None], StraitClient]) -> StraitClient:
+    """The main project's client."""
+    return strait_as("main")
+
+
+@pytest.fixture
+def strait_job(profile: TargetProfile) -> Callable[[str], str]:
+    """The id of the main project's job `strait.jobs.<name>`; skips when the profile lacks it."""
+
+    def job(name: str) -> str:
+        return str(profile.need(f"strait.jobs.{name}"))
+
+    return job

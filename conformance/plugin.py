@@ -30,6 +30,8 @@ from .report import (
 )
 from .requirements import Catalog, CatalogError, load_catalog
 from .server import ReferenceServer
+from .webhooks import WebhookReceiver
+from .webhooks import plan as plan_receiver
 
 APIS = ("auvy", "ava", "strait")
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +46,10 @@ class RunState:
         self.apis = apis
         self.target = ""
         self.server: ReferenceServer | None = None
+        # AVA's webhook receiver: run by the controller, its URL handed to workers.
+        self.receiver: WebhookReceiver | None = None
+        self.receiver_url: str | None = None
+        self.receiver_skip = "no webhook receiver runs"
         self.outcomes: dict[str, TestOutcome] = {}
         self.started_at = _now()
 
@@ -79,6 +85,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="only the checks of this requirement id or id prefix (repeatable): auvy.stream",
     )
     group.addoption(
+        "--require-coverage",
+        action="store_true",
+        help="fail the run when a catalogued requirement of the selected APIs has no test",
+    )
+    group.addoption(
         "--report-dir",
         default=str(REPO / "reports"),
         help="where the reports go (default reports/)",
@@ -104,18 +115,41 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     target = config.getoption("--target")
     if worker:
-        target = target or getattr(config, "workerinput", {}).get("conformance_target")
-    elif target is None:
-        if config.getoption("--collect-only", False):
-            target = "http://127.0.0.1:9"  # collection needs no server
-        else:
-            state.server = ReferenceServer(profile.server_profile())
+        workerinput = getattr(config, "workerinput", {})
+        target = target or workerinput.get("conformance_target")
+        state.receiver_url = workerinput.get("ava_webhook_receiver")
+        state.receiver_skip = workerinput.get("ava_webhook_skip", state.receiver_skip)
+    elif not config.getoption("--collect-only", False):
+        extra = _start_receiver(state, starting_server=target is None)
+        if target is None:
+            state.server = ReferenceServer(profile.server_profile(), extra_args=extra)
             target = state.server.start()
+    elif target is None:
+        target = "http://127.0.0.1:9"  # collection needs no server
     if target is None:
         raise pytest.UsageError("no --target and no reference server")
     state.target = target.rstrip("/")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "conformance-xdist")
+
+
+def _start_receiver(state: RunState, *, starting_server: bool) -> tuple[str, ...]:
+    """Start the webhook receiver when AVA is checked and the target can call it; returns the
+    reference server's extra arguments (its --ava-webhook URL) when the suite starts it."""
+    if "ava" not in state.apis:
+        return ()
+    where, reason = plan_receiver(state.profile, starting_server=starting_server)
+    if where is None:
+        state.receiver_skip = reason
+        return ()
+    receiver = WebhookReceiver(str(state.profile.get("ava.webhooks.secret")), *where)
+    try:
+        state.receiver_url = receiver.start()
+    except OSError as exc:
+        state.receiver_skip = f"the webhook receiver cannot listen on {where[0]}:{where[1]}: {exc}"
+        return ()
+    state.receiver = receiver
+    return ("--ava-webhook", receiver.hook_url) if starting_server else ()
 
 
 class XdistHooks:
@@ -124,13 +158,18 @@ class XdistHooks:
     @staticmethod
     def pytest_configure_node(node: Any) -> None:
         # Workers re-parse the command line, so the started server's URL travels here.
-        node.workerinput["conformance_target"] = node.config.stash[STATE].target
+        state = node.config.stash[STATE]
+        node.workerinput["conformance_target"] = state.target
+        node.workerinput["ava_webhook_receiver"] = state.receiver_url
+        node.workerinput["ava_webhook_skip"] = state.receiver_skip
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is not None and state.server is not None:
         state.server.stop()
+    if state is not None and state.receiver is not None:
+        state.receiver.stop()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -242,6 +281,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state_summary = report["summary"]
     failed_must = must_failures(report)
     config.stash[SUMMARY] = (out, report["verdict"], failed_must, state_summary)
+    if config.getoption("--require-coverage") and not config.getoption("--req"):
+        untested = [
+            str(r["id"])
+            for r in report["requirements"]  # type: ignore[attr-defined]
+            if r["status"] == "untested"
+        ]
+        if untested:
+            config.stash[UNTESTED] = untested
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
     failed_tests = [o for o in outcomes if o.outcome in ("failed", "error")]
     if failed_tests and not failed_must and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
         only_soft = all(
@@ -253,6 +302,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 SUMMARY = pytest.StashKey[tuple[Path, Any, list[str], Any]]()
+UNTESTED = pytest.StashKey[list[str]]()
 
 
 def _outcomes_from(reporter: Any) -> list[TestOutcome]:
@@ -305,4 +355,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         for req_id in failed_must:
             terminalreporter.line(f"  {req_id}")
     terminalreporter.line(f"counts: {json.dumps(counts)}")
+    untested = config.stash.get(UNTESTED, [])
+    if untested:
+        terminalreporter.line("requirements without any test (--require-coverage):", red=True)
+        for req_id in untested:
+            terminalreporter.line(f"  {req_id}")
     terminalreporter.line(f"reports: {out / 'conformance.html'}, {out / 'conformance.json'}")

@@ -25,9 +25,16 @@ class ReferenceServerError(RuntimeError):
 
 
 class ReferenceServer:
-    def __init__(self, profile: Path | None = None, *, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        profile: Path | None = None,
+        *,
+        extra_args: tuple[str, ...] = (),
+        module: str = "mock_server",
+    ) -> None:
         self.profile = profile
         self.extra_args = extra_args
+        self.module = module  # any module taking the same --fd / --profile (bench.bare does)
         self.url = ""
         self._proc: subprocess.Popen[bytes] | None = None
         # A file, not a pipe: a chatty server must never block on a pipe nobody reads.
@@ -39,7 +46,7 @@ class ReferenceServer:
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
         port = sock.getsockname()[1]
-        args = [sys.executable, "-m", "mock_server", "--fd", str(sock.fileno())]
+        args = [sys.executable, "-m", self.module, "--fd", str(sock.fileno())]
         if self.profile is not None:
             args += ["--profile", str(self.profile)]
         args += list(self.extra_args)
@@ -80,6 +87,11 @@ class ReferenceServer:
             proc.wait(timeout=10)
         self._output = self.output()
         self._log.close()
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs (to read its memory or profile it)."""
+        return self._proc.pid if self._proc is not None else None
 
     def output(self) -> str:
         """What the server printed so far (banner, warnings, tracebacks)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import socket
 import sys
@@ -43,15 +44,54 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME",
         help="break one documented behaviour on purpose (repeatable): " + ", ".join(sorted(FAULTS)),
     )
+    p.add_argument(
+        "--ava-webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also POST AVA webhook events to this URL (repeatable), signed with the profile's "
+        "[ava] webhook_secret",
+    )
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes; only 1: every job and stream lives in this process's memory",
+    )
+    p.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop (default auto: uvloop when installed)",
+    )
+    p.add_argument(
+        "--http",
+        choices=("auto", "h11", "httptools"),
+        default="auto",
+        help="HTTP/1.1 parser (default auto: httptools when installed)",
+    )
     p.add_argument(
         "--fd", type=int, help=argparse.SUPPRESS
     )  # a socket handed over by a test harness
     return p.parse_args(argv)
 
 
+def check_server_options(args: argparse.Namespace) -> str | None:
+    """Why the uvicorn settings asked for cannot be served, or None."""
+    if args.workers != 1:
+        return (
+            f"--workers {args.workers}: only 1 worker is supported, because every job and stream "
+            "lives in the server's memory (a shared store is planned: issue 9)"
+        )
+    for option, module in (("loop", "uvloop"), ("http", "httptools")):
+        if getattr(args, option) == module and importlib.util.find_spec(module) is None:
+            return f"--{option} {module}: {module} is not installed (pip install {module})"
+    return None
+
+
 def banner(base: str, profile: ServerProfile, api: str | None) -> str:
-    from .seed import describe_auvy
+    from .seed import describe_auvy, describe_ava, describe_strait
 
     lines = [f"mock_server listening on {base}", f"  profile: {profile.source}"]
     if api is None:
@@ -60,11 +100,19 @@ def banner(base: str, profile: ServerProfile, api: str | None) -> str:
         lines.append(f"  {api}: {base}")
     lines.append(f"  control: {base}/_mock  (health, reset, clock, forced outcomes)")
     lines += describe_auvy(profile.auvy.seed)
+    lines += describe_ava(profile.ava.seed)
+    for hook in profile.ava.webhooks:
+        lines.append(f"    webhook -> {hook.url}")
+    lines += describe_strait(profile.strait.seed)
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    problem = check_server_options(args)
+    if problem is not None:
+        print(f"mock_server: {problem}", file=sys.stderr)
+        return 2
     try:
         profile = ServerProfile.load(args.profile)
         app = create_app(
@@ -72,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             apis=[args.api] if args.api else APIS,
             root_api=args.api,
             faults=args.fault,
+            ava_webhooks=args.ava_webhook,
         )
     except (ProfileError, SeedError, ValueError) as exc:
         print(f"mock_server: {exc}", file=sys.stderr)
@@ -89,10 +138,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mock_server: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
             return 2
     host, port = sock.getsockname()[:2]
-    print(banner(f"http://{host}:{port}", profile, args.api), flush=True)
+    # The world's profile includes the --ava-webhook endpoints.
+    print(banner(f"http://{host}:{port}", app.state.world.profile, args.api), flush=True)
     for name in args.fault:
         print(f"  FAULT {name}: {FAULTS[name].description}", flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=args.access_log, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=args.access_log,
+        lifespan="on",
+        loop=args.loop,
+        http=args.http,
+    )
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
     return 0

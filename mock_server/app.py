@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -12,12 +13,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount
+from starlette.types import ASGIApp
 
 from .clock import Clock
 from .control import control_app
 from .errors import RouteNotFound
 from .faults import FaultMiddleware
-from .profile import ServerProfile
+from .profile import AvaWebhook, ServerProfile
+from .webhooks import Dispatcher, HttpxSender
 from .world import APIS, World
 
 EXPOSED_HEADERS = ["Retry-After", "X-Stream-Truncated", "Allow", "X-Request-Id"]
@@ -42,6 +45,17 @@ async def drive(world: World) -> None:
         engine.scheduler.on_schedule = None
 
 
+def with_ava_webhooks(profile: ServerProfile, urls: Sequence[str]) -> ServerProfile:
+    if not urls:
+        return profile
+    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+    if bad:
+        raise ValueError(f"--ava-webhook needs an http(s) URL, not {bad[0]!r}")
+    secret = profile.ava.webhook_secret
+    extra = tuple(AvaWebhook(url, secret) for url in urls)
+    return replace(profile, ava=replace(profile.ava, webhooks=profile.ava.webhooks + extra))
+
+
 def create_app(
     profile: ServerProfile | None = None,
     *,
@@ -49,10 +63,19 @@ def create_app(
     apis: Sequence[str] = APIS,
     root_api: str | None = None,
     faults: Sequence[str] = (),
+    ava_webhooks: Sequence[str] = (),
 ) -> Starlette:
-    """Serve every API under its prefix (/auvy, ...), or `root_api` alone at the root."""
-    world = World(profile or ServerProfile.load(), clock=clock, apis=apis)
-    served = {"auvy": world.auvy_app}
+    """Serve every API under its prefix (/auvy, ...), or `root_api` alone at the root.
+
+    `ava_webhooks` are extra AVA webhook URLs (--ava-webhook), signed with the profile's
+    webhook_secret; like the profile's own endpoints, they survive /_mock/reset."""
+    profile = with_ava_webhooks(profile or ServerProfile.load(), ava_webhooks)
+    world = World(profile, clock=clock, apis=apis)
+    served: dict[str, ASGIApp] = {
+        "auvy": world.auvy_app,
+        "ava": world.ava_app,
+        "strait": world.strait_app,
+    }
     mounts = [Mount("/_mock", app=control_app(world))]
     if root_api is not None:
         if root_api not in served:
@@ -64,12 +87,16 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(drive(world))
+        sender = HttpxSender(world.profile.ava.webhook_timeout_ms / 1000)
+        webhooks = asyncio.create_task(Dispatcher(world.engine, world.ava_outbox, sender).run())
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for running in (webhooks, task):
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+            await sender.aclose()
 
     async def not_found(request: Request, _: Exception) -> JSONResponse:
         # Outside any API prefix there is no envelope to follow; say where the APIs live.
@@ -83,7 +110,11 @@ def create_app(
     if faults:
         # Outermost but for CORS, so a fault is seen exactly as a browser or client would see it.
         first_key = next(iter(world.auvy.keys), None)
-        middleware.append(Middleware(FaultMiddleware, faults=faults, first_key=first_key))
+        middleware.append(
+            Middleware(
+                FaultMiddleware, faults=faults, first_key=first_key, receptors=world.receptors
+            )
+        )
     app = Starlette(
         routes=mounts,
         middleware=[

@@ -16,7 +16,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .clock import iso
+from .model.ava import job_record
 from .model.errors import IllegalTransition, InvalidInput, NotFound
+from .model.outbox import render_delivery
+from .model.strait import run_record
 from .world import World
 
 
@@ -113,5 +116,75 @@ def control_app(world: World) -> Starlette:
         Route(
             "/auvy/workspaces/{workspace_id}/state", _guard(auvy_workspace_state), methods=["POST"]
         ),
+        *ava_routes(world),
+        *strait_routes(world),
     ]
-    return Starlette(routes=routes)
+
+    async def unknown(request: Request, exc: Exception) -> JSONResponse:
+        status = getattr(exc, "status_code", 404)
+        return _error(status, f"no control route {request.method} {request.url.path}")
+
+    return Starlette(routes=routes, exception_handlers={404: unknown, 405: unknown})
+
+
+def ava_routes(world: World) -> list[Route]:
+    """AVA: every job, forced outcomes, webhook endpoints and what was delivered to them."""
+
+    async def jobs(_: Request) -> JSONResponse:
+        found = sorted(world.ava.jobs.values(), key=lambda j: (-j.created_ms, -j.seq))
+        return JSONResponse({"jobs": [job_record(j) for j in found]})
+
+    async def outcome(request: Request) -> JSONResponse:
+        body = await _json(request)
+        reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidInput("reason", "reason must be a string")
+        job = world.ava.force(request.path_params["job_id"], str(body.get("outcome")), reason)
+        return JSONResponse(job_record(job))
+
+    def endpoints() -> JSONResponse:
+        hooks = [{"url": e.url} for e in world.ava_outbox.endpoints]
+        return JSONResponse({"webhooks": hooks})
+
+    async def list_webhooks(_: Request) -> JSONResponse:
+        return endpoints()
+
+    async def add_webhook(request: Request) -> JSONResponse:
+        body = await _json(request)
+        url, secret = body.get("url"), body.get("secret", world.profile.ava.webhook_secret)
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise InvalidInput("url", "url must be an http(s) URL")
+        if not isinstance(secret, str) or not secret:
+            raise InvalidInput("secret", "secret must be a non-empty string")
+        world.ava_outbox.subscribe(url, secret)
+        response = endpoints()
+        response.status_code = 201
+        return response
+
+    async def deliveries(request: Request) -> JSONResponse:
+        found = world.ava_outbox.deliveries(request.query_params.get("job_id"))
+        return JSONResponse({"deliveries": [render_delivery(d) for d in found]})
+
+    async def redeliver(request: Request) -> JSONResponse:
+        ident = request.path_params["delivery_id"]
+        delivery = world.ava_outbox.redeliver(ident, world.engine.now())
+        return JSONResponse(render_delivery(delivery))
+
+    return [
+        Route("/ava/jobs", _guard(jobs), methods=["GET"]),
+        Route("/ava/jobs/{job_id}/outcome", _guard(outcome), methods=["POST"]),
+        Route("/ava/webhooks", _guard(list_webhooks), methods=["GET"]),
+        Route("/ava/webhooks", _guard(add_webhook), methods=["POST"]),
+        Route("/ava/webhooks/deliveries", _guard(deliveries), methods=["GET"]),
+        Route("/ava/webhooks/deliveries/{delivery_id}/retry", _guard(redeliver), methods=["POST"]),
+    ]
+
+
+def strait_routes(world: World) -> list[Route]:
+    """Strait: every run of every project, newest first."""
+
+    async def runs(_: Request) -> JSONResponse:
+        model = world.strait
+        return JSONResponse([run_record(r, model.jobs.get(r.job_id)) for r in model.all_runs()])
+
+    return [Route("/strait/runs", _guard(runs), methods=["GET"])]

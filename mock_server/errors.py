@@ -111,7 +111,8 @@ def field_of(exc: Exception) -> str | None:
 
 
 class AuvyEnvelope(Envelope):
-    """Flat `{"code", "message", "field"?}`; an illegal move (cancel after completion) is a 400."""
+    """Flat `{"code", "message", "field"?}`; an illegal move (cancel after completion) is a 400.
+    A 429 also carries `retryAfter` (seconds), which AUVY's SDK reads besides the header."""
 
     api = "auvy"
     codes: ClassVar[Mapping[str, tuple[int, str]]] = {
@@ -134,6 +135,8 @@ class AuvyEnvelope(Envelope):
         name = field_of(exc)
         if name:
             out["field"] = name
+        if isinstance(exc, RateLimited):
+            out["retryAfter"] = exc.retry_after_s
         return out
 
 
@@ -182,9 +185,17 @@ class StraitEnvelope(Envelope):
         "not_found": (404, "not_found"),
         "route_not_found": (404, "not_found"),
         "method_not_allowed": (405, "method_not_allowed"),
+        "gone": (410, "gone"),
         "rate_limited": (429, "rate_limited"),
         "internal": (500, "internal_error"),
     }
+
+    def kind_of(self, exc: Exception) -> str:
+        if isinstance(exc, model.Unprocessable):
+            return "unprocessable"
+        if isinstance(exc, model.Gone):
+            return "gone"
+        return super().kind_of(exc)
 
     def body(self, code: str, message: str, exc: Exception) -> dict[str, Any]:
         error: dict[str, Any] = {"code": code, "message": message}

@@ -18,6 +18,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .model.receptors import Receptors
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -75,6 +77,26 @@ FAULTS: dict[str, Fault] = {
             "auvy.jobs.input.other-shapes-400",
             "job input that should be rejected answers 200 and changes nothing",
         ),
+        Fault(
+            "ava-cancel-terminal-ok",
+            "ava.jobs.cancel.terminal-409",
+            "AVA cancel of a completed, failed or cancelled job answers 200 instead of 409",
+        ),
+        Fault(
+            "ava-priority-ignored",
+            "ava.jobs.priority.order",
+            "AVA triggers lose their priority, so every job queues at 5 and leaves FIFO",
+        ),
+        Fault(
+            "share-scope-widened",
+            "auvy.public.token.scoped",
+            "any active share token opens every receptor named in a public path",
+        ),
+        Fault(
+            "revoked-token-works",
+            "auvy.public.token.revocable",
+            "revoked and rotated-out share tokens keep working",
+        ),
     )
 }
 
@@ -100,7 +122,12 @@ def _rewrite_query(
 
 class FaultMiddleware:
     def __init__(
-        self, app: ASGIApp, faults: Iterable[str], *, first_key: str | None = None
+        self,
+        app: ASGIApp,
+        faults: Iterable[str],
+        *,
+        first_key: str | None = None,
+        receptors: Receptors | None = None,
     ) -> None:
         unknown = sorted(set(faults) - set(FAULTS))
         if unknown:
@@ -108,6 +135,7 @@ class FaultMiddleware:
         self.app = app
         self.faults = frozenset(faults)
         self.first_key = first_key
+        self.receptors = receptors
 
     def on(self, name: str) -> bool:
         return name in self.faults
@@ -123,6 +151,8 @@ class FaultMiddleware:
             scope = _rewrite_query(
                 scope, lambda q: [(k, _predecessor(v) or v if k == "after" else v) for k, v in q]
             )
+        if self.receptors is not None and "/v1/public/" in path:
+            scope = _rewrite_query(scope, lambda q: [self._swap_share(k, v, path) for k, v in q])
         if (
             self.on("list-ignores-status")
             and path.endswith("/v1/jobs")
@@ -139,12 +169,18 @@ class FaultMiddleware:
         swallow_400 = (self.on("cancel-terminal-ok") and path.endswith("/cancel")) or (
             self.on("input-accepts-anything") and path.endswith("/input")
         )
+        ava = "/v1/ava/jobs" in path
+        swallow_409 = self.on("ava-cancel-terminal-ok") and ava and path.endswith("/cancel")
+        if self.on("ava-priority-ignored") and ava and scope["method"] == "POST":
+            receive = _without_priority(receive)
         state: dict[str, Any] = {"status": 200, "dropped": False, "buffer": b""}
 
         async def send_faulty(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
-                if swallow_400 and message["status"] == 400:
+                if (swallow_400 and message["status"] == 400) or (
+                    swallow_409 and message["status"] == 409
+                ):
                     state["hold"] = message
                     return
                 if self.on("untyped-errors") and message["status"] >= 400:
@@ -157,7 +193,9 @@ class FaultMiddleware:
                 if message.get("more_body"):
                     return
                 start, body = state.pop("hold"), state["buffer"]
-                if start["status"] == 400 and swallow_400:
+                if (start["status"] == 400 and swallow_400) or (
+                    start["status"] == 409 and swallow_409
+                ):
                     start, body = await self._status_instead(scope, start)
                 elif self.on("untyped-errors"):
                     body = json.dumps({"error": json.loads(body).get("message", "error")}).encode()
@@ -176,6 +214,33 @@ class FaultMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_faulty)
+
+    def _swap_share(self, key: str, value: str, path: str) -> tuple[str, str]:
+        """Replace a share token with one the model will accept, as a too-lenient server would."""
+        assert self.receptors is not None
+        share = self.receptors.shares.get(value)
+        if key != "t" or share is None:
+            return key, value
+        target = share.receptor_id
+        if self.on("share-scope-widened") and share.status == "active":
+            named = self._named_receptor(path)
+            target = named if named is not None else target
+        elif not (self.on("revoked-token-works") and share.status != "active"):
+            return key, value
+        active = self.receptors.active_share(target)
+        return key, active.token if active is not None else value
+
+    def _named_receptor(self, path: str) -> str | None:
+        assert self.receptors is not None
+        m = re.search(r"/v1/public/receptors/(?:by-id/([^/]+)|([^/]+)/([^/]+))", path)
+        if m is None:
+            return None
+        if m[1]:
+            return m[1] if m[1] in self.receptors.receptors else None
+        for receptor in self.receptors.receptors.values():
+            if receptor.slug == m[3] and self.receptors.workspace_slug(receptor) == m[2]:
+                return receptor.id
+        return None
 
     def _filter_stream(self, message: Message, has_after: bool, state: dict[str, Any]) -> Message:
         body: bytes = message.get("body", b"")
@@ -201,7 +266,11 @@ class FaultMiddleware:
 
     async def _status_instead(self, scope: Scope, start: Message) -> tuple[Message, bytes]:
         """Answer 200 with the job's current status, as if the refused request had worked."""
-        status_path = re.sub(r"/(cancel|input)$", "/status", scope["path"])
+        path: str = scope["path"]
+        if "/v1/ava/jobs/" in path:
+            status_path = path.removesuffix("/cancel")  # AVA's poll is GET /v1/ava/jobs/{id}
+        else:
+            status_path = re.sub(r"/(cancel|input)$", "/status", path)
         inner: Scope = {**scope, "method": "GET", "path": status_path, "query_string": b""}
         parts: list[Message] = []
 
@@ -215,3 +284,29 @@ class FaultMiddleware:
         first = next(p for p in parts if p["type"] == "http.response.start")
         body = b"".join(p.get("body", b"") for p in parts if p["type"] == "http.response.body")
         return {**first}, body
+
+
+def _without_priority(receive: Receive) -> Receive:
+    """Replay the request body with `priority` removed (the body is read whole first)."""
+    state: dict[str, Any] = {"done": False}
+
+    async def replay() -> Message:
+        if state["done"]:
+            return await receive()
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        state["done"] = True
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and "priority" in body:
+            del body["priority"]
+            raw = json.dumps(body).encode()
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    return replay

@@ -27,6 +27,93 @@ class AuvySettings:
     start_delay_ms: int = 0
     stream_maxlen: int | None = 10_000
     stream_ttl_ms: int | None = 24 * 3600 * 1000
+    # Per credential (API key or share token) over a sliding window; 0 requests = no limit.
+    # A seeded key may carry its own limit instead.
+    rate_limit_requests: int = 0
+    rate_limit_window_ms: int = 60_000
+
+
+@dataclass(frozen=True)
+class AvaWebhook:
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class AvaSettings:
+    seed: Path = FIXTURES / "seed" / "ava.toml"
+    step_ms: int = 250
+    start_delay_ms: int = 0
+    # Executions per tenant at once; a tenant of the seed may set its own.
+    max_concurrent: int = 2
+    # Endpoints that get ava.job.completed / ava.job.failed; an entry without a secret (and every
+    # --ava-webhook URL) is signed with webhook_secret.
+    webhooks: tuple[AvaWebhook, ...] = ()
+    webhook_secret: str = "whsec_ava_dev"
+    webhook_backoff_ms: int = 1_000
+    webhook_max_attempts: int = 6
+    webhook_timeout_ms: int = 5_000
+
+    @classmethod
+    def from_table(cls, raw: object, base: Path) -> AvaSettings:
+        if not isinstance(raw, dict):
+            raise ProfileError("[ava] must be a table")
+        table = dict(raw)
+        _only(table, {f.name for f in fields(AvaSettings)}, "[ava]")
+        if "seed" in table:
+            table["seed"] = (base / str(table["seed"])).resolve()
+        for name in ("step_ms", "start_delay_ms"):
+            value = table.get(name, 0)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ProfileError(f"[ava] {name} must be a non-negative integer")
+        for name in ("max_concurrent", "webhook_backoff_ms", "webhook_max_attempts"):
+            value = table.get(name, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ProfileError(f"[ava] {name} must be a positive integer")
+        timeout = table.get("webhook_timeout_ms", 1)
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+            raise ProfileError("[ava] webhook_timeout_ms must be a positive integer")
+        secret = table.get("webhook_secret", cls.webhook_secret)
+        if not isinstance(secret, str) or not secret:
+            raise ProfileError("[ava] webhook_secret must be a non-empty string")
+        hooks = table.get("webhooks", [])
+        if not isinstance(hooks, list):
+            raise ProfileError("[ava] webhooks must be a list of {url, secret?} tables")
+        parsed = []
+        for hook in hooks:
+            if not isinstance(hook, dict) or not isinstance(hook.get("url"), str):
+                raise ProfileError("[ava] each webhook needs a url string")
+            _only(hook, {"url", "secret"}, "an [ava] webhook")
+            if not hook["url"].startswith(("http://", "https://")):
+                raise ProfileError(f"[ava] webhook url {hook['url']!r} is not http(s)")
+            parsed.append(AvaWebhook(hook["url"], str(hook.get("secret", secret))))
+        table["webhooks"] = tuple(parsed)
+        return cls(**table)
+
+
+@dataclass(frozen=True)
+class StraitSettings:
+    seed: Path = FIXTURES / "seed" / "strait.toml"
+    step_ms: int = 250
+    start_delay_ms: int = 0
+    # How long one second of a job's timeout_secs and retry delays lasts on the server's clock.
+    second_ms: int = 1000
+
+    @classmethod
+    def from_table(cls, raw: object, base: Path) -> StraitSettings:
+        if not isinstance(raw, dict):
+            raise ProfileError("[strait] must be a table")
+        table = dict(raw)
+        _only(table, {f.name for f in fields(StraitSettings)}, "[strait]")
+        if "seed" in table:
+            table["seed"] = (base / str(table["seed"])).resolve()
+        for name in ("step_ms", "start_delay_ms", "second_ms"):
+            value = table.get(name, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ProfileError(f"[strait] {name} must be a non-negative integer")
+        if table.get("second_ms", 1) == 0:
+            raise ProfileError("[strait] second_ms must be positive")
+        return cls(**table)
 
 
 @dataclass(frozen=True)
@@ -35,6 +122,8 @@ class ServerProfile:
     ping_interval_ms: int = 15_000
     max_body_bytes: int = 1024 * 1024
     auvy: AuvySettings = field(default_factory=AuvySettings)
+    ava: AvaSettings = field(default_factory=AvaSettings)
+    strait: StraitSettings = field(default_factory=StraitSettings)
     source: Path | None = None
 
     @classmethod
@@ -52,11 +141,16 @@ class ServerProfile:
     def from_dict(
         cls, raw: dict[str, Any], *, base: Path = FIXTURES, source: Path | None = None
     ) -> ServerProfile:
+        for section in ("server", "auvy", "ava", "strait"):
+            if not isinstance(raw.get(section, {}), dict):
+                raise ProfileError(f"[{section}] must be a table")
         server = dict(raw.get("server", {}))
         _only(server, {"clock", "ping_interval_ms", "max_body_bytes"}, "[server]")
         auvy_raw = dict(raw.get("auvy", {}))
         _only(auvy_raw, {f.name for f in fields(AuvySettings)}, "[auvy]")
-        _only(raw, {"server", "auvy"}, "the profile")
+        _only(raw, {"server", "auvy", "ava", "strait"}, "the profile")
+        ava = AvaSettings.from_table(raw.get("ava", {}), base)
+        strait = StraitSettings.from_table(raw.get("strait", {}), base)
         if "seed" in auvy_raw:
             auvy_raw["seed"] = (base / str(auvy_raw["seed"])).resolve()
         for where, table, names in (
@@ -71,7 +165,9 @@ class ServerProfile:
         for key in ("stream_maxlen", "stream_ttl_ms"):
             if auvy_raw.get(key) == 0:
                 auvy_raw[key] = None  # 0 means unbounded, as TOML has no null
-        profile = cls(auvy=AuvySettings(**auvy_raw), source=source, **server)
+        profile = cls(
+            auvy=AuvySettings(**auvy_raw), ava=ava, strait=strait, source=source, **server
+        )
         if profile.clock not in ("system", "manual"):
             raise ProfileError("[server] clock must be 'system' or 'manual'")
         for name in ("ping_interval_ms", "max_body_bytes"):

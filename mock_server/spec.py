@@ -22,6 +22,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from .errors import MethodNotAllowed, RequestInvalid, RouteNotFound
+from .fastcheck import Check, compile_check
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
@@ -37,6 +38,7 @@ class Param:
     required: bool
     schema: Mapping[str, Any]
     validator: Draft202012Validator
+    fast: Check | None = None  # answers "valid?" without jsonschema when it can
 
     def coerce(self, raw: str) -> Any:
         """Turn the wire string into the declared type; a mismatch is a validation error."""
@@ -65,6 +67,7 @@ class Body:
     required: bool
     media_types: tuple[str, ...]
     validator: Draft202012Validator
+    fast: Check | None = None
 
 
 @dataclass
@@ -127,7 +130,7 @@ class Operation:
                     self._target(out, param.location)[param.name] = param.schema["default"]
                 continue
             value = param.coerce(raw)
-            error = _first_error(param.validator, value)
+            error = _first_error(param.validator, value, param.fast)
             if error is not None:
                 raise RequestInvalid(param.location, param.name, f"{param.name}: {error.message}")
             self._target(out, param.location)[param.name] = value
@@ -162,8 +165,10 @@ class Operation:
             raise RequestInvalid("body", "", f"request body is not valid JSON: {exc}") from None
         except RecursionError:
             raise RequestInvalid("body", "", "request body is nested too deeply") from None
+        if _has_lone_surrogate(value):
+            raise RequestInvalid("body", "", "request body holds a lone UTF-16 surrogate escape")
         try:
-            error = _first_error(self.body.validator, value)
+            error = _first_error(self.body.validator, value, self.body.fast)
         except RecursionError:
             raise RequestInvalid("body", "", "request body is nested too deeply") from None
         if error is not None:
@@ -172,12 +177,40 @@ class Operation:
         return value
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    """JSON may escape half a surrogate pair ("\\ud800"); Python keeps it, and any later attempt
+    to encode it as UTF-8 (rendering a response, an event) fails, so it is refused up front."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _reject_constant(name: str) -> Any:
     # json.loads accepts NaN and +-Infinity, which are not JSON; stored, they break JSON rendering.
     raise ValueError(f"{name} is not a JSON value")
 
 
-def _first_error(validator: Draft202012Validator, value: Any) -> ValidationError | None:
+def _first_error(
+    validator: Draft202012Validator, value: Any, fast: Check | None = None
+) -> ValidationError | None:
+    if fast is not None:
+        # A certain "valid" skips jsonschema; anything else lets it find (and word) the error.
+        try:
+            if fast(value) is True:
+                return None
+        except RecursionError:
+            pass
     error: ValidationError | None = best_match(validator.iter_errors(value))
     return error
 
@@ -189,7 +222,9 @@ def _message(error: ValidationError, name: str) -> str:
         schema = error.schema if isinstance(error.schema, Mapping) else {}
         described = schema.get("description")
         return f"{name} does not match any allowed shape" + (f": {described}" if described else "")
-    return f"{name}: {error.message}"
+    # jsonschema repeats the offending value, which may be most of a 1 MiB body.
+    text = error.message if len(error.message) <= 300 else error.message[:300] + "…"
+    return f"{name}: {text}"
 
 
 def _field_of(error: ValidationError) -> str:
@@ -251,7 +286,9 @@ class Spec:
         return cls(path.stem, document, routes)
 
     def match(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
-        allowed: list[str] = []
+        """The most specific path that matches decides (OpenAPI: concrete paths before
+        templated ones); a method it lacks is refused rather than tried on a looser path, so
+        DELETE /v1/runs/dlq never becomes a delete of the run "dlq"."""
         for route in self.routes:
             m = route.pattern.fullmatch(path)
             if m is None:
@@ -259,11 +296,9 @@ class Spec:
             op = route.operations.get(method)
             if op is None and method == "HEAD":
                 op = route.operations.get("GET")
-            if op is not None:
-                return op, m.groupdict()
-            allowed.extend(route.operations)
-        if allowed:
-            raise MethodNotAllowed(method, path, tuple(sorted(set(allowed))))
+            if op is None:
+                raise MethodNotAllowed(method, path, tuple(sorted(route.operations)))
+            return op, m.groupdict()
         raise RouteNotFound(method, path)
 
 
@@ -303,8 +338,45 @@ def _deref(document: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str,
 
 
 def _validator(registry: Registry[Any], uri: str, pointer: str) -> Draft202012Validator:
-    schema = {"$ref": f"{uri}#{pointer}"}
+    """A validator compiled on the schema at `pointer` itself, not on {"$ref": "<uri>#<pointer>"}:
+    the same checks and errors, without resolving that reference again on every request (which
+    took most of the validation time). Its own local references are made absolute, so they still
+    resolve in the whole document."""
+    schema = _absolute_refs(_schema_at(registry.contents(uri), pointer), uri)
     return Draft202012Validator(schema, registry=registry, format_checker=FormatChecker())
+
+
+# Keywords whose values are data, not schemas: a "$ref" inside them is not a reference.
+_DATA_KEYWORDS = frozenset({"const", "default", "enum", "example", "examples"})
+
+
+def _schema_at(document: Any, pointer: str) -> Any:
+    """The node at a JSON pointer; a node that is nothing but a local $ref is followed."""
+    node = document
+    for part in pointer.lstrip("/").split("/") if pointer else ():
+        key = part.replace("~1", "/").replace("~0", "~")
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    while isinstance(node, Mapping) and set(node) == {"$ref"} and node["$ref"].startswith("#"):
+        node = _schema_at(document, node["$ref"][1:])
+    return node
+
+
+def _absolute_refs(node: Any, uri: str) -> Any:
+    """A copy of a schema whose local references ("#/...") name the document (`uri#/...`)."""
+    if isinstance(node, Mapping):
+        return {
+            key: (
+                value
+                if key in _DATA_KEYWORDS
+                else uri + value
+                if key == "$ref" and isinstance(value, str) and value.startswith("#")
+                else _absolute_refs(value, uri)
+            )
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_absolute_refs(value, uri) for value in node]
+    return node
 
 
 def _compile(
@@ -336,12 +408,14 @@ def _compile(
                 if "$ref" in ref_or_param
                 else f"{base}/{index}/schema"
             )
+            validator = _validator(registry, uri, schema_pointer)
             params[(location, param["name"])] = Param(
                 name=param["name"],
                 location=location,
                 required=bool(param.get("required", location == "path")),
                 schema=_deref(document, schema),
-                validator=_validator(registry, uri, schema_pointer),
+                validator=validator,
+                fast=compile_check(validator.schema, document, validator.format_checker),
             )
     body = None
     if "requestBody" in raw:
@@ -356,12 +430,14 @@ def _compile(
             if "$ref" in raw["requestBody"]
             else f"{pointer}/requestBody"
         )
+        validator = _validator(
+            registry, uri, f"{body_pointer}/content/{_escape(json_types[0])}/schema"
+        )
         body = Body(
             required=bool(request_body.get("required", False)),
             media_types=tuple(json_types),
-            validator=_validator(
-                registry, uri, f"{body_pointer}/content/{_escape(json_types[0])}/schema"
-            ),
+            validator=validator,
+            fast=compile_check(validator.schema, document, validator.format_checker),
         )
     security = raw.get("security", document.get("security", []))
     streams = any(

@@ -42,8 +42,16 @@ async def deliver(
     is_finished: Callable[[], bool],
     ping_interval_s: float,
     first: ReadResult | None = None,
+    gap: Callable[[StreamId, ReadResult], Mapping[str, object]] | None = None,
+    ping: bytes = PING,
+    with_ids: bool = True,
 ) -> AsyncIterator[bytes]:
-    """Yield frames after `after` until a terminal entry was sent (or the source finished)."""
+    """Yield frames after `after` until a terminal entry was sent (or the source finished).
+
+    Whenever a read finds that entries after the cursor were trimmed (a reader that fell more
+    than the maximum length behind, or resumed too late), `gap` makes an id-less marker entry
+    so the loss is visible instead of silent.
+    """
     changed = asyncio.Event()
     unsubscribe = engine.subscribe(key, changed.set)
     if first is not None:
@@ -57,8 +65,10 @@ async def deliver(
                 changed.clear()
                 engine.run_due()
                 result = read(cursor)
+            if gap is not None and result.truncated and cursor is not None:
+                yield frame(gap(cursor, result))
             for entry in result.entries:
-                yield frame(entry.data, entry.id)
+                yield frame(entry.data, entry.id if with_ids else None)
                 cursor = entry.id
                 if is_terminal_entry(entry):
                     return
@@ -70,6 +80,6 @@ async def deliver(
             try:
                 await asyncio.wait_for(changed.wait(), timeout=ping_interval_s)
             except TimeoutError:
-                yield PING
+                yield ping
     finally:
         unsubscribe()

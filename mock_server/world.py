@@ -5,15 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .apis.auvy import AuvyApp
+from .apis.ava import AvaApp
+from .apis.strait import StraitApp
 from .clock import Clock, ManualClock, SystemClock
+from .model import ava, strait
 from .model.auvy import AuvyModel, Settings
 from .model.engine import Engine
+from .model.outbox import Outbox, RetryPolicy
+from .model.receptors import Receptors
 from .model.store import MemoryStreams
 from .profile import ServerProfile
-from .seed import load_auvy
+from .seed import load_auvy, load_ava, load_strait
 from .spec import Spec, load_specs
 
-APIS = ("auvy",)
+APIS = ("auvy", "ava", "strait")
 
 
 class World:
@@ -29,7 +34,7 @@ class World:
             clock or (ManualClock() if profile.clock == "manual" else SystemClock())
         )
         # Loaded once here; every request is routed and validated from these compiled tables.
-        self.specs: dict[str, Spec] = load_specs(["auvy"])
+        self.specs: dict[str, Spec] = load_specs(["auvy", "ava", "strait"])
         settings = profile.auvy
         self.auvy = AuvyModel(
             self.engine,
@@ -41,17 +46,57 @@ class World:
             ),
             streams=MemoryStreams(maxlen=settings.stream_maxlen, ttl_ms=settings.stream_ttl_ms),
         )
+        self.receptors = Receptors(self.auvy)
+        ava_settings = profile.ava
+        self.ava_outbox = Outbox(
+            self.engine,
+            RetryPolicy(ava_settings.webhook_backoff_ms, ava_settings.webhook_max_attempts),
+        )
+        self.ava = ava.AvaModel(
+            self.engine,
+            ava.Settings(
+                step_ms=ava_settings.step_ms,
+                start_delay_ms=ava_settings.start_delay_ms,
+                max_concurrent=ava_settings.max_concurrent,
+            ),
+            outbox=self.ava_outbox,
+        )
+        strait_settings = profile.strait
+        self.strait = strait.StraitModel(
+            self.engine,
+            strait.Settings(
+                step_ms=strait_settings.step_ms,
+                start_delay_ms=strait_settings.start_delay_ms,
+                second_ms=strait_settings.second_ms,
+            ),
+        )
         self._seed()
         self.auvy_app = AuvyApp(
             self.specs["auvy"],
             self.engine,
             self.auvy,
+            self.receptors,
+            max_body_bytes=profile.max_body_bytes,
+            ping_interval_s=profile.ping_interval_ms / 1000,
+            rate_limit=(settings.rate_limit_requests, settings.rate_limit_window_ms),
+        )
+        self.ava_app = AvaApp(
+            self.specs["ava"], self.engine, self.ava, max_body_bytes=profile.max_body_bytes
+        )
+        self.strait_app = StraitApp(
+            self.specs["strait"],
+            self.engine,
+            self.strait,
             max_body_bytes=profile.max_body_bytes,
             ping_interval_s=profile.ping_interval_ms / 1000,
         )
 
     def _seed(self) -> None:
-        load_auvy(self.auvy, self.profile.auvy.seed)
+        load_auvy(self.auvy, self.profile.auvy.seed, self.receptors)
+        load_ava(self.ava, self.profile.ava.seed)
+        load_strait(self.strait, self.profile.strait.seed)
+        for hook in self.profile.ava.webhooks:
+            self.ava_outbox.subscribe(hook.url, hook.secret)
 
     def reset(self) -> None:
         """Drop every job and stream and reload the seed world, as at start-up."""
@@ -60,4 +105,9 @@ class World:
         self.auvy.keys.clear()
         self.auvy.pathways.clear()
         self.auvy.traces.clear()
+        self.receptors.clear()
+        self.auvy_app.limiter.clear()
+        self.ava.clear_world()
+        self.ava_outbox.clear_endpoints()
+        self.strait.clear_world()
         self._seed()

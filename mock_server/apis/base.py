@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..errors import Envelope, InternalError, RequestError
+from ..errors import Envelope, InternalError, RateLimited, RequestError
 from ..model.engine import Engine
 from ..model.errors import ModelError
 from ..spec import Operation, Spec, ValidRequest
@@ -50,6 +50,9 @@ class ApiApp(Generic[Who]):
     def authenticate(self, request: Request, operation: Operation) -> Who:
         raise NotImplementedError
 
+    def limit(self, request: Request, operation: Operation) -> None:
+        """Raise RateLimited when the caller is over its limit; no limits by default."""
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
@@ -62,6 +65,7 @@ class ApiApp(Generic[Who]):
             # Time-driven work due by now happens before the request sees the state.
             self.engine.run_due()
             operation, path_values = self.spec.match(request.method, route_path(request))
+            self.limit(request, operation)
             who = self.authenticate(request, operation) if operation.secured else None
             raw_body = await request.body() if operation.body is not None else b""
             valid = operation.validate(
@@ -73,19 +77,11 @@ class ApiApp(Generic[Who]):
                 max_body_bytes=self.max_body_bytes,
             )
             return await self.handlers[operation.operation_id](valid, who, request)
-        except (RequestError, ModelError) as exc:
+        except (RequestError, ModelError, RateLimited) as exc:
             return self.envelope.render(exc)
         except Exception as exc:
-            if _is_rate_limit(exc):
-                return self.envelope.render(exc)
             log.exception("unhandled error in %s %s", request.method, request.url.path)
             return self.envelope.render(InternalError(str(exc)))
-
-
-def _is_rate_limit(exc: Exception) -> bool:
-    from ..errors import RateLimited
-
-    return isinstance(exc, RateLimited)
 
 
 def route_path(request: Request) -> str:

@@ -6,7 +6,9 @@
     ├── NotFound             unknown id, or an id of another workspace/tenant/project
     ├── IllegalTransition    the status machine refuses the move (cancel after completion, ...)
     ├── InvalidInput         well-formed request whose content the model rejects (names the field)
-    └── Conflict             a request that clashes with current state other than by status
+    │   └── Unprocessable    a required value is missing where the API says 422 (Strait)
+    ├── Conflict             a request that clashes with current state other than by status
+    └── Gone                 the resource is finished: nothing is left to read (Strait's 410)
 
 The model never picks HTTP statuses: AUVY renders IllegalTransition as 400, AVA as 409.
 """
@@ -53,4 +55,12 @@ class InvalidInput(ModelError):
 
 
 class Conflict(ModelError):
+    pass
+
+
+class Unprocessable(InvalidInput):
+    pass
+
+
+class Gone(ModelError):
     pass

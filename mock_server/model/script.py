@@ -83,7 +83,7 @@ def parse_script(raw: Sequence[Mapping[str, object]], where: str) -> tuple[Step,
             raise ScriptError(f"{here}: a step must be a table")
         if "progress" in item:
             count = item["progress"]
-            if not isinstance(count, int) or count < 1:
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
                 raise ScriptError(f"{here}: progress must be a positive integer")
             tokens = item.get("tokens", ())
             if not isinstance(tokens, list | tuple) or not all(isinstance(t, str) for t in tokens):

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Generator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from .clients.http import Recorder
 from .profile import REFERENCE_PROFILE, ProfileError, TargetProfile
+from .property.depth import DEPTHS, Depth, DepthError, resolve_depth
 from .report import (
     Exchange,
     TestOutcome,
@@ -52,6 +54,9 @@ class RunState:
         self.receiver_skip = "no webhook receiver runs"
         self.outcomes: dict[str, TestOutcome] = {}
         self.started_at = _now()
+        # The property suites: how hard they push, and the seed that replays them.
+        self.depth: Depth = DEPTHS["quick"]
+        self.seed = 0
 
 
 def _now() -> str:
@@ -90,6 +95,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="fail the run when a catalogued requirement of the selected APIs has no test",
     )
     group.addoption(
+        "--depth",
+        choices=tuple(DEPTHS),
+        default=None,
+        help="property suites: quick (default, CI) or deep (release gate); "
+        "or [property] depth in the profile",
+    )
+    group.addoption(
+        "--seed",
+        type=int,
+        default=None,
+        help="property suites: replay the run with this seed (printed in the header)",
+    )
+    group.addoption(
         "--report-dir",
         default=str(REPO / "reports"),
         help="where the reports go (default reports/)",
@@ -113,10 +131,17 @@ def pytest_configure(config: pytest.Config) -> None:
     apis = tuple(requested) if requested else tuple(a for a in APIS if a in profile.data)
     state = RunState(catalog, profile, apis)
     config.stash[STATE] = state
+    try:
+        state.depth = resolve_depth(config.getoption("--depth"), profile.get("property.depth"))
+    except DepthError as exc:
+        raise pytest.UsageError(f"{profile.path}: [property] {exc}") from None
+    seed = config.getoption("--seed")
+    state.seed = seed if seed is not None else random.randrange(2**32)
     target = config.getoption("--target")
     if worker:
         workerinput = getattr(config, "workerinput", {})
         target = target or workerinput.get("conformance_target")
+        state.seed = int(workerinput.get("conformance_seed", state.seed))
         state.receiver_url = workerinput.get("ava_webhook_receiver")
         state.receiver_skip = workerinput.get("ava_webhook_skip", state.receiver_skip)
     elif not config.getoption("--collect-only", False):
@@ -160,6 +185,7 @@ class XdistHooks:
         # Workers re-parse the command line, so the started server's URL travels here.
         state = node.config.stash[STATE]
         node.workerinput["conformance_target"] = state.target
+        node.workerinput["conformance_seed"] = state.seed
         node.workerinput["ava_webhook_receiver"] = state.receiver_url
         node.workerinput["ava_webhook_skip"] = state.receiver_skip
 
@@ -179,6 +205,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"conformance target: {state.target} ({where})",
         f"conformance profile: {state.profile.path}",
         f"conformance apis: {', '.join(state.apis) or 'none'}",
+        f"property suites: --depth {state.depth.name} --seed {state.seed}",
     ]
 
 

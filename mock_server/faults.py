@@ -196,7 +196,7 @@ class FaultMiddleware:
                 if (start["status"] == 400 and swallow_400) or (
                     start["status"] == 409 and swallow_409
                 ):
-                    start, body = await self._status_instead(scope, start)
+                    start, body = await self._status_instead(pristine, start)
                 elif self.on("untyped-errors"):
                     body = json.dumps({"error": json.loads(body).get("message", "error")}).encode()
                 headers = [(k, v) for k, v in start["headers"] if k != b"content-length"]
@@ -213,6 +213,9 @@ class FaultMiddleware:
                     return
             await send(message)
 
+        # Routing writes the mount into the scope it is given (root_path, path_params); the
+        # status request of `_status_instead` must start from the scope as it arrived.
+        pristine = dict(scope)
         await self.app(scope, receive, send_faulty)
 
     def _swap_share(self, key: str, value: str, path: str) -> tuple[str, str]:

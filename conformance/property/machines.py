@@ -1,0 +1,388 @@
+"""Models of each API's job lifecycle, kept without the server, and state machines that drive the
+target with hypothesis and check after every step that it agrees with the model.
+
+The model knows only what the documents say: which status each fixture settles in, which
+operations each status allows, and the error an operation gets when its status does not allow it.
+Jobs move on the server's own clock, so every rule waits until its job settles (a terminal status,
+or the status the fixture parks in) before the model records it; what is compared is then never a
+race between the model and the server's pacing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
+
+from ..checks import (
+    ConformanceFailure,
+    auvy_error_envelope,
+    ava_error_envelope,
+    body_of,
+    event_ids_strictly_increase,
+    strait_error_envelope,
+)
+from ..clients.auvy import AuvyClient
+from ..clients.ava import AvaClient
+from ..clients.http import Recorder
+from ..clients.strait import StraitClient
+from ..report import Exchange
+from .repro import Step, render_failure
+
+__all__ = ["AUVY_SETTLES", "FullRecorder", "LifecycleMachine", "auvy_machine", "ava_machine"]
+
+
+class FullRecorder(Recorder):
+    """Keeps every exchange: a shrunk sequence is short, but all of it must be shown."""
+
+    def add(self, exchange: Exchange) -> None:
+        self.exchanges.append(exchange)
+
+
+@dataclass
+class Context:
+    """What a machine class needs from the run; set on the class before hypothesis runs it."""
+
+    requirement: str
+    nodeid: str
+    seed: int  # the run's --seed, which replays this test
+    depth: str
+    recorder: FullRecorder
+    settle_s: float
+    fixtures: Mapping[str, str]  # fixture kind -> id (pathway, worker or job)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LifecycleMachine(RuleBasedStateMachine):
+    ctx: ClassVar[Context]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[Step] = []
+        self.expected: dict[str, str] = {}  # job id -> the status the model says it has
+        self.ctx.recorder.exchanges.clear()
+
+    def sent(self, label: str) -> None:
+        """Log the step with the request it just made (the last exchange recorded)."""
+        exchanges = self.ctx.recorder.exchanges
+        self.steps.append(Step(label, exchanges[-1] if exchanges else None))
+
+    def fail(self, claim: str) -> None:
+        raise ConformanceFailure(
+            render_failure(
+                claim,
+                [self.ctx.requirement],
+                self.steps,
+                seed=self.ctx.seed,
+                nodeid=self.ctx.nodeid,
+                depth=self.ctx.depth,
+            )
+        )
+
+    def agree(self, label: str, check: Callable[[], Any]) -> Any:
+        """Run a check of the target against the model; a mismatch fails with the sequence."""
+        try:
+            return check()
+        except ConformanceFailure as exc:
+            self.fail(f"after {label}: {exc}")
+        return None
+
+
+def _short(job_id: str) -> str:
+    return job_id[-8:]
+
+
+# --- AUVY -----------------------------------------------------------------------------------------
+
+TERMINAL = frozenset({"completed", "failed"})
+# Where each pathway fixture parks: terminal, or waiting for the caller.
+AUVY_SETTLES: Mapping[str, str] = {
+    "complete": "completed",
+    "fail": "failed",
+    "approval": "waiting",
+    "pause": "paused",
+    "long": "running",
+}
+
+
+def auvy_machine(client: AuvyClient, ctx: Context) -> type[LifecycleMachine]:
+    workspace = str(ctx.extra["workspace_id"])
+    kinds = sorted(k for k in AUVY_SETTLES if k in ctx.fixtures)
+
+    class AuvyLifecycle(LifecycleMachine):
+        jobs = Bundle("jobs")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.waiting_for: dict[str, str] = {}  # job id -> its intervention id
+            self.stream_ids: dict[str, list[str]] = {}
+
+        def settle(self, job_id: str, statuses: Collection[str]) -> dict[str, Any]:
+            return client.wait_for(job_id, set(statuses), ctx.settle_s)
+
+        @rule(target=jobs, kind=st.sampled_from(kinds))
+        def start(self, kind: str) -> str:
+            job_id = client.start(ctx.fixtures[kind])
+            self.sent(f"start a job of the {kind!r} pathway -> {_short(job_id)}")
+            expected = AUVY_SETTLES[kind]
+            snap = self.agree(f"start {kind}", lambda: self.settle(job_id, {expected} | TERMINAL))
+            if snap["status"] != expected:
+                self.fail(f"a {kind!r} job settled as {snap['status']!r}, not {expected!r}")
+            if expected == "waiting":
+                self.waiting_for[job_id] = str(snap["waitingFor"]["interventionId"])
+            self.expected[job_id] = expected
+            return job_id
+
+        @rule(job=jobs)
+        def cancel(self, job: str) -> None:
+            before = self.expected[job]
+            response = client.cancel(job)
+            self.sent(f"cancel {_short(job)} (model: {before})")
+            if before in TERMINAL:
+                self.agree(
+                    f"cancel of a {before} job",
+                    lambda: auvy_error_envelope(response, 400, "VALIDATION_ERROR"),
+                )
+                return
+            self.expect_2xx(response, f"cancel of a {before} job")
+            self.expected[job] = "failed"
+            self.agree("cancel", lambda: self.settle(job, TERMINAL))
+
+        @rule(job=jobs)
+        def resume(self, job: str) -> None:
+            before = self.expected[job]
+            response = client.resume(job)
+            self.sent(f"resume {_short(job)} (model: {before})")
+            if before not in ("paused", "waiting"):
+                self.agree(
+                    f"resume of a {before} job",
+                    lambda: auvy_error_envelope(response, 400, "VALIDATION_ERROR"),
+                )
+                return
+            self.expect_2xx(response, f"resume of a {before} job")
+            snap = self.agree("resume", lambda: self.settle(job, TERMINAL))
+            # Resuming past an approval is the server's choice of outcome; a paused job completes.
+            self.expected[job] = "completed" if before == "paused" else snap["status"]
+
+        @rule(job=jobs, action=st.sampled_from(["approve", "reject"]))
+        def answer(self, job: str, action: str) -> None:
+            before = self.expected[job]
+            intervention = self.waiting_for.get(job, "int_never_asked")
+            body = {
+                "workspace_id": workspace,
+                "input": {
+                    "type": "intervention_response",
+                    "interventionId": intervention,
+                    "action": action,
+                },
+            }
+            response = client.submit_input(job, body)
+            self.sent(f"{action} {_short(job)} (model: {before})")
+            if before != "waiting":
+                self.agree(
+                    f"input to a {before} job",
+                    lambda: auvy_error_envelope(response, 400, "VALIDATION_ERROR"),
+                )
+                return
+            self.expect_2xx(response, f"{action} of a waiting job")
+            self.expected[job] = "completed" if action == "approve" else "failed"
+            self.agree(action, lambda: self.settle(job, TERMINAL))
+
+        @rule(job=jobs)
+        def stream(self, job: str) -> None:
+            if self.expected[job] not in TERMINAL:
+                return  # the stream of a parked job stays open; the SSE property reads those
+            read = client.read_stream(job)
+            self.sent(f"read the stream of {_short(job)}")
+            self.agree("stream", lambda: event_ids_strictly_increase(read.ids))
+            want = "complete" if self.expected[job] == "completed" else "error"
+            terminal = read.terminal
+            if terminal is None or terminal.get("type") != want:
+                self.fail(f"the stream of a {self.expected[job]} job ended with {terminal!r}")
+            previous = self.stream_ids.setdefault(job, read.ids)
+            if previous != read.ids:
+                self.fail("a finished job's stream replays different event ids")
+
+        @invariant()
+        def status_agrees(self) -> None:
+            for job, expected in self.expected.items():
+                status = client.status(job)["status"]
+                if status != expected:
+                    self.sent(f"poll {_short(job)}")
+                    self.fail(f"job {job} is {status!r}; the model says {expected!r}")
+
+        def expect_2xx(self, response: httpx.Response, what: str) -> None:
+            if not 200 <= response.status_code < 300:
+                self.fail(f"{what} answered {response.status_code}: {response.text[:200]}")
+
+        def teardown(self) -> None:
+            for job, status in self.expected.items():
+                if status not in TERMINAL:
+                    client.cancel(job)
+
+    AuvyLifecycle.ctx = ctx
+    return AuvyLifecycle
+
+
+# --- AVA ------------------------------------------------------------------------------------------
+
+AVA_TERMINAL = frozenset({"completed", "failed", "cancelled"})
+AVA_SETTLES: Mapping[str, str] = {"complete": "completed", "fail": "failed", "long": "running"}
+
+
+def ava_machine(client: AvaClient, ctx: Context) -> type[LifecycleMachine]:
+    kinds = sorted(k for k in AVA_SETTLES if k in ctx.fixtures)
+
+    class AvaLifecycle(LifecycleMachine):
+        jobs = Bundle("jobs")
+
+        @rule(target=jobs, kind=st.sampled_from(kinds))
+        def trigger(self, kind: str) -> str:
+            job_id = str(client.start(ctx.fixtures[kind])["id"])
+            self.sent(f"trigger the {kind!r} worker -> {_short(job_id)}")
+            expected = AVA_SETTLES[kind]
+            job = self.agree(
+                "trigger", lambda: client.wait_for(job_id, {expected} | AVA_TERMINAL, ctx.settle_s)
+            )
+            if job["status"] != expected:
+                self.fail(f"a {kind!r} job settled as {job['status']!r}, not {expected!r}")
+            self.expected[job_id] = expected
+            return job_id
+
+        @rule(job=jobs)
+        def cancel(self, job: str) -> None:
+            before = self.expected[job]
+            response = client.cancel(job)
+            self.sent(f"cancel {_short(job)} (model: {before})")
+            if before in AVA_TERMINAL:
+                self.agree(
+                    f"cancel of a {before} job",
+                    lambda: ava_error_envelope(response, 409, "resource_conflict"),
+                )
+                return
+            if response.status_code != 200:
+                self.fail(f"cancel of a {before} job answered {response.status_code}")
+            self.expected[job] = "cancelled"
+
+        @rule(job=jobs)
+        def logs(self, job: str) -> None:
+            response = client.get_logs(job)
+            self.sent(f"read the logs of {_short(job)}")
+            if response.status_code != 200:
+                self.fail(f"logs of a {self.expected[job]} job answered {response.status_code}")
+
+        @invariant()
+        def status_agrees(self) -> None:
+            for job, expected in self.expected.items():
+                status = client.job(job)["status"]
+                if status != expected:
+                    self.sent(f"poll {_short(job)}")
+                    self.fail(f"job {job} is {status!r}; the model says {expected!r}")
+
+        def teardown(self) -> None:
+            for job, status in self.expected.items():
+                if status not in AVA_TERMINAL:
+                    client.cancel(job)
+
+    AvaLifecycle.ctx = ctx
+    return AvaLifecycle
+
+
+# --- Strait ---------------------------------------------------------------------------------------
+
+STRAIT_TERMINAL = frozenset(
+    {"completed", "failed", "timed_out", "crashed", "system_failed", "canceled", "expired"}
+)
+STRAIT_REPLAYABLE = frozenset({"failed", "timed_out", "crashed", "system_failed"})
+STRAIT_SETTLES: Mapping[str, str] = {
+    "complete": "completed",
+    "fatal": "failed",
+    "long": "executing",
+}
+
+
+def strait_machine(client: StraitClient, ctx: Context) -> type[LifecycleMachine]:
+    kinds = sorted(k for k in STRAIT_SETTLES if k in ctx.fixtures)
+
+    class StraitLifecycle(LifecycleMachine):
+        runs = Bundle("runs")
+
+        def settle(self, run_id: str, expected: str) -> str:
+            run = self.agree(
+                "settle",
+                lambda: client.wait_for(run_id, {expected} | STRAIT_TERMINAL, ctx.settle_s),
+            )
+            return str(run["status"])
+
+        def started(self, run_id: str, kind: str, label: str) -> str:
+            expected = STRAIT_SETTLES[kind]
+            self.sent(f"{label} -> {_short(run_id)}")
+            status = self.settle(run_id, expected)
+            if status != expected:
+                self.fail(f"a {kind!r} run settled as {status!r}, not {expected!r}")
+            self.expected[run_id] = expected
+            self.kinds[run_id] = kind
+            return run_id
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.kinds: dict[str, str] = {}
+
+        @rule(target=runs, kind=st.sampled_from(kinds))
+        def trigger(self, kind: str) -> str:
+            run_id = str(client.start(ctx.fixtures[kind])["id"])
+            return self.started(run_id, kind, f"trigger the {kind!r} job")
+
+        @rule(run=runs)
+        def cancel(self, run: str) -> None:
+            before = self.expected[run]
+            response = client.cancel(run)
+            self.sent(f"cancel {_short(run)} (model: {before})")
+            if before in STRAIT_TERMINAL:
+                self.agree(
+                    f"cancel of a {before} run",
+                    lambda: strait_error_envelope(response, 400, "bad_request"),
+                )
+                return
+            if response.status_code not in (200, 204):
+                self.fail(f"cancel of a {before} run answered {response.status_code}")
+            self.expected[run] = "canceled"
+            self.settle(run, "canceled")
+
+        @rule(target=runs, run=runs)
+        def replay(self, run: str) -> str:
+            before = self.expected[run]
+            response = client.replay(run)
+            self.sent(f"replay {_short(run)} (model: {before})")
+            if before not in STRAIT_REPLAYABLE:
+                self.agree(
+                    f"replay of a {before} run",
+                    lambda: strait_error_envelope(response, 400, "bad_request"),
+                )
+                return run
+            if response.status_code != 201:
+                self.fail(f"replay of a {before} run answered {response.status_code}")
+            new_id = str(body_of(response)["id"])
+            if new_id == run:
+                self.fail("replay returned the replayed run's own id, not a new run")
+            return self.started(new_id, self.kinds[run], f"(the replay of {_short(run)})")
+
+        @invariant()
+        def status_agrees(self) -> None:
+            for run, expected in self.expected.items():
+                status = client.run(run)["status"]
+                if status != expected:
+                    self.sent(f"poll {_short(run)}")
+                    self.fail(f"run {run} is {status!r}; the model says {expected!r}")
+
+        def teardown(self) -> None:
+            for run, status in self.expected.items():
+                if status not in STRAIT_TERMINAL:
+                    client.cancel(run)
+
+    StraitLifecycle.ctx = ctx
+    return StraitLifecycle

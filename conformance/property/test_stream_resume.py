@@ -1,0 +1,128 @@
+"""SSE resumption: disconnect at random points while the job is still producing events, read on
+with `after=<last id>`, and the pieces must join into exactly the stream a reader that never
+disconnected sees: no gap, no duplicate, the same terminal event. Also on the public share
+stream. Always over real HTTP, since the property is about connections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import hypothesis
+import pytest
+from hypothesis import strategies as st
+
+from ..checks import ConformanceFailure, body_of, event_ids_strictly_increase, status_is
+from ..clients.auvy import AuvyClient, StreamRead
+from ..profile import TargetProfile
+from .depth import Depth, settings_for
+from .repro import replay_command
+
+# Events read before each disconnect; the last piece reads on to the end.
+PIECES = st.lists(st.integers(min_value=1, max_value=4), min_size=1, max_size=5)
+
+
+def _pieces_join(
+    read: Callable[[str | None, int | None], StreamRead],
+    pieces: list[int],
+    finish: Callable[[], None],
+) -> None:
+    got: list[str] = []
+    last: str | None = None
+    for count in pieces:
+        part = read(last, count)
+        got.extend(part.ids)
+        if part.ids:
+            last = part.ids[-1]
+        if part.ended:
+            break
+    finish()  # make the job end so the last piece and the full read terminate
+    rest = read(last, None)
+    got.extend(rest.ids)
+    full = read(None, None)
+    event_ids_strictly_increase(got)
+    if got != full.ids:
+        missing = [i for i in full.ids if i not in got]
+        extra = [i for i in got if i not in full.ids]
+        raise ConformanceFailure(
+            "resumed pieces do not join into the full stream",
+            f"pieces {pieces}: missing {missing[:5]}, duplicated or unknown {extra[:5]}, "
+            f"{len(got)} ids read vs {len(full.ids)} in the full stream",
+        )
+    if full.terminal is None or rest.terminal != full.terminal:
+        raise ConformanceFailure("the resumed stream ends differently", f"{rest.terminal!r}")
+
+
+def _run(test: Callable[[list[int]], None], depth: Depth, seed: int, replay: str) -> None:
+    @hypothesis.seed(seed)
+    @settings_for(depth.sse_examples)
+    @hypothesis.given(pieces=PIECES)
+    def run(pieces: list[int]) -> None:
+        test(pieces)
+
+    try:
+        run()
+    except ConformanceFailure as exc:
+        raise ConformanceFailure(f"{exc}\nreplay: {replay}") from None
+
+
+@pytest.mark.req("auvy.properties.stream-resume")
+def test_private_stream_resumes_with_exactly_the_missing_suffix(
+    auvy: AuvyClient,
+    profile: TargetProfile,
+    depth: Depth,
+    prop_seed: int,
+    run_seed: int,
+    request: pytest.FixtureRequest,
+) -> None:
+    # The long pathway keeps emitting progress until cancelled: disconnects land mid-production.
+    pathway = str(profile.need("auvy.pathways.long.id"))
+
+    def one(pieces: list[int]) -> None:
+        job_id = auvy.start(pathway)
+
+        def read(after: str | None, count: int | None) -> StreamRead:
+            return auvy.read_stream(job_id, after, max_events=count)
+
+        def finish() -> None:
+            status_is(auvy.cancel(job_id), 200)
+
+        _pieces_join(read, pieces, finish)
+
+    _run(one, depth, prop_seed, replay_command(run_seed, request.node.nodeid, depth.name))
+
+
+@pytest.mark.req("auvy.properties.public-stream-resume")
+def test_public_stream_resumes_with_exactly_the_missing_suffix(
+    auvy: AuvyClient,
+    profile: TargetProfile,
+    depth: Depth,
+    prop_seed: int,
+    run_seed: int,
+    request: pytest.FixtureRequest,
+) -> None:
+    workspace = str(profile.need("auvy.public.workspace"))
+    receptor = profile.need("auvy.public.receptors.main")
+    token = str(receptor["token"])
+    timeout_s = float(profile.get("auvy.job_timeout_s", 30))
+
+    def one(pieces: list[int]) -> None:
+        response = auvy.public(
+            "executePublicReceptor",
+            "POST",
+            f"/v1/public/receptors/{workspace}/{receptor['slug']}/execute",
+            token=token,
+            json_body={"message": "hello"},
+        )
+        status_is(response, 200)
+        job_id = str(body_of(response)["job_id"])
+
+        def read(after: str | None, count: int | None) -> StreamRead:
+            return auvy.read_stream(job_id, after, max_events=count, public_token=token)
+
+        def finish() -> None:
+            # The receptor's pathway ends by itself; wait so the final reads terminate.
+            auvy.wait_for(job_id, {"completed", "failed"}, timeout_s)
+
+        _pieces_join(read, pieces, finish)
+
+    _run(one, depth, prop_seed, replay_command(run_seed, request.node.nodeid, depth.name))

@@ -1,0 +1,126 @@
+"""The property suites' helpers: depth resolution, per-test seeds, and failure rendering."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from conformance.property.battery import battery
+from conformance.property.depth import DEPTHS, DepthError, resolve_depth, test_seed
+from conformance.property.repro import Step, render_failure, render_steps, replay_command
+from conformance.report import Exchange
+
+
+def test_quick_is_the_default_and_the_option_beats_the_profile() -> None:
+    assert resolve_depth(None).name == "quick"
+    assert resolve_depth(None, "deep").name == "deep"
+    assert resolve_depth("quick", "deep").name == "quick"
+
+
+@pytest.mark.parametrize("bad", ["medium", 3, ""])
+def test_an_unknown_depth_is_refused_naming_the_choices(bad: object) -> None:
+    with pytest.raises(DepthError, match="quick, deep"):
+        resolve_depth(None, bad)
+
+
+def test_deep_pushes_harder_than_quick_everywhere() -> None:
+    quick, deep = DEPTHS["quick"], DEPTHS["deep"]
+    for name in quick.__dataclass_fields__:
+        if name != "name":
+            assert getattr(deep, name) >= getattr(quick, name), name
+
+
+def test_a_test_seed_depends_on_the_run_seed_and_the_test_only() -> None:
+    assert test_seed(7, "a::b") == test_seed(7, "a::b")
+    assert test_seed(7, "a::b") != test_seed(8, "a::b")
+    assert test_seed(7, "a::b") != test_seed(7, "a::c")
+    assert 0 <= test_seed(123, "x") < 2**32
+
+
+def _exchange(body: str = '{"job_id": "j1"}') -> Exchange:
+    return Exchange(
+        method="POST",
+        url="http://127.0.0.1:1/auvy/v1/jobs/j1/cancel",
+        request_headers={"authorization": "Bearer auvy_t…", "content-length": "2"},
+        request_body="{}",
+        status=200,
+        response_headers={},
+        response_body=body,
+    )
+
+
+def test_steps_render_with_a_runnable_curl_line_and_the_answer() -> None:
+    text = render_steps([Step("cancel j1 (model: completed)", _exchange()), Step("model only")])
+    lines = text.splitlines()
+    assert lines[0] == "1. cancel j1 (model: completed)"
+    curl = lines[1].removeprefix("   $ ")
+    argv = shlex.split(curl)
+    assert argv[:3] == ["curl", "-X", "POST"]
+    assert "content-length: 2" not in argv, "curl computes Content-Length itself"
+    assert argv[argv.index("--data-raw") + 1] == "{}"
+    assert lines[2] == '   -> 200 {"job_id": "j1"}'
+    assert lines[3] == "2. model only"
+
+
+def test_long_response_bodies_are_cut() -> None:
+    text = render_steps([Step("x", _exchange("y" * 1000))])
+    assert text.endswith("…") and len(text.splitlines()[2]) < 400
+
+
+def test_a_failure_names_requirements_sequence_and_replay() -> None:
+    text = render_failure(
+        "cancel of a completed job answered 200",
+        ["auvy.properties.lifecycle"],
+        [Step("start", _exchange()), Step("cancel", _exchange())],
+        seed=42,
+        nodeid="conformance/property/test_lifecycle.py::test_auvy_lifecycle",
+        depth="deep",
+    )
+    assert "requirements: auvy.properties.lifecycle" in text
+    assert "sequence (2 steps):" in text
+    assert text.count("$ curl") == 2
+    assert text.splitlines()[-1] == "replay: " + replay_command(
+        42, "conformance/property/test_lifecycle.py::test_auvy_lifecycle", "deep"
+    )
+    assert "--seed 42 --depth deep" in text
+
+
+def test_the_battery_covers_every_operation_with_auth_and_body_cases() -> None:
+    document = {
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/jobs/{id}": {
+                "post": {
+                    "operationId": "doIt",
+                    "parameters": [
+                        {"name": "id", "in": "path", "schema": {"type": "string"}},
+                        {"name": "mode", "in": "query", "schema": {"enum": ["a", "b"]}},
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "responses": {"200": {}, "400": {}, "401": {}, "404": {}},
+                }
+            }
+        },
+    }
+    cases = list(battery("auvy", document, {}))
+    labels = {c.label for c in cases}
+    for wanted in (
+        "no credentials",
+        "malformed credentials",
+        "unknown mode value",
+        "mode twice",
+        "malformed JSON",
+        "wrong content type",
+        "deeply nested JSON",
+        "huge body",
+        "empty body",
+        "body is list",
+    ):
+        assert wanted in labels, wanted
+    assert all(c.allowed >= {400, 401, 404} for c in cases)
+    assert next(c for c in cases if c.label == "huge body").allowed == {400, 401, 404, 413}
+    assert not next(c for c in cases if c.label == "mode twice").strict

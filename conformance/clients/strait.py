@@ -6,16 +6,20 @@ insist on the documented status, so a scenario can work with the body itself.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from ..checks import ConformanceFailure, body_of
 from .http import ApiClient, EventStream
+from .sse import SseComment, SseEvent
 
 TERMINAL = frozenset(
     {
@@ -30,11 +34,90 @@ TERMINAL = frozenset(
     }
 )
 RUNS = "/v1/runs"
+STATUSES = (
+    "delayed",
+    "queued",
+    "dequeued",
+    "executing",
+    "waiting",
+    "completed",
+    "failed",
+    "timed_out",
+    "crashed",
+    "system_failed",
+    "canceled",
+    "expired",
+    "dead_letter",
+)
+# FACTS.md's transition table, as a client sees statuses.
+TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "delayed": frozenset({"queued", "canceled", "expired"}),
+    "queued": frozenset({"dequeued", "executing", "canceled", "expired"}),
+    "dequeued": frozenset({"executing", "queued", "canceled", "system_failed"}),
+    "executing": frozenset(
+        {
+            "completed",
+            "failed",
+            "timed_out",
+            "crashed",
+            "canceled",
+            "waiting",
+            "queued",
+            "system_failed",
+            "dead_letter",
+        }
+    ),
+    "waiting": frozenset({"executing", "completed", "failed", "canceled", "timed_out"}),
+    "dead_letter": frozenset({"queued"}),
+}
+HOLD_S = 3600  # how far ahead a held run is scheduled: it stays delayed for the whole test
 
 
 def new_batch() -> str:
     """A batch id no other test uses: lists filtered by it see only this test's runs."""
     return f"conf-{uuid.uuid4().hex[:16]}"
+
+
+def nonce() -> str:
+    """A payload value no other run has, to find a run's replays by payload_contains."""
+    return uuid.uuid4().hex
+
+
+def format_ts(moment: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+
+
+def from_now(seconds: float) -> str:
+    return format_ts(datetime.now(UTC) + timedelta(seconds=seconds))
+
+
+def shift(value: str, ms: int) -> str:
+    return format_ts(parse_ts(value) + timedelta(milliseconds=ms))
+
+
+@dataclass
+class StreamRead:
+    """What one connection to a run's stream delivered."""
+
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+    ended: bool = False
+
+    @property
+    def changes(self) -> list[dict[str, Any]]:
+        return [f for f in self.frames if f.get("type") == "status_change"]
+
+    @property
+    def path(self) -> list[str]:
+        """Every status the changes went through, the first `from` included."""
+        changes = self.changes
+        return [changes[0]["from"], *(c["to"] for c in changes)] if changes else []
 
 
 class StraitClient:
@@ -132,20 +215,94 @@ class StraitClient:
         op = {"pause": "pauseRun", "resume": "resumeRun", "restart": "restartRun"}[name]
         return self.api.request(op, "POST", f"{RUNS}/{run_id}/{name}", json_body=body, **kw)
 
-    def stream(self, run_id: str, chunks: bool = False) -> AbstractContextManager[EventStream]:
+    def stream(
+        self, run_id: str, chunks: bool = False, read_timeout_s: float = 15.0
+    ) -> AbstractContextManager[EventStream]:
         if chunks:
-            return self.api.stream("streamRunChunks", f"{RUNS}/{run_id}/stream/chunks")
-        return self.api.stream("streamRun", f"{RUNS}/{run_id}/stream")
+            return self.api.stream(
+                "streamRunChunks", f"{RUNS}/{run_id}/stream/chunks", read_timeout_s=read_timeout_s
+            )
+        return self.api.stream(
+            "streamRun", f"{RUNS}/{run_id}/stream", read_timeout_s=read_timeout_s
+        )
 
     # -- scenario helpers ----------------------------------------------------------------------
 
-    def start(self, job_id: str, **fields: Any) -> dict[str, Any]:
-        run: dict[str, Any] = expect(self.trigger(job_id, fields), 201, f"trigger {job_id}")
+    def start(
+        self, job_id: str, *, idempotency_key: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        response = self.trigger(job_id, fields, idempotency_key=idempotency_key)
+        run: dict[str, Any] = expect(response, 201, f"trigger {job_id}")
         return run
 
     def run(self, run_id: str) -> dict[str, Any]:
         run: dict[str, Any] = expect(self.get_run(run_id), 200, f"read run {run_id}")
         return run
+
+    def held(self, job_id: str, **fields: Any) -> dict[str, Any]:
+        """A run that stays delayed until `release`: nothing happens to it meanwhile, so a test
+        can connect to its stream, or check that a refused action left it as it was."""
+        return self.start(job_id, scheduled_at=from_now(HOLD_S), **fields)
+
+    def release(self, run_id: str) -> dict[str, Any]:
+        """Reschedule a held run to now, which queues it (FACTS.md)."""
+        run: dict[str, Any] = expect(
+            self.reschedule(run_id, {"scheduled_at": from_now(0)}), 200, "reschedule to now"
+        )
+        return run
+
+    def finish(self, job_id: str, status: str, **fields: Any) -> dict[str, Any]:
+        """Trigger `job_id` and wait until the run is terminal, which must be `status`."""
+        run_id = self.start(job_id, **fields)["id"]
+        final = self.wait_for(run_id, TERMINAL)
+        if final["status"] != status:
+            raise ConformanceFailure(
+                f"a run of {job_id} ended {final['status']}, expected {status}",
+                f"error {final.get('error')!r}",
+            )
+        return final
+
+    def executing(self, job_id: str, **fields: Any) -> dict[str, Any]:
+        return self.wait_for(self.start(job_id, **fields)["id"], {"executing"})
+
+    def read(
+        self,
+        run_id: str,
+        *,
+        chunks: bool = False,
+        release: bool = False,
+        until_comment: bool = False,
+        read_timeout_s: float = 15.0,
+    ) -> StreamRead:
+        """Read the run's stream until the server ends it (or, with `until_comment`, until the
+        first comment); with `release`, the held run is released once the stream is open, so
+        the stream sees everything that happens to it. A silence longer than `read_timeout_s`
+        ends the read with `ended` false."""
+        read = StreamRead()
+        with self.stream(run_id, chunks=chunks, read_timeout_s=read_timeout_s) as stream:
+            if stream.status_code != 200:
+                raise ConformanceFailure(
+                    f"stream of run {run_id} answered {stream.status_code}",
+                    stream.response.text[:300],
+                )
+            if release:
+                self.release(run_id)
+            try:
+                for item in stream:
+                    if isinstance(item, SseEvent):
+                        read.frames.append(json.loads(item.data))
+                    elif isinstance(item, SseComment):
+                        read.comments.append(item.text)
+                        if until_comment:
+                            return read
+            except httpx.ReadTimeout:
+                return read
+            read.ended = stream.ended
+        return read
+
+    def replays_of(self, marker: str) -> list[dict[str, Any]]:
+        """Every run whose payload carries `marker` (see `nonce`): a run and its replays."""
+        return self.runs(payload_contains=json.dumps({"nonce": marker}), limit=100)
 
     def runs(self, **params: Any) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = expect(self.list_runs(params), 200, "list runs")

@@ -192,7 +192,7 @@ class StraitApp(ApiApp[ApiKey]):
             run_id,
             lambda after: self.model.read_stream(run_id, after),
             after=None,
-            is_terminal_entry=_ends_run,
+            is_terminal_entry=lambda entry: self._ends(run_id, entry, "last_change"),
             is_finished=lambda: self._finished(run_id),
             ping_interval_s=self.ping_interval_s,
             ping=KEEPALIVE,
@@ -208,7 +208,7 @@ class StraitApp(ApiApp[ApiKey]):
             chunks_key(run_id),
             lambda after: self.model.read_chunks(run_id, after),
             after=None,
-            is_terminal_entry=lambda entry: entry.data.get("done") is True,
+            is_terminal_entry=lambda entry: self._ends(run_id, entry, "last_chunk"),
             is_finished=lambda: self._finished(run_id),
             ping_interval_s=self.ping_interval_s,
             ping=KEEPALIVE,
@@ -221,6 +221,16 @@ class StraitApp(ApiApp[ApiKey]):
         if run.terminal:
             raise Gone("run already in terminal state")
         return run
+
+    def _ends(self, run_id: str, entry: Entry, latest: str) -> bool:
+        """A terminal entry ends the stream only while it is the run's latest one: after a
+        dlq-replay the earlier dead_letter is history and the stream follows the new life."""
+        run = self.model.runs.get(run_id)
+        if run is None or entry.id != getattr(run, latest):
+            return False
+        if latest == "last_chunk":
+            return entry.data.get("done") is True
+        return _ends_run(entry)
 
     def _finished(self, run_id: str) -> bool:
         run = self.model.runs.get(run_id)

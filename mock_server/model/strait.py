@@ -203,6 +203,10 @@ class Run:
     ticks_done: int = 0
     waited: bool = False
     children_spawned: bool = False
+    # The latest status change and LLM chunk in the run's streams: a stream ends at a terminal
+    # entry only if it is the latest, since a dlq-replayed run lives on after its first end.
+    last_change: StreamId | None = None
+    last_chunk: StreamId | None = None
 
     @property
     def terminal(self) -> bool:
@@ -687,7 +691,9 @@ class StraitModel:
     def reschedule(self, who: ApiKey, run_id: str, scheduled_ms: int) -> Run:
         run = self.get_run(who, run_id)
         if run.status not in (S.DELAYED, S.QUEUED):
-            raise Conflict(f"only delayed or queued runs can be rescheduled, not {run.status}")
+            raise Conflict(
+                f"only delayed or queued runs can be rescheduled, not {wire_status(run.status)}"
+            )
         now = self.engine.now()
         run.scheduled_ms = scheduled_ms
         if scheduled_ms > now:
@@ -974,7 +980,7 @@ class StraitModel:
     def _chunk(self, run: Run, now: int, text: str, *, done: bool) -> None:
         self.records[run.id].chunks += 1
         frame = {"type": "stream_chunk", "chunk": text, "stream_id": f"llm-{run.attempt}"}
-        self.streams.append(chunks_key(run.id), {**frame, "done": done}, now)
+        run.last_chunk = self.streams.append(chunks_key(run.id), {**frame, "done": done}, now)
         self.engine.notify(chunks_key(run.id))
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -991,7 +997,7 @@ class StraitModel:
                 "to": wire_status(target),
                 "timestamp": iso(now),
             }
-            self.streams.append(run.id, change, now)
+            run.last_change = self.streams.append(run.id, change, now)
         self.engine.notify(run.id)
 
     def _at(self, run: Run, slot: str, due_ms: int, action: Callable[[Run, int], None]) -> None:
@@ -1016,6 +1022,66 @@ class StraitModel:
 
     def all_runs(self) -> list[Run]:
         return sorted(self.runs.values(), key=lambda r: -r.created_ms)
+
+    def force(self, run_id: str, outcome: str, reason: str | None = None) -> Run:
+        """Drive a live run to an outcome now, as /_mock/strait/runs/{id}/outcome asks.
+
+        The run walks the table's own edges (queued -> dequeued -> executing -> the outcome), so
+        its stream shows every status a real run would pass through."""
+        run = self.runs.get(run_id)
+        if run is None:
+            raise NotFound("run", run_id)
+        target = FORCED_OUTCOMES.get(outcome)
+        if target is None:
+            names = ", ".join(FORCED_OUTCOMES)
+            raise InvalidInput("outcome", f"outcome must be one of {names}")
+        if run.terminal:
+            raise RunTerminal(run, outcome)
+        if target is S.WAITING and run.status in (S.WAITING, S.PAUSED):
+            raise IllegalTransition("run", run.id, wire_status(run.status), outcome)
+        now = self.engine.now()
+        job = self.jobs[run.job_id]
+        self._unschedule(run, "step", "expiry")
+        if run.status is S.PAUSED:
+            self._move(run, S.QUEUED, now)
+        if run.status is S.DELAYED:
+            run.eligible_ms = now
+            self._move(run, S.QUEUED, now)
+        if run.status is S.QUEUED:
+            run.dequeued_ms = now
+            run.next_retry_ms = None
+            self._move(run, S.DEQUEUED, now)
+        if run.status is S.DEQUEUED:
+            run.started_ms = run.heartbeat_ms = now
+            self._move(run, S.EXECUTING, now)
+            self._record_attempt(run, now)
+        if run.status is S.WAITING and not TRANSITIONS.allowed(S.WAITING, target):
+            self._move(run, S.EXECUTING, now)
+        if target is S.COMPLETED:
+            self._complete(run, job, now)
+        elif target is S.WAITING:
+            # Stays waiting until another forced outcome, a cancel or its timeout.
+            self._move(run, S.WAITING, now)
+        else:
+            self._finish(run, target, now, reason or FORCED_ERRORS[target])
+        return run
+
+
+# What /_mock/strait/runs/{id}/outcome can do to a run that is not yet terminal.
+FORCED_OUTCOMES: Mapping[str, RunStatus] = {
+    "complete": S.COMPLETED,
+    "fail": S.FAILED,
+    "timeout": S.TIMED_OUT,
+    "crash": S.CRASHED,
+    "dead_letter": S.DEAD_LETTER,
+    "wait": S.WAITING,
+}
+FORCED_ERRORS: Mapping[RunStatus, str] = {
+    S.FAILED: "forced failure",
+    S.TIMED_OUT: "run exceeded its timeout (forced)",
+    S.CRASHED: "worker heartbeat lost (forced)",
+    S.DEAD_LETTER: "attempts exhausted (forced)",
+}
 
 
 def chunks_key(run_id: str) -> str:

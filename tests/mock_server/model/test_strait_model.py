@@ -153,6 +153,24 @@ def test_retries_follow_exponential_backoff_then_dead_letter() -> None:
     assert model.dead_letters(KEY, "proj_a") == [run]
 
 
+def test_the_latest_status_change_is_tracked_across_a_dlq_replay() -> None:
+    """A stream ends at a terminal change only if it is the latest: after a dlq-replay the first
+    dead_letter is history, and a reader must follow the run's second life."""
+    model, clock = world(j={"behaviour": Behaviour.FAIL, "fail_attempts": 99, "max_attempts": 1})
+    run, _ = model.trigger(KEY, "j", TriggerOptions())
+    advance(model, clock, 1_000)
+    entries = model.read_stream(run.id, None).entries
+    first_end = next(e for e in entries if e.data.get("to") == "dead_letter")
+    assert run.last_change == first_end.id
+    model.dlq_replay(KEY, run.id)
+    latest = model.read_stream(run.id, first_end.id).entries
+    assert run.last_change == latest[-1].id and latest[-1].data["to"] == "queued"
+    advance(model, clock, 1_000)
+    assert status(run) is S.DEAD_LETTER and run.last_change not in (None, first_end.id)
+    chunks = model.read_chunks(run.id, None).entries
+    assert run.last_chunk == chunks[-1].id and chunks[-1].data["done"] is True
+
+
 @pytest.mark.parametrize(
     ("backoff", "expected"),
     [("fixed", [2, 2, 2, 2]), ("exponential", [2, 4, 8, 10])],

@@ -182,7 +182,14 @@ def examples_of(path: Path) -> Iterator[tuple[str, str, Any]]:
             if isinstance(examples, Mapping):
                 for name, example in examples.items():
                     example = resolve(document, example)
-                    if "value" in example:
+                    if "value" not in example:
+                        continue
+                    if pointer.endswith("/text~1event-stream"):
+                        # An event stream's schema describes one event, as OpenAPI 3.2's
+                        # itemSchema does: the example text is checked event by event.
+                        for event in parse_events(str(example["value"])):
+                            yield f"{pointer}/examples/{name}", target, event
+                    else:
                         yield f"{pointer}/examples/{name}", target, example["value"]
         # A schema: 3.1's `examples` list (and the older single `example`) illustrate itself.
         elif SCHEMA_WORDS & set(node):
@@ -191,6 +198,27 @@ def examples_of(path: Path) -> Iterator[tuple[str, str, Any]]:
                     yield f"{pointer}/examples/{index}", pointer, value
             if "example" in node:
                 yield f"{pointer}/example", pointer, node["example"]
+
+
+def parse_events(text: str) -> list[dict[str, str]]:
+    """Events of an event-stream text as the HTML standard's parser sees them: blank lines end an
+    event, comments are skipped, and an event without data is not dispatched."""
+    events: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    data: list[str] = []
+    for line in [*text.splitlines(), ""]:
+        if not line:
+            if data:
+                events.append({**fields, "data": "\n".join(data)})
+            fields, data = {}, []
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+            else:
+                fields[name] = value
+    return events
 
 
 def sse_examples_of(path: Path) -> Iterator[tuple[str, str, Any]]:

@@ -8,19 +8,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
+from . import scenarios, sse
 from .clock import iso
-from .model.ava import job_record
+from .model import auvy as auvy_model
+from .model import ava as ava_model
+from .model import strait as strait_model
+from .model.ava import job_record, log_record
 from .model.errors import IllegalTransition, InvalidInput, NotFound
 from .model.outbox import render_delivery
 from .model.strait import run_record
+from .model.stream import Entry, ReadResult
+from .model.stream_id import InvalidStreamId, StreamId
 from .world import World
+
+INSPECTOR = Path(__file__).resolve().parent / "inspector"
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -40,11 +50,11 @@ async def _json(request: Request) -> dict[str, Any]:
     return value
 
 
-Endpoint = Callable[[Request], Awaitable[JSONResponse]]
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _guard(fn: Endpoint) -> Endpoint:
-    async def wrapped(request: Request) -> JSONResponse:
+    async def wrapped(request: Request) -> Response:
         try:
             return await fn(request)
         except NotFound as exc:
@@ -82,9 +92,14 @@ def control_app(world: World) -> Starlette:
     async def auvy_jobs(_: Request) -> JSONResponse:
         app = world.auvy_app
         jobs = sorted(world.auvy.jobs.values(), key=lambda j: -j.created_ms)
-        return JSONResponse(
-            {"jobs": [app.render(j) | {"workspace_id": j.workspace_id} for j in jobs]}
-        )
+        pathways = world.auvy.pathways
+
+        def extra(job: auvy_model.Job) -> dict[str, Any]:
+            pathway = pathways.get(job.pathway_id or "")
+            name = pathway.name if pathway is not None else None
+            return {"workspace_id": job.workspace_id, "pathway_name": name}
+
+        return JSONResponse({"jobs": [app.render(j) | extra(j) for j in jobs]})
 
     async def auvy_outcome(request: Request) -> JSONResponse:
         body = await _json(request)
@@ -118,6 +133,7 @@ def control_app(world: World) -> Starlette:
         ),
         *ava_routes(world),
         *strait_routes(world),
+        *inspector_routes(world),
     ]
 
     async def unknown(request: Request, exc: Exception) -> JSONResponse:
@@ -187,4 +203,149 @@ def strait_routes(world: World) -> list[Route]:
         model = world.strait
         return JSONResponse([run_record(r, model.jobs.get(r.job_id)) for r in model.all_runs()])
 
-    return [Route("/strait/runs", _guard(runs), methods=["GET"])]
+    async def outcome(request: Request) -> JSONResponse:
+        body = await _json(request)
+        reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidInput("reason", "reason must be a string")
+        model = world.strait
+        run = model.force(request.path_params["run_id"], str(body.get("outcome")), reason)
+        return JSONResponse(run_record(run, model.jobs.get(run.job_id)))
+
+    return [
+        Route("/strait/runs", _guard(runs), methods=["GET"]),
+        Route("/strait/runs/{run_id}/outcome", _guard(outcome), methods=["POST"]),
+    ]
+
+
+def _after(request: Request) -> StreamId | None:
+    raw = request.query_params.get("after")
+    if raw is None or raw == "":
+        return None
+    try:
+        return StreamId.parse(raw)
+    except InvalidStreamId as exc:
+        raise InvalidInput("after", f"after: {exc}") from None
+
+
+def inspector_routes(world: World) -> list[Route | Mount]:
+    """What the inspector page uses: each job's events as a stream, the outcomes each API can
+    be forced to, scenario presets, and the page itself (static files, no build step)."""
+    ping_s = world.profile.ping_interval_ms / 1000
+
+    async def auvy_events(request: Request) -> Response:
+        job = world.auvy.jobs.get(request.path_params["job_id"])
+        if job is None:
+            raise NotFound("job", request.path_params["job_id"])
+        after = _after(request)
+        # The API's own stream, without the workspace key: the same frames a UI would get.
+        return world.auvy_app.stream(job, after.encode() if after is not None else None)
+
+    async def ava_events(request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        if world.ava.jobs.get(job_id) is None:
+            raise NotFound("job", job_id)
+        after = _after(request)
+
+        def read(cursor: StreamId | None) -> ReadResult:
+            # AVA keeps a log, not a stream: line n (1-based) is entry 0-n.
+            lines = world.ava.logs.get(job_id) or []
+            start = cursor.seq if cursor is not None else 0
+            entries = tuple(
+                Entry(StreamId(0, n), {"type": "log", **log_record(line)})
+                for n, line in enumerate(lines[start:], start + 1)
+            )
+            return ReadResult(entries, False, None)
+
+        def finished() -> bool:
+            job = world.ava.jobs.get(job_id)
+            return job is None or job.terminal
+
+        def last(entry: Entry) -> bool:
+            # Ending on the last line of a finished job, not on the next keepalive.
+            return finished() and entry.id.seq >= len(world.ava.logs.get(job_id) or [])
+
+        body = sse.deliver(
+            world.engine,
+            job_id,
+            read,
+            after=after,
+            is_terminal_entry=last,
+            is_finished=finished,
+            ping_interval_s=ping_s,
+            first=read(after),
+        )
+        return StreamingResponse(body, media_type="text/event-stream", headers=dict(sse.HEADERS))
+
+    async def strait_events(request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        if run_id not in world.strait.runs:
+            raise NotFound("run", run_id)
+        after = _after(request)
+
+        def finished() -> bool:
+            run = world.strait.runs.get(run_id)
+            return run is None or run.terminal
+
+        def read(cursor: StreamId | None) -> ReadResult:
+            return world.strait.read_stream(run_id, cursor)
+
+        def last(entry: Entry) -> bool:
+            return finished() and not read(entry.id).entries
+
+        body = sse.deliver(
+            world.engine,
+            run_id,
+            read,
+            after=after,
+            is_terminal_entry=last,
+            is_finished=finished,
+            ping_interval_s=ping_s,
+            first=read(after),
+        )
+        return StreamingResponse(body, media_type="text/event-stream", headers=dict(sse.HEADERS))
+
+    async def outcomes(_: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "auvy": list(auvy_model.FORCED_OUTCOMES),
+                "ava": list(ava_model.FORCED_OUTCOMES),
+                "strait": list(strait_model.FORCED_OUTCOMES),
+            }
+        )
+
+    async def list_scenarios(_: Request) -> JSONResponse:
+        return JSONResponse({"scenarios": scenarios.describe()})
+
+    async def load_bundled(request: Request) -> JSONResponse:
+        name = request.path_params["name"]
+        path = scenarios.SCENARIOS / f"{name}.toml"
+        if not path.is_file() or path.parent != scenarios.SCENARIOS:
+            raise NotFound("scenario", name)
+        return JSONResponse(scenarios.apply(world, scenarios.load(path)))
+
+    async def load_posted(request: Request) -> JSONResponse:
+        body = await _json(request)
+        text = body.get("toml")
+        if not isinstance(text, str):
+            raise InvalidInput("toml", "toml must be the scenario file's text")
+        name = body.get("name", "posted")
+        scenario = scenarios.parse(text, name if isinstance(name, str) else "posted")
+        return JSONResponse(scenarios.apply(world, scenario))
+
+    async def to_inspector(_: Request) -> Response:
+        # Relative, so it works under whatever prefix the control app is mounted at.
+        return RedirectResponse("inspector/", status_code=307)
+
+    return [
+        Route("/auvy/jobs/{job_id}/events", _guard(auvy_events), methods=["GET"]),
+        Route("/ava/jobs/{job_id}/events", _guard(ava_events), methods=["GET"]),
+        Route("/strait/runs/{run_id}/events", _guard(strait_events), methods=["GET"]),
+        Route("/outcomes", _guard(outcomes), methods=["GET"]),
+        Route("/scenarios", _guard(list_scenarios), methods=["GET"]),
+        Route("/scenarios", _guard(load_posted), methods=["POST"]),
+        Route("/scenarios/{name}", _guard(load_bundled), methods=["POST"]),
+        Route("/", to_inspector, methods=["GET"]),
+        Route("/inspector", to_inspector, methods=["GET"]),
+        Mount("/inspector", app=StaticFiles(directory=INSPECTOR, html=True)),
+    ]

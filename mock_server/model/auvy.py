@@ -15,7 +15,7 @@ import base64
 import binascii
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -23,7 +23,7 @@ from ..clock import iso
 from .engine import Engine
 from .errors import Forbidden, IllegalTransition, InvalidInput, NotFound, Unauthenticated
 from .scheduler import Timer
-from .script import Complete, Fail, Pause, Progress, Step, Wait, progress_units
+from .script import Complete, Fail, Field, Pause, Progress, Question, Step, Wait, progress_units
 from .status import TransitionTable
 from .store import MemoryRecords, RecordStore, StreamStore
 from .stream import ReadResult
@@ -70,6 +70,23 @@ ACTIONS: Mapping[str, tuple[frozenset[JobStatus], JobStatus]] = {
 
 CANCELLED_REASON = "cancelled"
 REJECTED_REASON = "rejected"
+TIMEOUT_REASON = "timeout"
+
+# What /_mock/auvy/jobs/{id}/outcome can ask a job to wait for (a person's answer).
+FORCED_WAITS: Mapping[str, Wait] = {
+    "approval": Wait("approval", "Approve this step? (asked by /_mock/)"),
+    "questions": Wait(
+        "questions",
+        "A few questions before going on (asked by /_mock/)",
+        questions=(Question("q1", "Which environment?"), Question("q2", "Since when?")),
+    ),
+    "input": Wait(
+        "input",
+        "Details needed to go on (asked by /_mock/)",
+        fields=(Field("email"), Field("seats", "number"), Field("note", required=False)),
+    ),
+}
+FORCED_OUTCOMES: tuple[str, ...] = ("complete", "fail", "timeout", *FORCED_WAITS)
 
 InterventionStatus = Literal["pending", "approved", "rejected", "answered", "expired", "cancelled"]
 ACTIONS_BY_WAIT: Mapping[str, tuple[str, ...]] = {
@@ -785,8 +802,25 @@ class AuvyModel:
             self._fail(
                 job, reason or "forced failure", "JOB_FAILED", reason or "forced failure", now
             )
+        elif outcome == "timeout":
+            if job.terminal:
+                raise IllegalTransition("job", job.id, job.status.value, "timeout")
+            # The documents define no timeout; this is what a UI should expect from one.
+            self._fail(job, TIMEOUT_REASON, "TIMEOUT", reason or "Job timed out", now)
+        elif outcome in FORCED_WAITS:
+            if job.terminal or job.status is JobStatus.WAITING:
+                raise IllegalTransition("job", job.id, job.status.value, outcome)
+            self._unschedule(job)
+            if job.status is not JobStatus.RUNNING:
+                if job.status is JobStatus.PENDING:
+                    job.processed_ms = now
+                self._move(job, JobStatus.RUNNING, now)
+                self._emit_state(job, now)
+            wait = FORCED_WAITS[outcome]
+            # Once answered, the job carries on with its own script where it was.
+            self._wait(job, replace(wait, prompt=reason) if reason else wait, now)
         else:
-            raise InvalidInput("outcome", "outcome must be complete or fail")
+            raise InvalidInput("outcome", f"outcome must be one of {', '.join(FORCED_OUTCOMES)}")
         return job
 
     def _close_pending(self, job: Job, now: int) -> None:

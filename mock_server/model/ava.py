@@ -81,6 +81,9 @@ LOG_LEVELS: tuple[LogLevel, ...] = ("info", "warn", "error")
 MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 1, 10, 5
 MAX_LOG_LIMIT = 500
 
+# What /_mock/ava/jobs/{id}/outcome can do to a queued or running job.
+FORCED_OUTCOMES: tuple[str, ...] = ("complete", "fail", "timeout")
+
 COMPLETED_EVENT = "ava.job.completed"
 FAILED_EVENT = "ava.job.failed"
 
@@ -541,8 +544,8 @@ class AvaModel:
         job = self.jobs.get(job_id)
         if job is None:
             raise NotFound("job", job_id)
-        if outcome not in ("complete", "fail"):
-            raise InvalidInput("outcome", "outcome must be complete or fail")
+        if outcome not in FORCED_OUTCOMES:
+            raise InvalidInput("outcome", f"outcome must be one of {', '.join(FORCED_OUTCOMES)}")
         if job.terminal:
             raise IllegalTransition("job", job.id, job.status.value, outcome)
         now = self.engine.now()
@@ -555,6 +558,11 @@ class AvaModel:
             self._write(job, now, "info", "Worker handler started")
         if outcome == "complete":
             self._complete(job, {"forced": True}, now)
+        elif outcome == "timeout":
+            # AVA has no timed-out status: a handler that overruns fails with this error.
+            job.error = reason or "handler timed out"
+            self._write(job, now, "error", f"Handler timed out: {job.error}")
+            self._end(job, JobStatus.FAILED, now)
         else:
             job.error = reason or "forced failure"
             self._write(job, now, "error", f"Handler failed: {job.error}")

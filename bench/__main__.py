@@ -26,9 +26,10 @@ from .servers import UvicornSettings
 SCENARIOS = ("throughput", "fanout", "resume", "state", "suite")
 
 NOTES = [
-    "Ratios and goals compare figures of this run only; absolute figures depend on the machine.",
-    "The server has one worker: every job and stream lives in its memory (`--workers` accepts "
-    "only 1 until a shared store exists, issue 9).",
+    "Ratios and goals compare figures of this run only; absolute figures depend on the machine, "
+    "and on what else runs on it (see the load averages).",
+    "The server runs one worker, as it must with the in-memory store: every job and stream lives "
+    "in that process (`python -m mock_server --workers 2` is refused without a shared store).",
 ]
 
 
@@ -59,8 +60,8 @@ def runners(settings: UvicornSettings, quick: bool) -> dict[str, Callable[[], di
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render is not None:
-        results = json.loads(args.render.read_text(encoding="utf-8"))
-        (args.render.parent / "bench.md").write_text(report.render(results), encoding="utf-8")
+        saved = json.loads(args.render.read_text(encoding="utf-8"))
+        (args.render.parent / "bench.md").write_text(report.render(saved), encoding="utf-8")
         return 0
     settings = UvicornSettings(args.loop, args.http)
     started = time.perf_counter()
@@ -74,18 +75,24 @@ def main(argv: list[str] | None = None) -> int:
         },
         "server": settings.describe(),
         "scenarios": {},
+        # Other processes' CPU use moves absolute figures (fan-out latency, suite time) that have
+        # no baseline in the run; the 1-minute load average at each scenario's start and end says
+        # how busy the machine was.
+        "load_average": {},
         "notes": NOTES,
     }
     for name, run in runners(settings, args.quick).items():
         if args.only and name not in args.only:
             continue
         print(f"bench: {name} ...", flush=True)
+        load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
         try:
             results["scenarios"][name] = run()
         except Exception as exc:  # one failed scenario must not lose the others' figures
             traceback.print_exc()
             results["scenarios"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+        results["load_average"][name] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         print(f"bench: {name} took {time.perf_counter() - t0:.1f}s", flush=True)
     results["duration_s"] = round(time.perf_counter() - started, 1)
     results["goals"] = goals.evaluate(results["scenarios"])

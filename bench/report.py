@@ -61,7 +61,15 @@ def render(results: Mapping[str, Any]) -> str:
             out += [f"Failed: `{data['error']}`", ""]
         else:
             out += body(data)
-    notes = results.get("notes", [])
+    notes = list(results.get("notes", []))
+    loads = results.get("load_average") or {}
+    if loads:
+        cpus = results.get("machine", {}).get("cpus", "?")
+        shown = ", ".join(f"{name} {fmt(a, 1)} -> {fmt(b, 1)}" for name, (a, b) in loads.items())
+        notes.append(
+            f"Machine load (1-minute load average, {cpus} CPUs) at each scenario's start and end: "
+            f"{shown}. Above the CPU count, other processes competed with the benchmark."
+        )
     if notes:
         out += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(out).rstrip() + "\n"
@@ -106,7 +114,9 @@ def _throughput(data: Mapping[str, Any]) -> list[str]:
         f"{load.get('connections')} keep-alive connections, {fmt(load.get('requests_per_run'), 0)} "
         f"requests per run after {fmt(load.get('warmup_per_run'), 0)} warm-up, "
         f"{load.get('rounds')} rounds alternating bare and ours; full request validation on. "
-        "Ratio: the median of the rounds' ours / bare throughput. Latencies: the median round.",
+        "The bare route returns our answer to the same request as its constant body, so both "
+        "sides encode and send the same document. Ratio: the median of the rounds' ours / bare "
+        "throughput. Latencies: the median round.",
         "",
     ]
     rows = []
@@ -123,8 +133,6 @@ def _throughput(data: Mapping[str, Any]) -> list[str]:
                 _statuses(ours),
             ]
         )
-    for missing in data.get("not_yet_available", []):
-        rows.append([missing["operation"], missing["reason"], "", "", "", "", ""])
     out += table(
         [
             "operation",

@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,10 @@ AUTH = {"Authorization": f"Bearer {ACME_KEY}"}
 # Pathways of the seed world (fixtures/seed/auvy.toml).
 SUMMARISE = "0b7e1f3a-2c4d-4e5f-8a9b-1c2d3e4f5a10"  # 5 progress steps, then completes
 BACKFILL = "5a2d6e8f-7b9c-4d0e-9f4a-6b7c8d9e0f15"  # 100,000 progress steps
+# Strait's seed world (fixtures/seed/strait.toml): acme's key and a job whose runs complete.
+STRAIT_KEY = "strait_7e7635b23a9157c5d9911aab0d35be05779b32737b4536af9581aa5abb7e66c1"
+STRAIT_AUTH = {"Authorization": f"Bearer {STRAIT_KEY}"}
+STRAIT_COMPLETES = "job_acme_complete"
 
 Sampler = Callable[[], None]
 
@@ -69,8 +73,12 @@ def reference_server(profile: str, settings: UvicornSettings) -> Iterator[Refere
 
 
 @contextmanager
-def bare_server(settings: UvicornSettings) -> Iterator[ReferenceServer]:
-    server = ReferenceServer(extra_args=settings.args(), module="bench.bare")
+def bare_server(
+    settings: UvicornSettings, bodies: Mapping[str, Path] | None = None
+) -> Iterator[ReferenceServer]:
+    """The baseline; `bodies` adds a route /bare/NAME answering the JSON document in a file."""
+    extra = [f"--body={name}={path}" for name, path in (bodies or {}).items()]
+    server = ReferenceServer(extra_args=(*settings.args(), *extra), module="bench.bare")
     try:
         server.start()
         yield server
@@ -103,6 +111,12 @@ def create_job(http: httpx.Client, pathway_id: str) -> str:
     r = http.post("/auvy/v1/jobs", json={"pathway_id": pathway_id}, headers=AUTH)
     r.raise_for_status()
     return str(r.json()["job_id"])
+
+
+def trigger_run(http: httpx.Client, job_id: str) -> str:
+    r = http.post(f"/strait/v1/jobs/{job_id}/trigger", json={"payload": {}}, headers=STRAIT_AUTH)
+    r.raise_for_status()
+    return str(r.json()["id"])
 
 
 def run_load(

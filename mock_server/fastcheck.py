@@ -53,6 +53,14 @@ _KIND: Mapping[type, str] = {
 }
 
 
+# Spellings every value of a format in this form passes: jsonschema's "uuid" parses with UUID()
+# and wants "-" at 8, 13, 18 and 23, which 8-4-4-4-12 hex digits always satisfy.
+_HEX = "[0-9a-fA-F]"
+_CANONICAL: Mapping[str, re.Pattern[str]] = {
+    "uuid": re.compile(f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"),
+}
+
+
 class Unsupported(Exception):
     pass
 
@@ -138,8 +146,13 @@ class _Compiler:
         checker = self.format_checker
         if checker is None:
             return _always(True)
+        canonical = _CANONICAL.get(name) if name in checker.checkers else None
 
         def check(x: Any) -> bool | None:
+            # The canonical spelling is a subset of what the checker accepts, and by far the most
+            # common; anything else is left to the checker itself.
+            if canonical is not None and type(x) is str and canonical.fullmatch(x):
+                return True
             return checker.conforms(x, name)
 
         return check

@@ -165,7 +165,8 @@ class Operation:
             raise RequestInvalid("body", "", f"request body is not valid JSON: {exc}") from None
         except RecursionError:
             raise RequestInvalid("body", "", "request body is nested too deeply") from None
-        if _has_lone_surrogate(value):
+        # Only a \u escape makes a lone surrogate out of ASCII bytes: most bodies skip the walk.
+        if not (raw.isascii() and b"\\u" not in raw) and _has_lone_surrogate(value):
             raise RequestInvalid("body", "", "request body holds a lone UTF-16 surrogate escape")
         try:
             error = _first_error(self.body.validator, value, self.body.fast)

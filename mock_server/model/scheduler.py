@@ -35,8 +35,10 @@ class Scheduler:
     def at(self, due_ms: int, callback: Callback) -> Timer:
         timer = Timer(due_ms, next(self._seq), callback)
         heapq.heappush(self._heap, timer)
-        if self.on_schedule is not None:
-            # Lets a sleeping driver wake early when new work is due sooner than it planned.
+        if self.on_schedule is not None and self._heap[0] is timer:
+            # Lets a sleeping driver wake early when new work is due sooner than it planned. It
+            # sleeps until the earliest timer, so one that is not now the earliest changes nothing
+            # (waking it anyway cost a loop turn per created job).
             self.on_schedule()
         return timer
 

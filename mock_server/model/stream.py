@@ -38,8 +38,9 @@ class EventStream:
     to. Once expired, every entry counts as dropped and reads return nothing. An append to an
     expired stream starts a new retention period at that time (as XADD recreates an expired key),
     but ids keep increasing from `last_id` so that old resume points still order correctly.
-    Expiry is applied lazily by `append` and `read_after`, so `len()` may still count entries of an
-    expired stream until one of them runs.
+    Expiry is applied by `append`, `read_after` and `drop_expired` (which a store calls for streams
+    nobody touches any more), so `len()` may still count entries of an expired stream until one of
+    them runs.
     """
 
     __slots__ = (
@@ -84,6 +85,11 @@ class EventStream:
         expires_at = self.expires_at_ms()
         return expires_at is not None and now_ms >= expires_at
 
+    def drop_expired(self, now_ms: int) -> None:
+        """Drop every entry once the stream has expired (what a read at `now_ms` would do)."""
+        if self.is_expired(now_ms):
+            self._drop_oldest(len(self))
+
     def __len__(self) -> int:
         return len(self._ids) - self._start
 
@@ -109,8 +115,7 @@ class EventStream:
         """Retained entries with ids strictly greater than `after` (all when None), oldest first."""
         if count is not None and count < 1:
             raise ValueError("count must be >= 1")
-        if self.is_expired(now_ms):
-            self._drop_oldest(len(self))
+        self.drop_expired(now_ms)
         start = self._start
         if after is not None:
             start = bisect_right(self._ids, after, lo=self._start)

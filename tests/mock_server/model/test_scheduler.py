@@ -106,13 +106,24 @@ def test_a_callback_can_cancel_a_later_timer() -> None:
     assert log == []
 
 
-def test_on_schedule_is_called_for_every_new_timer() -> None:
+def test_on_schedule_is_called_when_a_new_timer_is_the_earliest() -> None:
+    s = Scheduler()
+    woken: list[int] = []
+    s.on_schedule = lambda: woken.append(1)
+    s.at(5, lambda _: None)
+    s.at(2, lambda _: None)
+    assert len(woken) == 2
+
+
+def test_a_timer_after_the_earliest_does_not_wake_the_driver() -> None:
+    # The driver already sleeps until the earliest timer; a later one changes nothing.
     s = Scheduler()
     woken: list[int] = []
     s.on_schedule = lambda: woken.append(1)
     s.at(1, lambda _: None)
     s.at(2, lambda _: None)
-    assert len(woken) == 2
+    s.at(1, lambda _: None)  # a tie runs after the first: not the earliest either
+    assert len(woken) == 1
 
 
 def test_clear_drops_everything() -> None:

@@ -1,7 +1,11 @@
 """Sessions: `nox -s conformance` (the main job), `nox -s tests` (everything CI gates on),
-`nox -s mock` (the reference server for frontend work)."""
+`nox -s mock` (the reference server for frontend work), `nox -s bench` (benchmarks),
+`nox -s redis` (the Redis store with several workers)."""
 
 from __future__ import annotations
+
+import os
+import shutil
 
 import nox
 
@@ -27,10 +31,14 @@ def tests(session: nox.Session) -> None:
     """Lint, type-check, unit tests and spec validation, then the conformance suite against the
     reference server (in parallel, as CI would run it)."""
     session.install("-e", ".[dev]")
+    ensure_chromium(session)
+    ensure_redis_server(session)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
-    session.run("python", "-m", "pytest", "tests", "-n", "2", *session.posargs)
+    session.run(
+        "python", "-m", "pytest", "tests", "-n", "2", "-m", "not redis_suite", *session.posargs
+    )
     session.run(
         "python",
         "-m",
@@ -44,7 +52,72 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def redis(session: nox.Session) -> None:
+    """The Redis store's tests, including the whole conformance suite against two workers
+    sharing one redis-server (minutes long, so outside the tests gate)."""
+    session.install("-e", ".[dev]")
+    ensure_redis_server(session)
+    session.run("python", "-m", "pytest", "tests/redis", *session.posargs)
+
+
+def ensure_redis_server(session: nox.Session) -> None:
+    """tests/redis runs a real redis-server (Debian's package): install it when missing and we
+    may; otherwise those tests skip with the reason."""
+    if shutil.which("redis-server"):
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        session.warn("redis-server is missing and cannot be installed here: tests/redis will skip")
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env, success_codes=[0, 100])
+    session.run(
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "redis-server",
+        external=True,
+        env=env,
+        success_codes=[0, 100],
+    )
+
+
+def ensure_chromium(session: nox.Session) -> None:
+    """The browser tests drive Debian's Chromium (never a Playwright download): install it when
+    missing and we may; otherwise tests/browser skips with the reason."""
+    if os.path.exists("/usr/bin/chromium") or shutil.which("chromium"):
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        session.warn("chromium is missing and cannot be installed here: browser tests will skip")
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env, success_codes=[0, 100])
+    session.run(
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "chromium",
+        external=True,
+        env=env,
+        success_codes=[0, 100],
+    )
+
+
+@nox.session
 def mock(session: nox.Session) -> None:
     """Serve the reference server: nox -s mock -- [--port 8080] [--api auvy] [--profile FILE]."""
     session.install("-e", ".")
     session.run("python", "-m", "mock_server", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Bounded benchmarks of the reference server, each figure beside its baseline taken in the
+    same run: reports/bench.json and reports/bench.md. Not part of `tests`: figures are reported,
+    never asserted.
+
+    nox -s bench -- [--quick] [--only throughput] [--loop asyncio] [--http h11]
+    """
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "bench", f"--report-dir={REPORTS}", *session.posargs)

@@ -8,12 +8,15 @@ import logging
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
+from . import scenarios
 from .app import create_app
 from .faults import FAULTS
-from .profile import DEFAULT_PROFILE, ProfileError, ServerProfile
+from .profile import DEFAULT_PROFILE, PACES, ProfileError, ServerProfile, with_pace
 from .seed import SeedError
 from .world import APIS
 
@@ -52,12 +55,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also POST AVA webhook events to this URL (repeatable), signed with the profile's "
         "[ava] webhook_secret",
     )
+    p.add_argument(
+        "--pace",
+        choices=sorted(PACES),
+        help="how fast every seeded job moves, overriding the profile: instant (CI), human "
+        "(a progress bar visibly moves: the dev profile's), slow (demos)",
+    )
+    p.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="NAME|FILE",
+        help="load a scenario preset at start (repeatable): "
+        + ", ".join(p.stem for p in scenarios.bundled())
+        + ", or a path to a .toml of the same shape",
+    )
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="where the world lives: memory (the default: this process) or "
+        "redis://HOST:PORT/DB[?prefix=NAME:], shared by every worker and host using it",
+    )
     p.add_argument(
         "--workers",
         type=int,
         default=1,
-        help="server processes; only 1: every job and stream lives in this process's memory",
+        help="server processes (default 1); more than 1 needs --store redis://...",
     )
     p.add_argument(
         "--loop",
@@ -79,15 +103,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check_server_options(args: argparse.Namespace) -> str | None:
     """Why the uvicorn settings asked for cannot be served, or None."""
-    if args.workers != 1:
+    if args.workers < 1:
+        return f"--workers {args.workers}: at least 1"
+    if args.workers > 1 and shared_store(args) is None:
         return (
-            f"--workers {args.workers}: only 1 worker is supported, because every job and stream "
-            "lives in the server's memory (a shared store is planned: issue 9)"
+            f"--workers {args.workers} needs a shared store: with the in-memory one each worker "
+            "would hold its own jobs and streams. Add --store redis://HOST:PORT/DB"
         )
     for option, module in (("loop", "uvloop"), ("http", "httptools")):
         if getattr(args, option) == module and importlib.util.find_spec(module) is None:
             return f"--{option} {module}: {module} is not installed (pip install {module})"
     return None
+
+
+def shared_store(args: argparse.Namespace) -> str | None:
+    store: str | None = args.store
+    return None if store in (None, "memory") else store
+
+
+def build_app(
+    args: argparse.Namespace, *, store: str | None
+) -> tuple[Starlette, list[dict[str, Any]]]:
+    """The app and the scenarios loaded into it; what main() serves and each worker builds."""
+    profile = ServerProfile.load(args.profile)
+    if args.pace is not None:
+        profile = with_pace(profile, args.pace)
+    app = create_app(
+        profile,
+        apis=[args.api] if args.api else APIS,
+        root_api=args.api,
+        faults=args.fault,
+        ava_webhooks=args.ava_webhook,
+        store=store,
+    )
+    loaded = [
+        scenarios.apply(app.state.world, scenarios.load(scenarios.find(name)))
+        for name in args.scenario
+    ]
+    return app, loaded
 
 
 def banner(base: str, profile: ServerProfile, api: str | None) -> str:
@@ -98,7 +151,8 @@ def banner(base: str, profile: ServerProfile, api: str | None) -> str:
         lines += [f"  {name}: {base}/{name}" for name in APIS]
     else:
         lines.append(f"  {api}: {base}")
-    lines.append(f"  control: {base}/_mock  (health, reset, clock, forced outcomes)")
+    lines.append(f"  control: {base}/_mock  (health, reset, clock, forced outcomes, scenarios)")
+    lines.append(f"  inspector: {base}/_mock/inspector/")
     lines += describe_auvy(profile.auvy.seed)
     lines += describe_ava(profile.ava.seed)
     for hook in profile.ava.webhooks:
@@ -113,15 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         print(f"mock_server: {problem}", file=sys.stderr)
         return 2
+    store = shared_store(args)
     try:
-        profile = ServerProfile.load(args.profile)
-        app = create_app(
-            profile,
-            apis=[args.api] if args.api else APIS,
-            root_api=args.api,
-            faults=args.fault,
-            ava_webhooks=args.ava_webhook,
-        )
+        # With several workers each builds its own app (mock_server.store.workers); this one
+        # only checks the options and fills the banner.
+        app, loaded = build_app(args, store=store if args.workers == 1 else None)
     except (ProfileError, SeedError, ValueError) as exc:
         print(f"mock_server: {exc}", file=sys.stderr)
         return 2
@@ -142,6 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     print(banner(f"http://{host}:{port}", app.state.world.profile, args.api), flush=True)
     for name in args.fault:
         print(f"  FAULT {name}: {FAULTS[name].description}", flush=True)
+    if args.pace is not None:
+        print(f"  pace: {args.pace}", flush=True)
+    for result in loaded:
+        started = sum(len(ids) for ids in result["created"].values())
+        print(f"  scenario {result['scenario']}: {result['title']} ({started} started)", flush=True)
+    if store is not None:
+        print(f"  store: {store} ({args.workers} worker(s))", flush=True)
+    if args.workers > 1:
+        from .store.workers import serve
+
+        serve(argv if argv is not None else sys.argv[1:], args, sock)
+        return 0
     config = uvicorn.Config(
         app,
         log_level="warning",

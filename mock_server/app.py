@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount
@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 
 from .clock import Clock
 from .control import control_app
+from .cors import OpenCORS
 from .errors import RouteNotFound
 from .faults import FaultMiddleware
 from .profile import AvaWebhook, ServerProfile
@@ -56,6 +57,15 @@ def with_ava_webhooks(profile: ServerProfile, urls: Sequence[str]) -> ServerProf
     return replace(profile, ava=replace(profile.ava, webhooks=profile.ava.webhooks + extra))
 
 
+def _mount(prefix: str, app: ASGIApp) -> Mount:
+    """A Mount whose path pattern also matches a newline (%0A) in a path parameter: Starlette's
+    `.*` stops at one, which turned such requests into a bare 404 "no route" instead of the
+    operation's own answer (found by the property suite's generated ids)."""
+    mount = Mount(prefix, app=app)
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    return mount
+
+
 def create_app(
     profile: ServerProfile | None = None,
     *,
@@ -64,13 +74,27 @@ def create_app(
     root_api: str | None = None,
     faults: Sequence[str] = (),
     ava_webhooks: Sequence[str] = (),
+    store: str | None = None,
 ) -> Starlette:
     """Serve every API under its prefix (/auvy, ...), or `root_api` alone at the root.
 
     `ava_webhooks` are extra AVA webhook URLs (--ava-webhook), signed with the profile's
-    webhook_secret; like the profile's own endpoints, they survive /_mock/reset."""
+    webhook_secret; like the profile's own endpoints, they survive /_mock/reset.
+    `store` (redis://HOST:PORT/DB) shares the world with every worker using the same Redis."""
     profile = with_ava_webhooks(profile or ServerProfile.load(), ava_webhooks)
-    world = World(profile, clock=clock, apis=apis)
+    shared = None
+    innermost: list[Middleware] = []
+    if store is None:
+        world = World(profile, clock=clock, apis=apis)
+    else:
+        # redis-py is needed only with a store.
+        from .store.shared import SectionMiddleware, open_store
+
+        shared = open_store(store, profile)
+        world = World(profile, apis=apis, engine=shared.engine, streams=shared.streams)
+        shared.attach(world, limiter=world.auvy_app.limiter)
+        # Innermost, so the handler runs in the task that holds the section.
+        innermost.append(Middleware(SectionMiddleware, shared=shared))
     served: dict[str, ASGIApp] = {
         "auvy": world.auvy_app,
         "ava": world.ava_app,
@@ -80,23 +104,33 @@ def create_app(
     if root_api is not None:
         if root_api not in served:
             raise ValueError(f"unknown API {root_api}; known: {', '.join(sorted(served))}")
-        mounts.append(Mount("", app=served[root_api]))
+        mounts.append(_mount("", served[root_api]))
     else:
-        mounts.extend(Mount(f"/{name}", app=served[name]) for name in world.apis)
+        mounts.extend(_mount(f"/{name}", served[name]) for name in world.apis)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(drive(world))
         sender = HttpxSender(world.profile.ava.webhook_timeout_ms / 1000)
-        webhooks = asyncio.create_task(Dispatcher(world.engine, world.ava_outbox, sender).run())
+        if shared is None:
+            task = asyncio.create_task(drive(world))
+            dispatcher = Dispatcher(world.engine, world.ava_outbox, sender)
+        else:
+            await shared.start()  # it drives the timers itself, under the shared lock
+            task = None
+            dispatcher = Dispatcher(world.engine, world.ava_outbox, sender, section=shared.section)
+        webhooks = asyncio.create_task(dispatcher.run())
         try:
             yield
         finally:
             for running in (webhooks, task):
+                if running is None:
+                    continue
                 running.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await running
             await sender.aclose()
+            if shared is not None:
+                await shared.stop()
 
     async def not_found(request: Request, _: Exception) -> JSONResponse:
         # Outside any API prefix there is no envelope to follow; say where the APIs live.
@@ -119,7 +153,7 @@ def create_app(
         routes=mounts,
         middleware=[
             Middleware(
-                CORSMiddleware,
+                OpenCORS,
                 allow_origins=["*"],
                 allow_methods=["*"],
                 allow_headers=["*"],
@@ -127,6 +161,7 @@ def create_app(
                 max_age=600,
             ),
             *middleware,
+            *innermost,
         ],
         lifespan=lifespan,
         exception_handlers={404: not_found},

@@ -7,7 +7,7 @@ profile. Unknown keys are errors, because a typo silently ignored would change a
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,28 @@ class ServerProfile:
         if profile.auvy.step_ms < 0 or profile.auvy.start_delay_ms < 0:
             raise ProfileError("[auvy] step_ms and start_delay_ms must not be negative")
         return profile
+
+
+# `--pace`: (step_ms, start_delay_ms) for every API's jobs, overriding the profile's. instant
+# finishes a seeded job in tens of milliseconds, yet the long ones (thousands of steps) still run
+# long enough to cancel; human is the dev profile's; slow is for demos and screen recordings.
+PACES: dict[str, tuple[int, int]] = {
+    "instant": (5, 0),
+    "human": (400, 300),
+    "slow": (1500, 1000),
+}
+
+
+def with_pace(profile: ServerProfile, pace: str) -> ServerProfile:
+    if pace not in PACES:
+        raise ProfileError(f"unknown pace {pace!r}; known: {', '.join(PACES)}")
+    step, delay = PACES[pace]
+    return replace(
+        profile,
+        auvy=replace(profile.auvy, step_ms=step, start_delay_ms=delay),
+        ava=replace(profile.ava, step_ms=step, start_delay_ms=delay),
+        strait=replace(profile.strait, step_ms=step, start_delay_ms=delay),
+    )
 
 
 def _only(table: dict[str, Any], allowed: set[str], where: str) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import httpx
@@ -43,15 +44,27 @@ class HttpxSender:
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine, outbox: Outbox, sender: Sender) -> None:
+    """`section` wraps every change to the outbox: with a shared store (mock_server.store) that
+    takes the world's lock, so each delivery is taken, and sent, by exactly one worker."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        outbox: Outbox,
+        sender: Sender,
+        *,
+        section: Callable[[], AbstractAsyncContextManager[object]] = contextlib.nullcontext,
+    ) -> None:
         self.engine = engine
         self.outbox = outbox
         self.sender = sender
+        self.section = section
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def pump(self) -> int:
         """Send every due delivery and wait for all of them; returns how many were sent."""
-        due = self.outbox.take_due(self.engine.now())
+        async with self.section():
+            due = self.outbox.take_due(self.engine.now())
         await asyncio.gather(*(self._deliver(d) for d in due))
         return len(due)
 
@@ -61,7 +74,9 @@ class Dispatcher:
         try:
             while True:
                 changed.clear()
-                for delivery in self.outbox.take_due(self.engine.now()):
+                async with self.section():
+                    due = self.outbox.take_due(self.engine.now())
+                for delivery in due:
                     task = asyncio.create_task(self._deliver(delivery))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
@@ -88,4 +103,5 @@ class Dispatcher:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if error is not None:
             log.info("webhook %s to %s failed: %s", delivery.id, delivery.endpoint.url, error)
-        self.outbox.report(delivery.id, self.engine.now(), status_code=status, error=error)
+        async with self.section():
+            self.outbox.report(delivery.id, self.engine.now(), status_code=status, error=error)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .apis.auvy import AuvyApp
 from .apis.ava import AvaApp
@@ -13,24 +13,40 @@ from .model.auvy import AuvyModel, Settings
 from .model.engine import Engine
 from .model.outbox import Outbox, RetryPolicy
 from .model.receptors import Receptors
-from .model.store import MemoryStreams
+from .model.store import MemoryStreams, StreamStore
 from .profile import ServerProfile
 from .seed import load_auvy, load_ava, load_strait
 from .spec import Spec, load_specs
 
 APIS = ("auvy", "ava", "strait")
 
+# (name, maxlen, ttl_ms) -> the store of one model's event streams.
+StreamFactory = Callable[[str, int | None, int | None], StreamStore]
+
+
+def memory_streams(_: str, maxlen: int | None, ttl_ms: int | None) -> StreamStore:
+    return MemoryStreams(maxlen=maxlen, ttl_ms=ttl_ms)
+
 
 class World:
+    """`engine` and `streams` let a shared store (mock_server.store, --store redis://) supply its
+    own engine and keep the event streams outside the process; by default both are in memory."""
+
     def __init__(
-        self, profile: ServerProfile, *, clock: Clock | None = None, apis: Sequence[str] = APIS
+        self,
+        profile: ServerProfile,
+        *,
+        clock: Clock | None = None,
+        apis: Sequence[str] = APIS,
+        engine: Engine | None = None,
+        streams: StreamFactory = memory_streams,
     ) -> None:
         unknown = sorted(set(apis) - set(APIS))
         if unknown:
             raise ValueError(f"unknown API(s) {unknown}; known: {', '.join(APIS)}")
         self.profile = profile
         self.apis = tuple(apis)
-        self.engine = Engine(
+        self.engine = engine or Engine(
             clock or (ManualClock() if profile.clock == "manual" else SystemClock())
         )
         # Loaded once here; every request is routed and validated from these compiled tables.
@@ -44,7 +60,7 @@ class World:
                 stream_maxlen=settings.stream_maxlen,
                 stream_ttl_ms=settings.stream_ttl_ms,
             ),
-            streams=MemoryStreams(maxlen=settings.stream_maxlen, ttl_ms=settings.stream_ttl_ms),
+            streams=streams("auvy", settings.stream_maxlen, settings.stream_ttl_ms),
         )
         self.receptors = Receptors(self.auvy)
         ava_settings = profile.ava
@@ -70,6 +86,9 @@ class World:
                 second_ms=strait_settings.second_ms,
             ),
         )
+        if streams is not memory_streams:
+            # StraitModel declares its MemoryStreams; it only uses the StreamStore protocol.
+            self.strait.streams = streams("strait", None, None)  # type: ignore[assignment]
         self._seed()
         self.auvy_app = AuvyApp(
             self.specs["auvy"],

@@ -7,6 +7,7 @@ in-memory one without the model knowing. `MemoryStore` is the embedded default.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Generic, Protocol, TypeVar
 
@@ -53,21 +54,51 @@ class MemoryRecords(Generic[T]):
 
 
 class MemoryStreams:
+    """Streams by key. Expired streams are emptied as time passes (on the next create or append),
+    not only when read again: a finished job's stream is rarely read, and lazy expiry alone would
+    keep its entries for ever. The emptied stream itself stays, so resuming on it still reports
+    the gap."""
+
     def __init__(self, *, maxlen: int | None, ttl_ms: int | None) -> None:
         self.maxlen = maxlen
         self.ttl_ms = ttl_ms
         self._streams: dict[str, EventStream] = {}
+        # (expires_at_ms, key) in the order retention periods began: with one TTL for every
+        # stream that is expiry order, so the due ones are found at the left without a scan.
+        self._expiry: deque[tuple[int, str]] = deque()
 
     def create(self, key: str, now_ms: int) -> None:
-        self._streams[key] = EventStream(now_ms, maxlen=self.maxlen, ttl_ms=self.ttl_ms)
+        self._drop_expired(now_ms)
+        stream = self._streams[key] = EventStream(now_ms, maxlen=self.maxlen, ttl_ms=self.ttl_ms)
+        self._track(key, stream)
 
     def append(self, key: str, data: Mapping[str, object], now_ms: int) -> StreamId:
+        self._drop_expired(now_ms)
         stream = self._streams.get(key)
         if stream is None:
             stream = self._streams[key] = EventStream(
                 now_ms, maxlen=self.maxlen, ttl_ms=self.ttl_ms
             )
-        return stream.append(data, now_ms).id
+            self._track(key, stream)
+        expires = stream.expires_at_ms()
+        entry = stream.append(data, now_ms)
+        if stream.expires_at_ms() != expires:
+            self._track(key, stream)  # an append to an expired stream began a new period
+        return entry.id
+
+    def _track(self, key: str, stream: EventStream) -> None:
+        expires = stream.expires_at_ms()
+        if expires is not None:
+            self._expiry.append((expires, key))
+
+    def _drop_expired(self, now_ms: int) -> None:
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= now_ms:
+            _, key = expiry.popleft()
+            stream = self._streams.get(key)
+            if stream is not None:
+                # A stream recreated or restarted since is not expired, and is tracked again.
+                stream.drop_expired(now_ms)
 
     def read_after(
         self, key: str, after: StreamId | None, now_ms: int, count: int | None = None
@@ -79,6 +110,7 @@ class MemoryStreams:
 
     def clear(self) -> None:
         self._streams.clear()
+        self._expiry.clear()
 
     def retained(self) -> int:
         """Entries held in memory across every stream (a benchmark's measure of retention)."""

@@ -1,0 +1,456 @@
+"""`SharedWorld`: one world for every worker process (and host) pointed at the same Redis.
+
+Event streams live in Redis Streams (`RedisStreams`). Everything else (jobs, runs, tokens, logs,
+interventions, webhook deliveries, the timers, the clock's offset) is one versioned snapshot:
+
+- A *section* is one request or one timer tick. It takes the Redis lock (SET NX PX with a token),
+  loads the snapshot when Redis holds a newer version than this process, runs, and writes the
+  snapshot back as version+1 when it changed; the write is refused unless the lock is still ours
+  (a fencing check in the same script that releases the lock). State changes are therefore atomic
+  across processes, and a timer (a job's next step, a schedule, a retry, a timeout, a TTL) runs in
+  exactly one worker: whoever ran it saved a snapshot without it.
+- Each commit appends to a change feed (a Redis stream): the keys the section notified (a job's
+  stream or status) and when the world's next timer is due. Every worker follows the feed with a
+  blocking XREAD and wakes its own SSE readers of those keys and its timer driver, so a client on
+  any worker sees an append made on another one.
+
+This serialises every write: it is for shared staging mocks and fanning SSE out over several
+processes, not for raw throughput (see the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import pickle
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.asyncio as aioredis
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..clock import Clock, ManualClock, SystemClock
+from ..model.engine import Engine
+from ..model.store import StreamStore
+from ..profile import ServerProfile
+from .snapshot import Root, Snapshots
+from .streams import RedisStreams
+
+log = logging.getLogger("mock_server.store")
+
+DEFAULT_PREFIX = "mock_server:"
+LOCK_MS = (
+    5_000  # a section takes milliseconds; a worker killed inside one blocks the rest this long
+)
+LEASE_MS = 3_000
+FEED_LENGTH = 1_000
+# Below redis-py's default socket timeout: an idle XREAD returns and blocks again.
+FEED_BLOCK_MS = 2_000
+
+# KEYS: lock, world. ARGV: token, lock ms, our version.
+# false when the lock is taken; else {version} or {version, blob, fingerprint} when newer.
+_ENTER = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
+if v > tonumber(ARGV[3]) then
+  return {v, redis.call('HGET', KEYS[2], 'b'), redis.call('HGET', KEYS[2], 'f') or ''}
+end
+return {v}
+"""
+
+# KEYS: world. ARGV: our version. {version} or {version, blob, fingerprint} when newer.
+_PEEK = """
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v > tonumber(ARGV[1]) then
+  return {v, redis.call('HGET', KEYS[1], 'b'), redis.call('HGET', KEYS[1], 'f') or ''}
+end
+return {v}
+"""
+
+# KEYS: lock, world, feed, released. ARGV: token, blob ('' = unchanged), fingerprint, worker,
+# notified keys, next due, feed length. Returns the version, or -1 when the lock was lost.
+_COMMIT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
+if ARGV[2] ~= '' then
+  v = redis.call('HINCRBY', KEYS[2], 'v', 1)
+  redis.call('HSET', KEYS[2], 'b', ARGV[2], 'f', ARGV[3])
+end
+if ARGV[2] ~= '' or ARGV[5] ~= '' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
+    'w', ARGV[4], 'v', v, 'k', ARGV[5], 'd', ARGV[6])
+end
+redis.call('DEL', KEYS[1])
+redis.call('LPUSH', KEYS[4], 1)
+redis.call('LTRIM', KEYS[4], 0, 0)
+return v
+"""
+
+
+# KEYS: lease. ARGV: worker, ms. 1 when the worker holds (or now took) the driver lease.
+_LEAD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+
+
+class SharedEngine(Engine):
+    """Runs timers only inside this process's current section, and remembers what it notified.
+
+    Outside a section (an SSE reader's loop, say) `run_due` does nothing: timers run under the
+    lock, in whichever worker's section comes first, or nowhere else would know they ran.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.shared = False  # until the world is in Redis, it is this process's alone
+        self.owner: asyncio.Task[Any] | None = None
+        self.changed: set[str] = set()
+
+    def run_due(self) -> int:
+        if self.shared and (self.owner is None or self.owner is not _current_task()):
+            return 0
+        return super().run_due()
+
+    def notify(self, key: str) -> None:
+        self.changed.add(key)
+        super().notify(key)
+
+    def notify_here(self, key: str) -> None:
+        """Wake this process's listeners for a change another worker made."""
+        super().notify(key)
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+class SharedWorld:
+    """The coordination of one worker process; see the module docstring."""
+
+    def __init__(self, url: str, profile: ServerProfile, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(url)
+        self.aio = aioredis.Redis.from_url(url)
+        self.engine = SharedEngine(ManualClock() if profile.clock == "manual" else SystemClock())
+        # The pid first, so a test can tell which process answered; the suffix keeps two apps of
+        # one process (in tests) apart.
+        self.worker = f"{os.getpid()}@{socket.gethostname()}:{secrets.token_hex(2)}"
+        self.version = 0
+        self.fingerprint = hashlib.sha256(repr(profile).encode()).hexdigest()[:16]
+        self.due: int | None = None  # the world's next timer, as last heard
+        self._snapshots: Snapshots | None = None
+        self._stores: dict[str, RedisStreams] = {}
+        self._blob: bytes | None = None  # what this process last loaded or wrote
+        self._token = ""
+        self._local = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        names = ("lock", "world", "changes", "released", "driver")
+        self._keys = {name: prefix + name for name in names}
+        self._enter = self.aio.register_script(_ENTER)
+        self._lead = self.aio.register_script(_LEAD)
+        self._peek = self.aio.register_script(_PEEK)
+        self._commit = self.aio.register_script(_COMMIT)
+
+    # -- wiring ----------------------------------------------------------------------------------
+
+    def streams(self, name: str, maxlen: int | None, ttl_ms: int | None) -> StreamStore:
+        """`World`'s stream factory: each model's streams under their own key prefix."""
+        store = RedisStreams(self.client, f"{self.prefix}{name}:", maxlen=maxlen, ttl_ms=ttl_ms)
+        self._stores[name] = store
+        return store
+
+    def attach(self, world: Any, *, limiter: object) -> None:
+        """Name the objects whose state is shared; everything else stays per process."""
+        engine = world.engine
+        self._snapshots = Snapshots(
+            [
+                Root("clock", engine.clock),
+                Root("scheduler", engine.scheduler, frozenset({"on_schedule"})),
+                Root("auvy", world.auvy),
+                Root("receptors", world.receptors),
+                Root("ava_outbox", world.ava_outbox),
+                Root("ava", world.ava),
+                Root("strait", world.strait),
+                Root("limiter", limiter),
+            ],
+            {"engine": engine, **{f"streams:{n}": s for n, s in self._stores.items()}},
+        )
+        self._scheduler = engine.scheduler
+
+    # -- sections ------------------------------------------------------------------------------
+
+    async def enter(self) -> None:
+        await self._local.acquire()
+        try:
+            token = secrets.token_hex(8)
+            while True:
+                found = await self._enter(
+                    keys=[self._keys["lock"], self._keys["world"]],
+                    args=[token, LOCK_MS, self.version],
+                )
+                if found:
+                    break
+                # Woken by the holder's release (its commit pushes to this list); the timeout
+                # covers a holder that died and left the lock to expire.
+                await self.aio.blpop([self._keys["released"]], timeout=0.05)
+            self._token = token
+            try:
+                self._load(found)
+            except BaseException:
+                await self._release()
+                raise
+        except BaseException:
+            self._local.release()
+            raise
+        self.engine.changed.clear()
+        self.engine.owner = _current_task()
+
+    async def _release(self) -> None:
+        await self._commit(
+            keys=[self._keys[k] for k in ("lock", "world", "changes", "released")],
+            args=[self._token, b"", self.fingerprint, self.worker, "", "", FEED_LENGTH],
+        )
+
+    async def leave(self) -> None:
+        self.engine.owner = None
+        try:
+            snapshots = self._require()
+            blob = snapshots.dumps()
+            changed = blob != self._blob
+            self.due = self._scheduler.next_due()
+            version = await self._commit(
+                keys=[self._keys[k] for k in ("lock", "world", "changes", "released")],
+                args=[
+                    self._token,
+                    blob if changed else b"",
+                    self.fingerprint,
+                    self.worker,
+                    "\n".join(sorted(self.engine.changed)),
+                    "" if self.due is None else self.due,
+                    FEED_LENGTH,
+                ],
+            )
+            if version == -1:
+                # The section outlived the lock and another worker may have changed the world
+                # since: its version wins, and this process reloads it in its next section.
+                log.error("the world lock expired during a section; its changes were dropped")
+                self.version = -1
+            else:
+                self.version = int(version)
+                self._blob = blob
+        finally:
+            self.engine.changed.clear()
+            self._wake.set()
+            self._local.release()
+
+    @contextlib.asynccontextmanager
+    async def section(self) -> AsyncIterator[None]:
+        await self.enter()
+        try:
+            yield
+        finally:
+            await self.leave()
+
+    def _load(self, found: list[Any]) -> None:
+        version = int(found[0])
+        if len(found) > 1:
+            self._require().load(found[1])
+            # The same state usually pickles to the same bytes in every worker; when it does not
+            # (a set's order follows its strings' per-process hashes), the cost is one write.
+            self._blob = found[1]
+            self.due = self._scheduler.next_due()
+        self.version = version
+
+    def _require(self) -> Snapshots:
+        if self._snapshots is None:
+            raise RuntimeError("SharedWorld.attach() was not called")
+        return self._snapshots
+
+    # -- lifetime ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join the world in Redis, or publish this process's freshly seeded one."""
+        self.engine.shared = True
+        await self._local.acquire()
+        token = secrets.token_hex(8)
+        try:
+            while not (
+                found := await self._enter(
+                    keys=[self._keys["lock"], self._keys["world"]], args=[token, LOCK_MS, 0]
+                )
+            ):
+                await self.aio.blpop([self._keys["released"]], timeout=0.05)
+            self._token = token
+            joined = False
+            if len(found) > 1:
+                fingerprint = found[2].decode() if isinstance(found[2], bytes) else found[2]
+                if fingerprint != self.fingerprint:
+                    log.warning("the world in Redis was made with another profile: replacing it")
+                else:
+                    try:
+                        self._load(found)
+                        joined = True
+                    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as exc:
+                        log.warning("cannot load the world in Redis (%s): replacing it", exc)
+            if not joined:
+                self.version = int(found[0])
+                self._blob = None  # forces the commit below to publish this process's world
+        except BaseException:
+            self._local.release()
+            raise
+        self.engine.changed.clear()
+        self.engine.owner = _current_task()
+        await self.leave()
+        self._tasks = [
+            asyncio.create_task(self._follow(), name="mock_server.store.follow"),
+            asyncio.create_task(self._drive(), name="mock_server.store.drive"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.aio.aclose()
+        self.client.close()
+
+    async def _drive(self) -> None:
+        """The timer driver: sleep until the world's next timer (as last heard), then run every
+        due timer in a section. Only the worker holding the driver lease does, so the others
+        do not queue for the lock just to find nothing left to run; when it dies, another takes
+        the lease within LEASE_MS. (Requests run due timers too, in whichever worker.)"""
+        clock = self.engine.clock
+        while True:
+            due = self.due
+            if due is not None and not clock.manual and due <= clock.now_ms():
+                if await self._lead(keys=[self._keys["driver"]], args=[self.worker, LEASE_MS]):
+                    async with self.section():
+                        self.engine.run_due()
+                else:
+                    await asyncio.sleep(LEASE_MS / 3000)
+                continue
+            timeout = None if due is None or clock.manual else (due - clock.now_ms()) / 1000
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    async def _follow(self) -> None:
+        """Follow the change feed (blocking XREAD): wake local SSE readers and the driver."""
+        feed = self._keys["changes"]
+        last: bytes | str = "$"
+        while True:
+            try:
+                answer: Any = await self.aio.xread({feed: last}, block=FEED_BLOCK_MS, count=100)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("change feed: %s; retrying", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for _, entries in answer or ():
+                for ident, fields in entries:
+                    last = ident
+                    if fields[b"w"].decode() != self.worker:
+                        await self._changed_elsewhere(fields)
+
+    async def _changed_elsewhere(self, fields: dict[bytes, bytes]) -> None:
+        due = fields[b"d"]
+        self.due = int(due) if due else None
+        keys = [k for k in fields[b"k"].decode().split("\n") if k]
+        if any(self.engine.subscribers(k) for k in keys):
+            # Readers here judge a stream's entries by the model too (is this the run's latest
+            # change?), so this process catches up before waking them; one without readers of
+            # these keys catches up at its next section.
+            async with self._local:
+                found = await self._peek(keys=[self._keys["world"]], args=[self.version])
+                self._load(found)
+        for key in keys:
+            self.engine.notify_here(key)
+        self._wake.set()
+
+
+class SectionMiddleware:
+    """Runs each HTTP request in a section, from before the handler until the response starts.
+
+    The body is read before the lock is taken, so a slow client does not hold every worker up; an
+    event stream's body runs after the section, reading Redis and woken by the change feed.
+    """
+
+    def __init__(self, app: ASGIApp, shared: SharedWorld) -> None:
+        self.app = app
+        self.shared = shared
+        self.header = (b"x-mock-worker", shared.worker.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        receive = await _buffered(receive)
+        shared = self.shared
+        await shared.enter()
+        open_ = True
+
+        async def send_after_leaving(message: Message) -> None:
+            nonlocal open_
+            if message["type"] == "http.response.start":
+                if open_:
+                    open_ = False
+                    await shared.leave()
+                message = {**message, "headers": [*message.get("headers", ()), self.header]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_after_leaving)
+        finally:
+            if open_:
+                open_ = False
+                await shared.leave()
+
+
+async def _buffered(receive: Receive) -> Receive:
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return replay
+
+
+def open_store(url: str, profile: ServerProfile) -> SharedWorld:
+    """A `SharedWorld` for `redis://HOST:PORT/DB[?prefix=NAME:]` (also rediss:// and unix://).
+
+    The prefix (default `mock_server:`) namespaces every key, so the mock can share a Redis (and
+    a database) with other applications, or run several independent worlds side by side."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"--store {url!r}: expected redis://HOST:PORT/DB")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((v for k, v in query if k == "prefix"), DEFAULT_PREFIX)
+    if not prefix:
+        raise ValueError(f"--store {url!r}: prefix must not be empty")
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return SharedWorld(urlunsplit(parts._replace(query=rest)), profile, prefix=prefix)

@@ -1,0 +1,177 @@
+"""RedisStreams against a real redis-server, and differentially against the in-memory streams.
+
+The differential test is fakeredis's method turned around: the same generated operations (creates,
+appends with a clock that moves on, stands still or goes back, reads after any id, trimming, TTL
+expiry) go to `MemoryStreams` and to `RedisStreams`, and every result must be equal: ids, entries,
+the truncation flag and where the retained window begins.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mock_server.model.store import MemoryStreams
+from mock_server.model.stream_id import StreamId
+from mock_server.store.streams import RedisStreams
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture
+def client(redis_client: redis.Redis) -> Iterator[redis.Redis]:
+    yield redis_client
+
+
+def stores(
+    client: redis.Redis, maxlen: int | None, ttl_ms: int | None
+) -> tuple[MemoryStreams, RedisStreams]:
+    # A fresh prefix per example keeps hypothesis's examples apart without a FLUSHDB each time.
+    prefix = f"t{next(_prefixes)}:"
+    return MemoryStreams(maxlen=maxlen, ttl_ms=ttl_ms), RedisStreams(
+        client, prefix, maxlen=maxlen, ttl_ms=ttl_ms
+    )
+
+
+def test_ids_are_server_ids_that_keep_increasing_when_the_clock_goes_back(
+    client: redis.Redis,
+) -> None:
+    _, streams = stores(client, None, None)
+    ids = [streams.append("j", {"n": n}, now) for n, now in enumerate([1000, 1000, 900, 2000])]
+    assert [i.encode() for i in ids] == ["1000-0", "1000-1", "1000-2", "2000-0"]
+    assert client.xlen(streams.prefix + "j") == 4
+
+
+def test_a_read_after_a_trimmed_id_is_truncated_and_resumes_at_the_oldest(
+    client: redis.Redis,
+) -> None:
+    _, streams = stores(client, 2, None)
+    ids = [streams.append("j", {"n": n}, 10 + n) for n in range(4)]
+    result = streams.read_after("j", ids[0], 20)
+    assert result.truncated
+    assert [e.data for e in result.entries] == [{"n": 2}, {"n": 3}]
+    assert result.first_retained == ids[2]
+    assert not streams.read_after("j", ids[2], 20).truncated
+
+
+def test_a_stream_expires_on_the_models_clock_and_redis_reclaims_it_later(
+    client: redis.Redis,
+) -> None:
+    _, streams = stores(client, None, 1000)
+    first = streams.append("j", {"n": 0}, 5000)
+    assert 0 < client.pttl(streams.prefix + "j") <= 2000
+    expired = streams.read_after("j", first, 6000)
+    assert expired.entries == () and expired.first_retained is None
+    assert streams.read_after("j", StreamId(0, 1), 6000).truncated
+    again = streams.append("j", {"n": 1}, 6000)
+    assert again > first
+
+
+def test_clear_removes_only_this_stores_keys(client: redis.Redis) -> None:
+    _, mine = stores(client, None, None)
+    _, other = stores(client, None, None)
+    mine.append("a", {}, 1)
+    other.append("a", {}, 1)
+    mine.clear()
+    assert mine.read_after("a", None, 1).entries == ()
+    assert len(other.read_after("a", None, 1).entries) == 1
+
+
+# -- differential ----------------------------------------------------------------------------------
+
+KEYS = ("a", "b")
+
+
+@dataclass(frozen=True)
+class Create:
+    key: str
+
+
+@dataclass(frozen=True)
+class Append:
+    key: str
+    n: int
+
+
+@dataclass(frozen=True)
+class Read:
+    key: str
+    # An index into the ids seen so far (None: read from the start), nudged to hit ids that were
+    # never issued on either side of real ones.
+    pick: int | None
+    nudge: int
+    count: int | None
+
+
+@dataclass(frozen=True)
+class Tick:
+    ms: int  # may be 0 (the clock stands still) or negative (it goes back)
+
+
+operations = st.one_of(
+    st.builds(Create, st.sampled_from(KEYS)),
+    st.builds(Append, st.sampled_from(KEYS), st.integers(0, 1000)),
+    st.builds(Append, st.sampled_from(KEYS), st.integers(0, 1000)),
+    st.builds(
+        Read,
+        st.sampled_from(KEYS),
+        st.none() | st.integers(0, 50),
+        st.integers(-1, 1),
+        st.none() | st.integers(1, 4),
+    ),
+    st.builds(Tick, st.integers(-30, 60) | st.sampled_from([0, 0, 500])),
+)
+
+
+def nudged(ident: StreamId, nudge: int) -> StreamId:
+    if nudge < 0 and ident.seq > 0:
+        return StreamId(ident.ms, ident.seq - 1)
+    if nudge > 0:
+        return StreamId(ident.ms, ident.seq + 1)
+    return ident
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    maxlen=st.none() | st.integers(0, 4),
+    ttl_ms=st.none() | st.integers(1, 200),
+    start_ms=st.integers(0, 3) | st.integers(1_767_225_600_000, 1_767_225_600_100),
+    ops=st.lists(operations, max_size=40),
+)
+def test_redis_streams_behave_like_the_in_memory_streams(
+    client: redis.Redis,
+    maxlen: int | None,
+    ttl_ms: int | None,
+    start_ms: int,
+    ops: list[Create | Append | Read | Tick],
+) -> None:
+    memory, real = stores(client, maxlen, ttl_ms)
+    now = start_ms
+    seen: list[StreamId] = []
+    for op in ops:
+        if isinstance(op, Tick):
+            now = max(0, now + op.ms)
+        elif isinstance(op, Create):
+            memory.create(op.key, now)
+            real.create(op.key, now)
+        elif isinstance(op, Append):
+            data = {"n": op.n, "key": op.key}
+            expected = memory.append(op.key, data, now)
+            assert real.append(op.key, data, now) == expected, op
+            seen.append(expected)
+        else:
+            after = None
+            if op.pick is not None and seen:
+                after = nudged(seen[op.pick % len(seen)], op.nudge)
+            expected_read = memory.read_after(op.key, after, now, op.count)
+            assert real.read_after(op.key, after, now, op.count) == expected_read, (op, after)

@@ -1,0 +1,166 @@
+"""Two uvicorn workers sharing one world in a real Redis: the whole conformance suite, and a worker
+killed mid-stream whose client resumes on the other worker with `after` and loses nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from conformance.server import ReferenceServer
+
+REPO = Path(__file__).resolve().parents[2]
+CI_PROFILE = REPO / "fixtures" / "server" / "ci.toml"
+SLOW_PROFILE = """
+[server]
+clock = "system"
+ping_interval_ms = 500
+[auvy]
+seed = "{seed}"
+step_ms = 150
+start_delay_ms = 0
+"""
+KEY = {"Authorization": "Bearer auvy_test_acme_rw"}
+COMPLETE = "0b7e1f3a-2c4d-4e5f-8a9b-1c2d3e4f5a10"
+LONG = "5a2d6e8f-7b9c-4d0e-9f4a-6b7c8d9e0f15"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def two_workers(redis_url: str, profile: Path, *extra: str) -> ReferenceServer:
+    return ReferenceServer(profile, extra_args=("--store", redis_url, "--workers", "2", *extra))
+
+
+def test_more_than_one_worker_needs_a_shared_store() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mock_server", "--workers", "2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--store redis://" in done.stderr
+
+
+# Minutes long and not yet green (two Strait timing checks fail through the snapshot's latency),
+# so it runs in `nox -s redis`, not in the `nox -s tests` gate; see the README's store section.
+@pytest.mark.redis_suite
+def test_the_conformance_suite_passes_against_two_workers_sharing_redis(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    hook_port = free_port()
+    target = tmp_path / "target.toml"
+    reference = (REPO / "fixtures" / "reference.toml").read_text(encoding="utf-8")
+    # A suite pointed at a --target cannot hand the server its webhook receiver's URL, so both
+    # sides are told a fixed port instead of the reference profile's port 0.
+    target.write_text(
+        re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{hook_port}"', reference),
+        encoding="utf-8",
+    )
+    hook = f"http://127.0.0.1:{hook_port}/hooks"
+    with two_workers(redis_url, CI_PROFILE, "--ava-webhook", hook) as server:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "conformance",
+                "--target",
+                server.url,
+                "--profile",
+                str(target),
+                "--report-dir",
+                str(tmp_path / "reports"),
+                "-n",
+                "2",
+                "-p",
+                "no:randomly",
+                "-q",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+
+
+@pytest.fixture
+def slow_server(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> Iterator[str]:
+    profile = tmp_path / "slow.toml"
+    profile.write_text(
+        SLOW_PROFILE.format(seed=(REPO / "fixtures" / "seed" / "auvy.toml").as_posix()),
+        encoding="utf-8",
+    )
+    with two_workers(redis_url, profile) as server:
+        yield server.url
+
+
+def read_events(lines: Iterator[str], limit: int) -> list[tuple[str | None, str]]:
+    """The next `limit` events (id, data) from an event stream's lines."""
+    events: list[tuple[str | None, str]] = []
+    ident = None
+    for line in lines:
+        if line.startswith("id: "):
+            ident = line[4:]
+        elif line.startswith("data: "):
+            events.append((ident, line[6:]))
+            ident = None
+            if len(events) >= limit:
+                break
+    return events
+
+
+def test_a_client_resumes_on_another_worker_after_one_is_killed_mid_stream(
+    slow_server: str,
+) -> None:
+    client = httpx.Client(base_url=f"{slow_server}/auvy", headers=KEY, timeout=20)
+    job = client.post("/v1/jobs", json={"pathway_id": LONG}).json()["job_id"]
+    stream_path = f"/v1/jobs/{job}/stream"
+    before: list[tuple[str | None, str]] = []
+    with client.stream("GET", stream_path) as response:
+        assert response.status_code == 200
+        victim = int(response.headers["x-mock-worker"].split("@")[0])
+        lines = response.iter_lines()
+        before = read_events(lines, 3)
+        os.kill(victim, signal.SIGKILL)
+        # The connection dies with its worker; whatever was buffered is ignored.
+        with contextlib.suppress(httpx.HTTPError):
+            for _ in lines:
+                pass
+    last = before[-1][0]
+    assert last is not None
+    time.sleep(0.5)  # the job keeps running on the surviving worker meanwhile
+    after: list[tuple[str | None, str]] = []
+    with client.stream("GET", stream_path, params={"after": last}) as response:
+        assert response.status_code == 200
+        assert response.headers.get("x-stream-truncated") is None
+        survivor = int(response.headers["x-mock-worker"].split("@")[0])
+        assert survivor != victim
+        after = read_events(response.iter_lines(), 4)
+    # Nothing lost: the full stream, read once more from the start, is exactly the events seen
+    # before the kill followed by those seen after resuming.
+    with client.stream("GET", stream_path) as response:
+        everything = read_events(response.iter_lines(), len(before) + len(after))
+    assert before + after == everything
+    ids = [i for i, _ in everything]
+    assert ids == sorted(ids, key=lambda i: tuple(int(p) for p in (i or "0-0").split("-")))
+    client.post(f"/v1/jobs/{job}/cancel")
+    client.close()

@@ -314,3 +314,73 @@ def test_commented_keys_are_found_with_their_section() -> None:
     text = '[a.b]\nid = "x"\n# result = { }     # optional\n\n[c]\n#   reason = "y"\n# prose\n'
     assert commented_keys(text) == {"a.b.result", "c.reason"}
     assert set(dotted_keys({"a": {"b": {"id": 1, "result": {"x": 1}}}})) == {"a.b.id", "a.b.result"}
+
+
+# --- the fuzz tenants: what the property suites' generated requests may trash -----------------
+
+
+def seed_toml(api: str) -> dict[str, Any]:
+    return tomllib.loads((FIXTURES / "seed" / f"{api}.toml").read_text(encoding="utf-8"))
+
+
+def test_the_auvy_fuzz_workspace_is_its_own() -> None:
+    fuzz = auvy()["fuzz"]
+    model = seeded()
+    key = model.keys[fuzz["key"]]
+    assert key.workspace_id == fuzz["workspace_id"] != main_workspace()
+    assert {"read", "write"} <= key.scopes
+    workspace = model.workspaces[fuzz["workspace_id"]]
+    assert workspace.slug == fuzz["workspace"]
+    assert workspace.state == "active"
+    others = [
+        k for name, k in auvy()["keys"].items() if model.keys[k].workspace_id == key.workspace_id
+    ]
+    assert not others, "no other key of the profile may reach the fuzz workspace"
+    for kind, status in (("complete", JobStatus.COMPLETED), ("fail", JobStatus.FAILED)):
+        assert model.pathways[fuzz[kind]].workspace_id == fuzz["workspace_id"]
+        job = model.start_pathway(model.authenticate(fuzz["key"]), fuzz[kind])
+        run(model, job)
+        assert status_of(job) is status
+
+
+def test_the_auvy_fuzz_receptor_has_the_declared_active_share() -> None:
+    fuzz = auvy()["fuzz"]
+    raw = seed_toml("auvy")
+    receptor = next(r for r in raw["receptors"] if r["id"] == fuzz["receptor_id"])
+    assert receptor["workspace"] == fuzz["workspace_id"]
+    assert receptor["slug"] == fuzz["receptor"]
+    share = next(s for s in raw["shares"] if s["token"] == fuzz["share_token"])
+    assert share["receptor"] == fuzz["receptor_id"]
+    assert share.get("status", "active") == "active"
+    public = [r for r in auvy()["public"]["receptors"].values() if "id" in r]
+    assert fuzz["receptor_id"] not in {r["id"] for r in public}
+
+
+def test_the_ava_fuzz_tenant_is_its_own() -> None:
+    fuzz = reference()["ava"]["fuzz"]
+    seed = seed_toml("ava")
+    assert fuzz["tenant_id"] in {t["id"] for t in seed["tenants"]}
+    identities = reference()["ava"]["identities"].values()
+    assert fuzz["tenant_id"] not in {i["tenant_id"] for i in identities}
+    assert fuzz["role"] in reference()["ava"]["roles"]["writers"]
+    workers = {w["id"]: w for w in seed["workers"]}
+    for kind in ("complete", "fail"):
+        assert workers[fuzz[kind]]["tenant"] == fuzz["tenant_id"]
+        assert kind in workers[fuzz[kind]]["script"][-1]
+
+
+def test_the_strait_fuzz_project_is_its_own() -> None:
+    fuzz = reference()["strait"]["fuzz"]
+    seed = seed_toml("strait")
+    keys = {k["token"]: k["project"] for k in seed["keys"]}
+    assert keys[fuzz["key"]] == fuzz["project_id"]
+    used = {reference()["strait"]["project_id"]} | {
+        v["project_id"]
+        for v in reference()["strait"].values()
+        if isinstance(v, dict) and v is not fuzz and "project_id" in v
+    }
+    assert fuzz["project_id"] not in used
+    jobs = {j["id"]: j for j in seed["jobs"]}
+    for kind, behaviour in (("complete", "complete"), ("fatal", "fatal")):
+        assert jobs[fuzz[kind]]["project"] == fuzz["project_id"]
+        assert jobs[fuzz[kind]]["behaviour"] == behaviour

@@ -39,7 +39,7 @@ DEPTHS: Final[dict[str, Depth]] = {
     for d in (
         Depth(
             "quick",
-            examples_per_operation=4,
+            examples_per_operation=3,
             stateful_examples=3,
             machine_examples=4,
             machine_steps=8,

@@ -1,9 +1,11 @@
 """The bad-input battery (battery.py) against every operation of every API.
 
 Each malformed request must be answered, within a bounded time, with a documented 4xx carrying the
-API's own error envelope; never a 5xx, never a hang. Run alone (not under xdist), the suite also
-checks that the battery left no job behind: AUVY's listing shows no input, so with other tests
-creating jobs in parallel a new job cannot be attributed to the battery.
+API's own error envelope; never a 5xx, never a hang. The requests carry the fuzz identity's valid
+credentials (targets.py): a target that wrongly accepted one (a filterless bulk cancel, say) harms
+only that tenant. Run alone (not under xdist), the suite also checks that the battery left no
+job behind: AUVY's listing shows no input, so with other tests creating jobs in parallel a new job
+cannot be attributed to the battery.
 """
 
 from __future__ import annotations
@@ -12,20 +14,17 @@ import functools
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from ..clients.http import Recorder, _redact
 from ..profile import TargetProfile
 from ..report import Exchange
 from .battery import BadRequest, battery
-from .targets import auth_headers, base_url
+from .targets import auth_headers, base_url, spec_document
 
-REPO = Path(__file__).resolve().parents[2]
 APIS = ("auvy", "ava", "strait")
 DEADLINE_S = 10.0
 CREATES = {"createJob", "executePathway", "triggerJob", "replayRun", "bulkReplayRuns"}
@@ -33,7 +32,7 @@ CREATES = {"createJob", "executePathway", "triggerJob", "replayRun", "bulkReplay
 
 @functools.cache
 def _document(api: str) -> Any:
-    return yaml.safe_load((REPO / "openapi" / f"{api}.yaml").read_text(encoding="utf-8"))
+    return spec_document(api)
 
 
 def _operations() -> list[Any]:
@@ -101,7 +100,10 @@ def _count(
     where: dict[str, tuple[str, dict[str, str | int]]] = {
         "auvy": ("/v1/jobs", {"limit": 100}),
         "ava": ("/v1/ava/jobs", {"limit": 100}),
-        "strait": ("/v1/runs", {"project_id": str(profile.get("strait.project_id")), "limit": 100}),
+        "strait": (
+            "/v1/runs",
+            {"project_id": str(profile.get("strait.fuzz.project_id")), "limit": 100},
+        ),
     }
     path, params = where[api]
     body = http.get(url + path, params=params, headers=auth).json()

@@ -4,20 +4,20 @@ Per operation: positive data (what the spec allows) and negative data (what it f
 response checked for not_a_server_error, status_code_conformance, content_type_conformance and
 response_schema_conformance; negative data also for negative_data_rejection. Then the stateful
 phase follows the specs' OpenAPI links (create -> status -> stream -> cancel, ...) with
-use_after_free and ensure_resource_availability on top. Credentials come from the profile.
+use_after_free and ensure_resource_availability on top. Every request runs as the profile's
+fuzz identity (targets.py), a tenant nothing else uses: positive data really does rotate shares
+and cancel runs.
 """
 
 from __future__ import annotations
 
 import functools
 import random
-from pathlib import Path
 from typing import Any
 
 import hypothesis
 import pytest
 import schemathesis
-import yaml
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks as oas_checks
@@ -25,11 +25,10 @@ from schemathesis.specs.openapi import checks as oas_checks
 from ..checks import ConformanceFailure
 from ..profile import TargetProfile
 from .depth import Depth, settings_for
-from .fixtures import finishing_fixtures
+from .fixtures import finishing_fixtures, retargets
 from .repro import replay_command
-from .targets import auth_headers, base_url
+from .targets import auth_headers, base_url, spec_document, spec_path
 
-REPO = Path(__file__).resolve().parents[2]
 APIS = ("auvy", "ava", "strait")
 REQUEST_TIMEOUT_S = 10.0
 
@@ -46,12 +45,8 @@ STATEFUL_CHECKS = [
 ]
 
 
-def _spec_path(api: str) -> Path:
-    return REPO / "openapi" / f"{api}.yaml"
-
-
 def _operation_ids(api: str) -> list[str]:
-    document = yaml.safe_load(_spec_path(api).read_text(encoding="utf-8"))
+    document = spec_document(api)
     return [
         op["operationId"]
         for item in document["paths"].values()
@@ -61,8 +56,51 @@ def _operation_ids(api: str) -> list[str]:
 
 
 @functools.cache
+def _documented_examples(api: str) -> frozenset[str]:
+    """Every example value the spec gives a parameter (schemathesis mixes them into its data)."""
+    document = spec_document(api)
+    params: list[Any] = list(document.get("components", {}).get("parameters", {}).values())
+    for item in document["paths"].values():
+        params += item.get("parameters", [])
+        params += [
+            p
+            for m, op in item.items()
+            if m in ("get", "post", "put", "patch", "delete")
+            for p in op.get("parameters", [])
+        ]
+    values: set[str] = set()
+    for param in params:
+        if isinstance(param, dict) and "$ref" not in param:
+            for example in (param.get("example"), param.get("schema", {}).get("example")):
+                if isinstance(example, str):
+                    values.add(example)
+    return frozenset(values)
+
+
+def _retarget(api: str, case: Any, fuzz_values: dict[str, str]) -> None:
+    """Swap a documented example value (the main workspace's fixtures, in the AUVY spec) for the
+    fuzz identity's equivalent, so example-based requests reach something the identity owns."""
+    if not fuzz_values:
+        return
+    examples = _documented_examples(api)
+
+    def swap(values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        return {
+            k: fuzz_values[k] if k in fuzz_values and isinstance(v, str) and v in examples else v
+            for k, v in values.items()
+        }
+
+    case.path_parameters = swap(case.path_parameters)
+    case.query = swap(case.query)
+    if isinstance(case.body, dict):
+        case.body = swap(case.body)
+
+
+@functools.cache
 def _schema(api: str) -> Any:
-    schema = schemathesis.openapi.from_path(_spec_path(api))
+    schema = schemathesis.openapi.from_path(spec_path(api))
     # Credentials come from the profile, so schemathesis must neither generate nor negate them;
     # undeclared query parameters are ignored by design, so adding some is not negative data.
     schema.config.generation.update(with_security_parameters=False, allow_extra_parameters=False)
@@ -86,7 +124,7 @@ def _cases() -> list[Any]:
 
 def _identity_headers(api: str, headers: dict[str, str]) -> dict[str, str]:
     # AVA's identity headers are declared parameters; pinning them keeps generated requests inside
-    # the main tenant, and negative data then comes from the other parameters and the body.
+    # the fuzz tenant, and negative data then comes from the other parameters and the body.
     return {k: v for k, v in headers.items() if k.startswith("x-")} if api == "ava" else {}
 
 
@@ -115,10 +153,13 @@ def test_operation(
     if generation is GenerationMode.NEGATIVE:
         checks.append(oas_checks.negative_data_rejection)
 
+    fuzz_values = retargets(profile, api)
+
     @hypothesis.seed(prop_seed)
     @settings_for(depth.examples_per_operation)
     @hypothesis.given(case=strategy)
     def run(case: Any) -> None:
+        _retarget(api, case, fuzz_values)
         case.call_and_validate(
             base_url=url, headers=headers, checks=checks, timeout=REQUEST_TIMEOUT_S
         )
@@ -153,12 +194,14 @@ def test_stateful_links(
     known = finishing_fixtures(profile, api)
     if not known:
         pytest.skip(f"the profile names no {api} fixture that finishes on its own")
+    fuzz_values = retargets(profile, api)
     rng = random.Random(prop_seed)
     schema = _schema(api)
     schema.config.checks.update(included_check_names=[c.__name__ for c in STATEFUL_CHECKS])
 
     class Machine(schema.as_state_machine()):  # type: ignore[misc]
         def before_call(self, case: Any) -> None:
+            _retarget(api, case, fuzz_values)
             _borrow_fixture(api, case, rng.choice(known), headers)
 
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ stream. Always over real HTTP, since the property is about connections."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import hypothesis
 import pytest
@@ -28,9 +29,13 @@ def _pieces_join(
 ) -> None:
     got: list[str] = []
     last: str | None = None
+    # A job that ends on its own may deliver its terminal event inside a piece; the read after
+    # it then rightly has nothing left, so the joined stream's terminal is whichever piece had it.
+    terminal: Any | None = None
     for count in pieces:
         part = read(last, count)
         got.extend(part.ids)
+        terminal = terminal or part.terminal
         if part.ids:
             last = part.ids[-1]
         if part.ended:
@@ -38,6 +43,7 @@ def _pieces_join(
     finish()  # make the job end so the last piece and the full read terminate
     rest = read(last, None)
     got.extend(rest.ids)
+    terminal = terminal or rest.terminal
     full = read(None, None)
     event_ids_strictly_increase(got)
     if got != full.ids:
@@ -48,8 +54,8 @@ def _pieces_join(
             f"pieces {pieces}: missing {missing[:5]}, duplicated or unknown {extra[:5]}, "
             f"{len(got)} ids read vs {len(full.ids)} in the full stream",
         )
-    if full.terminal is None or rest.terminal != full.terminal:
-        raise ConformanceFailure("the resumed stream ends differently", f"{rest.terminal!r}")
+    if full.terminal is None or terminal != full.terminal:
+        raise ConformanceFailure("the resumed stream ends differently", f"{terminal!r}")
 
 
 def _run(test: Callable[[list[int]], None], depth: Depth, seed: int, replay: str) -> None:

@@ -6,9 +6,13 @@ import shlex
 
 import pytest
 
+from conformance.profile import REFERENCE_PROFILE, TargetProfile
 from conformance.property.battery import battery
 from conformance.property.depth import DEPTHS, DepthError, resolve_depth, test_seed
+from conformance.property.fixtures import finishing_fixtures, retargets
 from conformance.property.repro import Step, render_failure, render_steps, replay_command
+from conformance.property.targets import auth_headers
+from conformance.property.test_schemathesis import _retarget
 from conformance.report import Exchange
 
 
@@ -124,3 +128,51 @@ def test_the_battery_covers_every_operation_with_auth_and_body_cases() -> None:
     assert all(c.allowed >= {400, 401, 404} for c in cases)
     assert next(c for c in cases if c.label == "huge body").allowed == {400, 401, 404, 413}
     assert not next(c for c in cases if c.label == "mode twice").strict
+
+
+# --- the fuzz identity: generated requests never run as the main one -------------------------
+
+
+def test_generated_requests_authenticate_as_the_fuzz_identity() -> None:
+    profile = TargetProfile.load(REFERENCE_PROFILE)
+    auvy = auth_headers(profile, "auvy")
+    assert auvy == {"Authorization": f"Bearer {profile.need('auvy.fuzz.key')}"}
+    assert profile.need("auvy.keys.main") not in auvy["Authorization"]
+    assert auth_headers(profile, "ava")["x-tenant-id"] == profile.need("ava.fuzz.tenant_id")
+    assert profile.need("strait.fuzz.key") in auth_headers(profile, "strait")["Authorization"]
+    assert finishing_fixtures(profile, "strait") == [
+        profile.need("strait.fuzz.complete"),
+        profile.need("strait.fuzz.fatal"),
+    ]
+
+
+@pytest.mark.parametrize("api", ["auvy", "ava", "strait"])
+def test_without_a_fuzz_identity_they_skip_rather_than_use_the_main_one(api: str) -> None:
+    data = dict(TargetProfile.load(REFERENCE_PROFILE).data)
+    data[api] = {k: v for k, v in data[api].items() if k != "fuzz"}
+    profile = TargetProfile(data)
+    with pytest.raises(pytest.skip.Exception, match=rf"no \[{api}.fuzz\]"):
+        auth_headers(profile, api)
+    with pytest.raises(pytest.skip.Exception):
+        finishing_fixtures(profile, api)
+
+
+class _Case:
+    def __init__(self, path: dict[str, object], query: dict[str, object], body: object) -> None:
+        self.path_parameters = path
+        self.query = query
+        self.body = body
+
+
+def test_documented_examples_are_retargeted_to_the_fuzz_workspace() -> None:
+    profile = TargetProfile.load(REFERENCE_PROFILE)
+    fuzz = retargets(profile, "auvy")
+    case = _Case(
+        {"workspace": "acme", "slug": "generated"},
+        {"t": "shr_8Kq2xV0mZt4bN7cR1yW5pL3d"},
+        {"share_token": ["not", "a", "string"], "message": "support"},
+    )
+    _retarget("auvy", case, fuzz)
+    assert case.path_parameters == {"workspace": "fuzzlab", "slug": "generated"}
+    assert case.query == {"t": profile.need("auvy.fuzz.share_token")}
+    assert case.body == {"share_token": ["not", "a", "string"], "message": "support"}

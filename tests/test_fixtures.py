@@ -384,3 +384,62 @@ def test_the_strait_fuzz_project_is_its_own() -> None:
     for kind, behaviour in (("complete", "complete"), ("fatal", "fatal")):
         assert jobs[fuzz[kind]]["project"] == fuzz["project_id"]
         assert jobs[fuzz[kind]]["behaviour"] == behaviour
+
+
+# --- the battery tenants: only the bad-input battery uses them; nothing may create jobs in them -
+
+
+def battery_section(api: str) -> dict[str, Any]:
+    section: dict[str, Any] = reference()[api]["battery"]
+    return section
+
+
+def test_the_auvy_battery_workspace_is_its_own() -> None:
+    battery = battery_section("auvy")
+    model = seeded()
+    key = model.keys[battery["key"]]
+    assert key.workspace_id == battery["workspace_id"]
+    assert battery["workspace_id"] not in {main_workspace(), auvy()["fuzz"]["workspace_id"]}
+    assert {"read", "write"} <= key.scopes
+    workspace = model.workspaces[battery["workspace_id"]]
+    assert workspace.slug == battery["workspace"]
+    assert workspace.state == "active"
+    others = [*auvy()["keys"].values(), auvy()["fuzz"]["key"]]
+    assert not [k for k in others if model.keys[k].workspace_id == key.workspace_id], (
+        "no other key of the profile may reach the battery workspace"
+    )
+    # Nothing of it another test could start, share or look up.
+    raw = seed_toml("auvy")
+    for kind in ("pathways", "receptors", "traces"):
+        assert not [x for x in raw.get(kind, []) if x["workspace"] == battery["workspace_id"]], kind
+
+
+def test_the_ava_battery_tenant_is_its_own() -> None:
+    battery = battery_section("ava")
+    seed = seed_toml("ava")
+    assert battery["tenant_id"] in {t["id"] for t in seed["tenants"]}
+    identities = reference()["ava"]["identities"].values()
+    taken = {i["tenant_id"] for i in identities} | {reference()["ava"]["fuzz"]["tenant_id"]}
+    assert battery["tenant_id"] not in taken
+    assert battery["role"] in reference()["ava"]["roles"]["writers"]
+    tenant = next(t for t in seed["tenants"] if t["id"] == battery["tenant_id"])
+    assert not tenant.get("suspended"), "a suspended tenant would refuse writes before parsing"
+    assert not [w for w in seed["workers"] if w["tenant"] == battery["tenant_id"]]
+
+
+def test_the_strait_battery_project_is_its_own() -> None:
+    battery = battery_section("strait")
+    seed = seed_toml("strait")
+    assert battery["project_id"] in {p["id"] for p in seed["projects"]}
+    keys = {k["token"]: k["project"] for k in seed["keys"]}
+    assert keys[battery["key"]] == battery["project_id"]
+    used = {reference()["strait"]["project_id"]} | {
+        v["project_id"]
+        for v in reference()["strait"].values()
+        if isinstance(v, dict) and v is not battery and "project_id" in v
+    }
+    assert battery["project_id"] not in used
+    assert [p for p, project in keys.items() if project == battery["project_id"]] == [
+        battery["key"]
+    ]
+    assert not [j for j in seed["jobs"] if j["project"] == battery["project_id"]]

@@ -11,7 +11,7 @@ from conformance.property.battery import battery
 from conformance.property.depth import DEPTHS, DepthError, resolve_depth, test_seed
 from conformance.property.fixtures import finishing_fixtures, retargets
 from conformance.property.repro import Step, render_failure, render_steps, replay_command
-from conformance.property.targets import auth_headers
+from conformance.property.targets import auth_headers, battery_identity
 from conformance.property.test_schemathesis import _retarget
 from conformance.report import Exchange
 
@@ -176,3 +176,30 @@ def test_documented_examples_are_retargeted_to_the_fuzz_workspace() -> None:
     assert case.path_parameters == {"workspace": "fuzzlab", "slug": "generated"}
     assert case.query == {"t": profile.need("auvy.fuzz.share_token")}
     assert case.body == {"share_token": ["not", "a", "string"], "message": "support"}
+
+
+# --- the battery identity: the bad-input battery's own tenant ---------------------------------
+
+
+@pytest.mark.parametrize("api", ["auvy", "ava", "strait"])
+def test_the_battery_authenticates_as_its_own_identity(api: str) -> None:
+    profile = TargetProfile.load(REFERENCE_PROFILE)
+    headers = auth_headers(profile, api, "battery")
+    assert headers != auth_headers(profile, api)
+    if api == "ava":
+        assert headers["x-tenant-id"] == profile.need("ava.battery.tenant_id")
+        assert headers["x-tenant-id"] != profile.need("ava.fuzz.tenant_id")
+    else:
+        assert headers == {"Authorization": f"Bearer {profile.need(f'{api}.battery.key')}"}
+
+
+@pytest.mark.parametrize("api", ["auvy", "ava", "strait"])
+def test_without_a_battery_identity_the_battery_skips_rather_than_use_another(api: str) -> None:
+    data = dict(TargetProfile.load(REFERENCE_PROFILE).data)
+    data[api] = {k: v for k, v in data[api].items() if k != "battery"}
+    profile = TargetProfile(data)
+    with pytest.raises(pytest.skip.Exception, match=rf"no \[{api}.battery\]: the bad-input"):
+        auth_headers(profile, api, "battery")
+    with pytest.raises(pytest.skip.Exception, match=rf"no \[{api}.battery\]"):
+        battery_identity(profile, api)
+    assert auth_headers(profile, api)  # the fuzz identity is untouched

@@ -5,7 +5,9 @@ time (`c`), its last id (`l`) and the newest id dropped by trimming or expiry (`
 ids (`XADD <ms>-*`) for the model's clock, which may be a manual one far from Redis's: when that
 clock stands still or goes back, `<last ms>-*` lets Redis bump the sequence, exactly as
 `StreamId.next_for` does. Expiry follows the model's clock too (a frontend developer may advance it
-by a day); PEXPIRE only lets Redis reclaim a stream one TTL after the model considers it expired.
+by a day); PEXPIRE only lets Redis reclaim a stream one TTL after the model considers it expired,
+and never sooner than RECLAIM_FLOOR_MS of real time: a manual clock may stand still while real
+time passes, and Redis must not drop a stream the model still holds alive.
 Redis keeps no record of entries removed by MAXLEN trimming (`max-deleted-entry-id` only follows
 XDEL), hence `d`: a read after an id older than `d` is truncated, as in `EventStream`.
 
@@ -23,7 +25,9 @@ import redis
 from ..model.stream import Entry, ReadResult
 from ..model.stream_id import StreamId
 
-# KEYS: stream, meta. ARGV: now_ms, data, maxlen ('' = none), ttl_ms ('' = none).
+RECLAIM_FLOOR_MS = 3_600_000
+
+# KEYS: stream, meta. ARGV: now_ms, data, maxlen ('' = none), ttl_ms ('' = none), reclaim floor.
 _APPEND = """
 local s, m = KEYS[1], KEYS[2]
 local now, maxlen, ttl = tonumber(ARGV[1]), ARGV[3], ARGV[4]
@@ -58,7 +62,7 @@ if maxlen ~= '' then
   end
 end
 if ttl ~= '' then
-  local keep = created + 2 * tonumber(ttl) - now
+  local keep = math.max(created + 2 * tonumber(ttl) - now, tonumber(ARGV[5]))
   redis.call('PEXPIRE', s, keep)
   redis.call('PEXPIRE', m, keep)
 end
@@ -126,14 +130,15 @@ class RedisStreams:
         pipe.delete(stream, meta)
         pipe.hset(meta, "c", now_ms)
         if self.ttl_ms is not None:
-            pipe.pexpire(meta, 2 * self.ttl_ms)
+            pipe.pexpire(meta, max(2 * self.ttl_ms, RECLAIM_FLOOR_MS))
         pipe.execute()
 
     def append(self, key: str, data: Mapping[str, object], now_ms: int) -> StreamId:
         if now_ms < 0:
             raise ValueError("now_ms must be >= 0")
         body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        raw = self._append(keys=self._keys(key), args=[now_ms, body, *self._limits()])
+        args = [now_ms, body, *self._limits(), RECLAIM_FLOOR_MS]
+        raw = self._append(keys=self._keys(key), args=args)
         return StreamId.parse(_text(raw))
 
     def read_after(

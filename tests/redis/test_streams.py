@@ -9,6 +9,7 @@ the truncation flag and where the retained window begins.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from mock_server.model.store import MemoryStreams
 from mock_server.model.stream_id import StreamId
-from mock_server.store.streams import RedisStreams
+from mock_server.store.streams import RECLAIM_FLOOR_MS, RedisStreams
 
 _prefixes = itertools.count()
 
@@ -65,7 +66,8 @@ def test_a_stream_expires_on_the_models_clock_and_redis_reclaims_it_later(
 ) -> None:
     _, streams = stores(client, None, 1000)
     first = streams.append("j", {"n": 0}, 5000)
-    assert 0 < client.pttl(streams.prefix + "j") <= 2000
+    # Reclaiming waits at least the floor of real time: a manual clock may stand still meanwhile.
+    assert RECLAIM_FLOOR_MS - 60_000 < client.pttl(streams.prefix + "j") <= RECLAIM_FLOOR_MS
     expired = streams.read_after("j", first, 6000)
     assert expired.entries == () and expired.first_retained is None
     assert streams.read_after("j", StreamId(0, 1), 6000).truncated
@@ -175,3 +177,16 @@ def test_redis_streams_behave_like_the_in_memory_streams(
                 after = nudged(seen[op.pick % len(seen)], op.nudge)
             expected_read = memory.read_after(op.key, after, now, op.count)
             assert real.read_after(op.key, after, now, op.count) == expected_read, (op, after)
+
+
+def test_real_time_passing_under_a_still_manual_clock_keeps_the_stream(
+    client: redis.Redis,
+) -> None:
+    # The model's TTL is 50 ms but its clock stands still; Redis must not reclaim the stream
+    # because 200 ms of real time went by.
+    _, streams = stores(client, None, 50)
+    first = streams.append("j", {"n": 0}, 5000)
+    time.sleep(0.2)
+    second = streams.append("j", {"n": 1}, 5000)
+    assert second == StreamId(first.ms, first.seq + 1)
+    assert [e.id for e in streams.read_after("j", None, 5000).entries] == [first, second]

@@ -65,6 +65,11 @@ async def deliver(
                 changed.clear()
                 engine.run_due()
                 result = read(cursor)
+                if result.entries and engine.reading is not None:
+                    # Entries under a shared store: read them again with the model that knows
+                    # them (see `Engine.reading`).
+                    async with engine.reading():
+                        result = read(cursor)
             if gap is not None and result.truncated and cursor is not None:
                 yield frame(gap(cursor, result))
             for entry in result.entries:

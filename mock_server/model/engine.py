@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 from ..clock import Clock
 from .scheduler import Scheduler
@@ -16,6 +17,9 @@ class Engine:
         self.clock = clock
         self.scheduler = Scheduler()
         self._listeners: defaultdict[str, set[Listener]] = defaultdict(set)
+        # Set by a shared store: a stream reader reads inside it, so the entries it reads and
+        # the model that judges them (is this the run's latest change?) are of one moment.
+        self.reading: Callable[[], AbstractAsyncContextManager[None]] | None = None
 
     def now(self) -> int:
         return self.clock.now_ms()

@@ -12,7 +12,8 @@ interventions, webhook deliveries, the timers, the clock's offset) is one versio
 - Each commit appends to a change feed (a Redis stream): the keys the section notified (a job's
   stream or status) and when the world's next timer is due. Every worker follows the feed with a
   blocking XREAD and wakes its own SSE readers of those keys and its timer driver, so a client on
-  any worker sees an append made on another one.
+  any worker sees an append made on another one. A reader that finds new entries reads them again
+  in a read-only section (`reading`), so the model judging them is never older than they are.
 
 This serialises every write: it is for shared staging mocks and fanning SSE out over several
 processes, not for raw throughput (see the README).
@@ -61,15 +62,6 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return fals
 local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
 if v > tonumber(ARGV[3]) then
   return {v, redis.call('HGET', KEYS[2], 'b'), redis.call('HGET', KEYS[2], 'f') or ''}
-end
-return {v}
-"""
-
-# KEYS: world. ARGV: our version. {version} or {version, blob, fingerprint} when newer.
-_PEEK = """
-local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if v > tonumber(ARGV[1]) then
-  return {v, redis.call('HGET', KEYS[1], 'b'), redis.call('HGET', KEYS[1], 'f') or ''}
 end
 return {v}
 """
@@ -148,6 +140,7 @@ class SharedWorld:
         self.client = redis.Redis.from_url(url)
         self.aio = aioredis.Redis.from_url(url)
         self.engine = SharedEngine(ManualClock() if profile.clock == "manual" else SystemClock())
+        self.engine.reading = self.reading
         # The pid first, so a test can tell which process answered; the suffix keeps two apps of
         # one process (in tests) apart.
         self.worker = f"{os.getpid()}@{socket.gethostname()}:{secrets.token_hex(2)}"
@@ -165,7 +158,6 @@ class SharedWorld:
         self._keys = {name: prefix + name for name in names}
         self._enter = self.aio.register_script(_ENTER)
         self._lead = self.aio.register_script(_LEAD)
-        self._peek = self.aio.register_script(_PEEK)
         self._commit = self.aio.register_script(_COMMIT)
 
     # -- wiring ----------------------------------------------------------------------------------
@@ -196,21 +188,25 @@ class SharedWorld:
 
     # -- sections ------------------------------------------------------------------------------
 
+    async def _lock(self) -> list[Any]:
+        """Take the Redis lock (this process's lock already held); the world when newer."""
+        token = secrets.token_hex(8)
+        while True:
+            found: list[Any] | None = await self._enter(
+                keys=[self._keys["lock"], self._keys["world"]],
+                args=[token, LOCK_MS, self.version],
+            )
+            if found:
+                self._token = token
+                return found
+            # Woken by the holder's release (its commit pushes to this list); the timeout
+            # covers a holder that died and left the lock to expire.
+            await self.aio.blpop([self._keys["released"]], timeout=0.05)
+
     async def enter(self) -> None:
         await self._local.acquire()
         try:
-            token = secrets.token_hex(8)
-            while True:
-                found = await self._enter(
-                    keys=[self._keys["lock"], self._keys["world"]],
-                    args=[token, LOCK_MS, self.version],
-                )
-                if found:
-                    break
-                # Woken by the holder's release (its commit pushes to this list); the timeout
-                # covers a holder that died and left the lock to expire.
-                await self.aio.blpop([self._keys["released"]], timeout=0.05)
-            self._token = token
+            found = await self._lock()
             try:
                 self._load(found)
             except BaseException:
@@ -259,6 +255,21 @@ class SharedWorld:
             self.engine.changed.clear()
             self._wake.set()
             self._local.release()
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[None]:
+        """A read-only section for a stream reader: no timers run and nothing is written.
+
+        Another worker's section appends to a stream before it commits the model; holding the
+        lock, a reader sees the entries and the model that knows them together, never entries
+        that an older model would misjudge (a terminal change not yet the run's latest)."""
+        async with self._local:
+            found = await self._lock()
+            try:
+                self._load(found)
+                yield
+            finally:
+                await self._release()
 
     @contextlib.asynccontextmanager
     async def section(self) -> AsyncIterator[None]:
@@ -374,13 +385,7 @@ class SharedWorld:
         due = fields[b"d"]
         self.due = int(due) if due else None
         keys = [k for k in fields[b"k"].decode().split("\n") if k]
-        if any(self.engine.subscribers(k) for k in keys):
-            # Readers here judge a stream's entries by the model too (is this the run's latest
-            # change?), so this process catches up before waking them; one without readers of
-            # these keys catches up at its next section.
-            async with self._local:
-                found = await self._peek(keys=[self._keys["world"]], args=[self.version])
-                self._load(found)
+        # Readers woken here catch up with the world when they read (`reading`).
         for key in keys:
             self.engine.notify_here(key)
         self._wake.set()

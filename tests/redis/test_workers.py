@@ -59,7 +59,7 @@ def test_more_than_one_worker_needs_a_shared_store() -> None:
     assert "--store redis://" in done.stderr
 
 
-# Minutes long and not yet green (two Strait timing checks fail through the snapshot's latency),
+# Minutes long and not yet green (one Strait timing check fails through the snapshot's latency),
 # so it runs in `nox -s redis`, not in the `nox -s tests` gate; see the README's store section.
 @pytest.mark.redis_suite
 def test_the_conformance_suite_passes_against_two_workers_sharing_redis(

@@ -228,6 +228,29 @@ def _after(request: Request) -> StreamId | None:
         raise InvalidInput("after", f"after: {exc}") from None
 
 
+def _event_stream(
+    world: World,
+    key: str,
+    read: Callable[[StreamId | None], ReadResult],
+    after: StreamId | None,
+    last: Callable[[Entry], bool],
+    finished: Callable[[], bool],
+    ping_s: float,
+) -> Response:
+    """An inspector event stream: the API streams' delivery over a control-route reader."""
+    body = sse.deliver(
+        world.engine,
+        key,
+        read,
+        after=after,
+        is_terminal_entry=last,
+        is_finished=finished,
+        ping_interval_s=ping_s,
+        first=read(after),
+    )
+    return StreamingResponse(body, media_type="text/event-stream", headers=dict(sse.HEADERS))
+
+
 def inspector_routes(world: World) -> list[Route | Mount]:
     """What the inspector page uses: each job's events as a stream, the outcomes each API can
     be forced to, scenario presets, and the page itself (static files, no build step)."""
@@ -265,17 +288,7 @@ def inspector_routes(world: World) -> list[Route | Mount]:
             # Ending on the last line of a finished job, not on the next keepalive.
             return finished() and entry.id.seq >= len(world.ava.logs.get(job_id) or [])
 
-        body = sse.deliver(
-            world.engine,
-            job_id,
-            read,
-            after=after,
-            is_terminal_entry=last,
-            is_finished=finished,
-            ping_interval_s=ping_s,
-            first=read(after),
-        )
-        return StreamingResponse(body, media_type="text/event-stream", headers=dict(sse.HEADERS))
+        return _event_stream(world, job_id, read, after, last, finished, ping_s)
 
     async def strait_events(request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -293,17 +306,7 @@ def inspector_routes(world: World) -> list[Route | Mount]:
         def last(entry: Entry) -> bool:
             return finished() and not read(entry.id).entries
 
-        body = sse.deliver(
-            world.engine,
-            run_id,
-            read,
-            after=after,
-            is_terminal_entry=last,
-            is_finished=finished,
-            ping_interval_s=ping_s,
-            first=read(after),
-        )
-        return StreamingResponse(body, media_type="text/event-stream", headers=dict(sse.HEADERS))
+        return _event_stream(world, run_id, read, after, last, finished, ping_s)
 
     async def outcomes(_: Request) -> JSONResponse:
         return JSONResponse(

@@ -59,6 +59,8 @@ class Context:
 
 class LifecycleMachine(RuleBasedStateMachine):
     ctx: ClassVar[Context]
+    noun: ClassVar[str] = "job"
+    terminal: ClassVar[Collection[str]] = frozenset()
 
     def __init__(self) -> None:
         super().__init__()
@@ -82,6 +84,26 @@ class LifecycleMachine(RuleBasedStateMachine):
                 depth=self.ctx.depth,
             )
         )
+
+    @invariant()
+    def status_agrees(self) -> None:
+        for ident, expected in self.expected.items():
+            status = self.status_of(ident)
+            if status != expected:
+                self.sent(f"poll {_short(ident)}")
+                self.fail(f"{self.noun} {ident} is {status!r}; the model says {expected!r}")
+
+    def teardown(self) -> None:
+        # Leave nothing running on the target: long fixtures would hold its concurrency slots.
+        for ident, status in self.expected.items():
+            if status not in self.terminal:
+                self.cancel_live(ident)
+
+    def status_of(self, ident: str) -> str:
+        raise NotImplementedError
+
+    def cancel_live(self, ident: str) -> None:
+        raise NotImplementedError
 
     def agree(self, label: str, check: Callable[[], Any]) -> Any:
         """Run a check of the target against the model; a mismatch fails with the sequence."""
@@ -114,6 +136,7 @@ def auvy_machine(client: AuvyClient, ctx: Context) -> type[LifecycleMachine]:
     kinds = sorted(k for k in AUVY_SETTLES if k in ctx.fixtures)
 
     class AuvyLifecycle(LifecycleMachine):
+        terminal = TERMINAL
         jobs = Bundle("jobs")
 
         def __init__(self) -> None:
@@ -207,22 +230,15 @@ def auvy_machine(client: AuvyClient, ctx: Context) -> type[LifecycleMachine]:
             if previous != read.ids:
                 self.fail("a finished job's stream replays different event ids")
 
-        @invariant()
-        def status_agrees(self) -> None:
-            for job, expected in self.expected.items():
-                status = client.status(job)["status"]
-                if status != expected:
-                    self.sent(f"poll {_short(job)}")
-                    self.fail(f"job {job} is {status!r}; the model says {expected!r}")
+        def status_of(self, job: str) -> str:
+            return str(client.status(job)["status"])
 
         def expect_2xx(self, response: httpx.Response, what: str) -> None:
             if not 200 <= response.status_code < 300:
                 self.fail(f"{what} answered {response.status_code}: {response.text[:200]}")
 
-        def teardown(self) -> None:
-            for job, status in self.expected.items():
-                if status not in TERMINAL:
-                    client.cancel(job)
+        def cancel_live(self, job: str) -> None:
+            client.cancel(job)
 
     AuvyLifecycle.ctx = ctx
     return AuvyLifecycle
@@ -238,6 +254,7 @@ def ava_machine(client: AvaClient, ctx: Context) -> type[LifecycleMachine]:
     finishing = sorted(k for k in AVA_SETTLES if k in ctx.fixtures and k != "long")
 
     class AvaLifecycle(LifecycleMachine):
+        terminal = AVA_TERMINAL
         jobs = Bundle("jobs")
 
         def holds_a_slot(self) -> bool:
@@ -291,18 +308,11 @@ def ava_machine(client: AvaClient, ctx: Context) -> type[LifecycleMachine]:
             if response.status_code != 200:
                 self.fail(f"logs of a {self.expected[job]} job answered {response.status_code}")
 
-        @invariant()
-        def status_agrees(self) -> None:
-            for job, expected in self.expected.items():
-                status = client.job(job)["status"]
-                if status != expected:
-                    self.sent(f"poll {_short(job)}")
-                    self.fail(f"job {job} is {status!r}; the model says {expected!r}")
+        def status_of(self, job: str) -> str:
+            return str(client.job(job)["status"])
 
-        def teardown(self) -> None:
-            for job, status in self.expected.items():
-                if status not in AVA_TERMINAL:
-                    client.cancel(job)
+        def cancel_live(self, job: str) -> None:
+            client.cancel(job)
 
     AvaLifecycle.ctx = ctx
     return AvaLifecycle
@@ -325,6 +335,8 @@ def strait_machine(client: StraitClient, ctx: Context) -> type[LifecycleMachine]
     kinds = sorted(k for k in STRAIT_SETTLES if k in ctx.fixtures)
 
     class StraitLifecycle(LifecycleMachine):
+        noun = "run"
+        terminal = STRAIT_TERMINAL
         runs = Bundle("runs")
 
         def settle(self, run_id: str, expected: str) -> str:
@@ -387,18 +399,11 @@ def strait_machine(client: StraitClient, ctx: Context) -> type[LifecycleMachine]
                 self.fail("replay returned the replayed run's own id, not a new run")
             return self.started(new_id, self.kinds[run], f"(the replay of {_short(run)})")
 
-        @invariant()
-        def status_agrees(self) -> None:
-            for run, expected in self.expected.items():
-                status = client.run(run)["status"]
-                if status != expected:
-                    self.sent(f"poll {_short(run)}")
-                    self.fail(f"run {run} is {status!r}; the model says {expected!r}")
+        def status_of(self, run: str) -> str:
+            return str(client.run(run)["status"])
 
-        def teardown(self) -> None:
-            for run, status in self.expected.items():
-                if status not in STRAIT_TERMINAL:
-                    client.cancel(run)
+        def cancel_live(self, run: str) -> None:
+            client.cancel(run)
 
     StraitLifecycle.ctx = ctx
     return StraitLifecycle

@@ -24,6 +24,7 @@ from mock_server.errors import RequestError
 from mock_server.model.auvy import JobStatus
 from mock_server.profile import ServerProfile
 from mock_server.world import World
+from tests.mock_server.asgi import UNSET, asgi_request
 
 ACME = "3f1c0a52-6a4e-4c8e-9d43-6b1f0e7a9a01"
 GLOBEX = "7b2d4e61-1c3f-4a5b-8e9d-0f1a2b3c4d02"
@@ -50,7 +51,7 @@ UNKNOWN_UUID = "00000000-0000-4000-8000-000000000000"
 STEP_MS = 10
 SETTLE_MS = 1_000
 PROFILE = {"server": {"clock": "manual"}, "auvy": {"step_ms": STEP_MS, "start_delay_ms": 5}}
-_UNSET: Any = object()
+_UNSET = UNSET
 
 
 class Client:
@@ -74,18 +75,9 @@ class Client:
         sent = dict(headers or {})
         if key is not None:
             sent["Authorization"] = f"Bearer {key}"
-        extra: dict[str, Any] = {}
-        if json is not _UNSET:
-            extra["json"] = json
-        if content is not None:
-            extra["content"] = content
-
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
-                return await client.request(method, path, params=params, headers=sent, **extra)
-
-        return asyncio.run(go())
+        return asgi_request(
+            self.app, method, path, headers=sent, json=json, content=content, params=params
+        )
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self.request(method, self.prefix + path, **kwargs)

@@ -7,7 +7,6 @@ refused request must leave the job as it was.
 
 from __future__ import annotations
 
-import asyncio
 import tomllib
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +24,7 @@ from mock_server.clock import ManualClock
 from mock_server.errors import RequestError
 from mock_server.profile import FIXTURES, REPO, ProfileError, ServerProfile
 from mock_server.world import World
+from tests.mock_server.asgi import UNSET, asgi_request
 
 SECRET = "ava_test_internal_secret"
 ACME, GLOBEX, QUEUE, INITECH = "ten_acme", "ten_globex", "ten_queue", "ten_initech"
@@ -40,7 +40,7 @@ PROFILE = {
     },
 }
 UNKNOWN_JOB = "job_01kdvdna00hse2fj52gfbfnb4f"
-_UNSET: Any = object()
+_UNSET = UNSET
 
 
 def identity(
@@ -73,20 +73,15 @@ class Client:
         content: bytes | None = None,
         params: Any = None,
     ) -> httpx.Response:
-        extra: dict[str, Any] = {}
-        if json is not _UNSET:
-            extra["json"] = json
-        if content is not None:
-            extra["content"] = content
-
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
-                return await client.request(
-                    method, path, params=params, headers=dict(headers or {}), **extra
-                )
-
-        return asyncio.run(go())
+        return asgi_request(
+            self.app,
+            method,
+            path,
+            headers=dict(headers or {}),
+            json=json,
+            content=content,
+            params=params,
+        )
 
     def ava(
         self, method: str, path: str, who: Mapping[str, str] | None = None, **kw: Any
@@ -278,12 +273,8 @@ def test_a_non_ascii_secret_is_refused_not_crashed(client: Client) -> None:
     headers = [(k.encode(), v.encode()) for k, v in identity().items() if k != "x-internal-secret"]
     headers.append((b"x-internal-secret", "sécret".encode("latin-1")))
 
-    async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=client.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mock") as http:
-            return await http.get("/ava/v1/ava/jobs", headers=headers)
-
-    error(asyncio.run(go()), 401, "unauthorized")
+    response = asgi_request(client.app, "GET", "/ava/v1/ava/jobs", headers=headers)
+    error(response, 401, "unauthorized")
 
 
 @pytest.mark.parametrize("role", ["tenant-viewer", "tenant-member", "tenant-admin"])

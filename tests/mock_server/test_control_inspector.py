@@ -7,7 +7,6 @@ be what the API itself reports. Bad input is a JSON error body, never a 500.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +20,7 @@ from mock_server.app import create_app
 from mock_server.clock import ManualClock
 from mock_server.profile import PACES, ProfileError, ServerProfile, with_pace
 from mock_server.world import World
+from tests.mock_server.asgi import asgi_request
 
 AUVY_KEY = "auvy_test_acme_rw"
 STRAIT_KEY = "strait_7e7635b23a9157c5d9911aab0d35be05779b32737b4536af9581aa5abb7e66c1"
@@ -59,14 +59,9 @@ class Client:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
-                return await client.request(
-                    method, path, json=json, content=content, headers=dict(headers or {})
-                )
-
-        return asyncio.run(go())
+        return asgi_request(
+            self.app, method, path, json=json, content=content, headers=dict(headers or {})
+        )
 
     def control(self, method: str, path: str, **kw: Any) -> httpx.Response:
         return self.request(method, "/_mock" + path, **kw)

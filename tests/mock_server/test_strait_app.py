@@ -7,7 +7,6 @@ must leave the run as it was.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ from mock_server.clock import ManualClock, iso
 from mock_server.errors import RequestError
 from mock_server.profile import ServerProfile
 from mock_server.world import World
+from tests.mock_server.asgi import UNSET, asgi_request
 
 ACME = "strait_7e7635b23a9157c5d9911aab0d35be05779b32737b4536af9581aa5abb7e66c1"
 GLOBEX = "strait_a8002ead2c8261875226792ca4c6b687899afb7c0f9dc1fa362077b190f08ad1"
@@ -29,7 +29,7 @@ PROFILE = {
     "server": {"clock": "manual"},
     "strait": {"step_ms": STEP_MS, "start_delay_ms": 5, "second_ms": SECOND_MS},
 }
-_UNSET: Any = object()
+_UNSET = UNSET
 
 
 class Client:
@@ -55,20 +55,15 @@ class Client:
         sent = dict(headers or {})
         if key is not None:
             sent["Authorization"] = f"Bearer {key}"
-        extra: dict[str, Any] = {}
-        if json is not _UNSET:
-            extra["json"] = json
-        if content is not None:
-            extra["content"] = content
-
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
-                return await client.request(
-                    method, "/strait" + path, params=params, headers=sent, **extra
-                )
-
-        response = asyncio.run(go())
+        response = asgi_request(
+            self.app,
+            method,
+            "/strait" + path,
+            headers=sent,
+            json=json,
+            content=content,
+            params=params,
+        )
         conforms(self.world, response)
         return response
 

@@ -61,34 +61,24 @@ def redis(session: nox.Session) -> None:
 
 
 def ensure_redis_server(session: nox.Session) -> None:
-    """tests/redis runs a real redis-server (Debian's package): install it when missing and we
-    may; otherwise those tests skip with the reason."""
-    if shutil.which("redis-server"):
-        return
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        session.warn("redis-server is missing and cannot be installed here: tests/redis will skip")
-        return
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    session.run("apt-get", "update", "-qq", external=True, env=env, success_codes=[0, 100])
-    session.run(
-        "apt-get",
-        "install",
-        "-y",
-        "-qq",
-        "redis-server",
-        external=True,
-        env=env,
-        success_codes=[0, 100],
-    )
+    """tests/redis runs a real redis-server (Debian's package)."""
+    present = shutil.which("redis-server") is not None
+    ensure_debian_package(session, "redis-server", present, "tests/redis")
 
 
 def ensure_chromium(session: nox.Session) -> None:
-    """The browser tests drive Debian's Chromium (never a Playwright download): install it when
-    missing and we may; otherwise tests/browser skips with the reason."""
-    if os.path.exists("/usr/bin/chromium") or shutil.which("chromium"):
+    """The browser tests drive Debian's Chromium (never a Playwright download)."""
+    present = os.path.exists("/usr/bin/chromium") or shutil.which("chromium") is not None
+    ensure_debian_package(session, "chromium", present, "the browser tests")
+
+
+def ensure_debian_package(session: nox.Session, package: str, present: bool, users: str) -> None:
+    """Install `package` when missing and we may (root with apt-get); otherwise warn, and the
+    tests that need it skip with the reason."""
+    if present:
         return
     if shutil.which("apt-get") is None or os.geteuid() != 0:
-        session.warn("chromium is missing and cannot be installed here: browser tests will skip")
+        session.warn(f"{package} is missing and cannot be installed here: {users} will skip")
         return
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run("apt-get", "update", "-qq", external=True, env=env, success_codes=[0, 100])
@@ -97,7 +87,7 @@ def ensure_chromium(session: nox.Session) -> None:
         "install",
         "-y",
         "-qq",
-        "chromium",
+        package,
         external=True,
         env=env,
         success_codes=[0, 100],

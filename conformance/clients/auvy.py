@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +11,7 @@ import httpx
 
 from ..checks import ConformanceFailure, body_of
 from .http import ApiClient, EventStream
+from .poll import wait_for_status
 from .sse import SseComment, SseEvent
 
 TERMINAL = frozenset({"completed", "failed"})
@@ -204,18 +204,15 @@ class AuvyClient:
         self, job_id: str, statuses: Collection[str], timeout_s: float = 30.0
     ) -> dict[str, Any]:
         """Poll until the job reaches one of `statuses`; fail naming the last status seen."""
-        deadline = time.monotonic() + timeout_s
-        last: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            last = self.status(job_id)
-            if last["status"] in statuses:
-                return last
-            if last["status"] in TERMINAL and not set(statuses) & TERMINAL:
-                break
-            time.sleep(self.poll_interval_s)
-        raise ConformanceFailure(
-            f"job {job_id} did not reach {'/'.join(sorted(statuses))}",
-            f"last status {last.get('status')!r} (progress {last.get('progress')})",
+        return wait_for_status(
+            lambda: self.status(job_id),
+            statuses,
+            # Waiting for a terminal status, any terminal one ends the wait by matching or not.
+            final=() if set(statuses) & TERMINAL else TERMINAL,
+            timeout_s=timeout_s,
+            interval_s=self.poll_interval_s,
+            what=f"job {job_id}",
+            describe=lambda last: f"progress {last.get('progress')}",
         )
 
     def read_stream(

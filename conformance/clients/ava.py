@@ -6,7 +6,6 @@ here also insist on the `{"data": ...}` envelope, so a scenario can work with th
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 
 from ..checks import ConformanceFailure, body_of
 from .http import ApiClient
+from .poll import wait_for_status
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 JOBS = "/v1/ava/jobs"
@@ -72,18 +72,13 @@ class AvaClient:
         self, job_id: str, statuses: Collection[str], timeout_s: float = 30.0
     ) -> dict[str, Any]:
         """Poll until the job reaches one of `statuses`; fail naming the last status seen."""
-        deadline = time.monotonic() + timeout_s
-        last: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            last = self.job(job_id)
-            if last["status"] in statuses:
-                return last
-            if last["status"] in TERMINAL:
-                break  # terminal and not what we wait for: it will not change any more
-            time.sleep(self.poll_interval_s)
-        raise ConformanceFailure(
-            f"job {job_id} did not reach {'/'.join(sorted(statuses))}",
-            f"last status {last.get('status')!r}",
+        return wait_for_status(
+            lambda: self.job(job_id),
+            statuses,
+            final=TERMINAL,
+            timeout_s=timeout_s,
+            interval_s=self.poll_interval_s,
+            what=f"job {job_id}",
         )
 
     @staticmethod

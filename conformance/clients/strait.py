@@ -19,6 +19,7 @@ import httpx
 
 from ..checks import ConformanceFailure, body_of
 from .http import ApiClient, EventStream
+from .poll import wait_for_status
 from .sse import SseComment, SseEvent
 
 TERMINAL = frozenset(
@@ -325,18 +326,13 @@ class StraitClient:
         self, run_id: str, statuses: Collection[str], timeout_s: float | None = None
     ) -> dict[str, Any]:
         """Poll until the run reaches one of `statuses`; fail naming the last status seen."""
-        deadline = time.monotonic() + (timeout_s or self.timeout_s)
-        last: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            last = self.run(run_id)
-            if last["status"] in statuses:
-                return last
-            if last["status"] in TERMINAL and last["status"] != "dead_letter":
-                break
-            time.sleep(self.poll_s)
-        raise ConformanceFailure(
-            f"run {run_id} did not reach {'/'.join(sorted(statuses))}",
-            f"last status {last.get('status')!r}",
+        return wait_for_status(
+            lambda: self.run(run_id),
+            statuses,
+            final=TERMINAL - {"dead_letter"},  # a dead-lettered run may still be replayed
+            timeout_s=timeout_s or self.timeout_s,
+            interval_s=self.poll_s,
+            what=f"run {run_id}",
         )
 
     def wait_until(

@@ -62,17 +62,9 @@ class AvaSettings:
         _only(table, {f.name for f in fields(AvaSettings)}, "[ava]")
         if "seed" in table:
             table["seed"] = (base / str(table["seed"])).resolve()
-        for name in ("step_ms", "start_delay_ms"):
-            value = table.get(name, 0)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ProfileError(f"[ava] {name} must be a non-negative integer")
-        for name in ("max_concurrent", "webhook_backoff_ms", "webhook_max_attempts"):
-            value = table.get(name, 1)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ProfileError(f"[ava] {name} must be a positive integer")
-        timeout = table.get("webhook_timeout_ms", 1)
-        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-            raise ProfileError("[ava] webhook_timeout_ms must be a positive integer")
+        _integers(table, "[ava]", ("step_ms", "start_delay_ms"), minimum=0)
+        positive = ("max_concurrent", "webhook_backoff_ms", "webhook_max_attempts")
+        _integers(table, "[ava]", (*positive, "webhook_timeout_ms"), minimum=1)
         secret = table.get("webhook_secret", cls.webhook_secret)
         if not isinstance(secret, str) or not secret:
             raise ProfileError("[ava] webhook_secret must be a non-empty string")
@@ -107,10 +99,7 @@ class StraitSettings:
         _only(table, {f.name for f in fields(StraitSettings)}, "[strait]")
         if "seed" in table:
             table["seed"] = (base / str(table["seed"])).resolve()
-        for name in ("step_ms", "start_delay_ms", "second_ms"):
-            value = table.get(name, 1)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ProfileError(f"[strait] {name} must be a non-negative integer")
+        _integers(table, "[strait]", ("step_ms", "start_delay_ms", "second_ms"), minimum=0)
         if table.get("second_ms", 1) == 0:
             raise ProfileError("[strait] second_ms must be positive")
         return cls(**table)
@@ -153,15 +142,9 @@ class ServerProfile:
         strait = StraitSettings.from_table(raw.get("strait", {}), base)
         if "seed" in auvy_raw:
             auvy_raw["seed"] = (base / str(auvy_raw["seed"])).resolve()
-        for where, table, names in (
-            ("[server]", server, ("ping_interval_ms", "max_body_bytes")),
-            ("[auvy]", auvy_raw, ("step_ms", "start_delay_ms", "stream_maxlen", "stream_ttl_ms")),
-        ):
-            for name in names:
-                # Checked here: a string or a negative number would only fail at the first job.
-                value = table.get(name, 0)
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise ProfileError(f"{where} {name} must be a non-negative integer")
+        _integers(server, "[server]", ("ping_interval_ms", "max_body_bytes"), minimum=0)
+        auvy_ints = ("step_ms", "start_delay_ms", "stream_maxlen", "stream_ttl_ms")
+        _integers(auvy_raw, "[auvy]", auvy_ints, minimum=0)
         for key in ("stream_maxlen", "stream_ttl_ms"):
             if auvy_raw.get(key) == 0:
                 auvy_raw[key] = None  # 0 means unbounded, as TOML has no null
@@ -173,8 +156,6 @@ class ServerProfile:
         for name in ("ping_interval_ms", "max_body_bytes"):
             if int(getattr(profile, name)) <= 0:
                 raise ProfileError(f"[server] {name} must be positive")
-        if profile.auvy.step_ms < 0 or profile.auvy.start_delay_ms < 0:
-            raise ProfileError("[auvy] step_ms and start_delay_ms must not be negative")
         return profile
 
 
@@ -198,6 +179,15 @@ def with_pace(profile: ServerProfile, pace: str) -> ServerProfile:
         ava=replace(profile.ava, step_ms=step, start_delay_ms=delay),
         strait=replace(profile.strait, step_ms=step, start_delay_ms=delay),
     )
+
+
+def _integers(table: dict[str, Any], where: str, names: tuple[str, ...], *, minimum: int) -> None:
+    """Checked at load: a string or an out-of-range number would only fail at the first job."""
+    kind = "non-negative" if minimum == 0 else "positive"
+    for name in names:
+        value = table.get(name, minimum)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ProfileError(f"{where} {name} must be a {kind} integer")
 
 
 def _only(table: dict[str, Any], allowed: set[str], where: str) -> None:

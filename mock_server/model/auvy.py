@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
@@ -221,12 +221,12 @@ class AuvyModel:
         self.engine = engine
         self.settings = settings or Settings()
         self.jobs: RecordStore[Job] = jobs if jobs is not None else MemoryRecords()
-        self.interventions: MemoryRecords[Intervention] = MemoryRecords()
+        self.interventions: RecordStore[Intervention] = MemoryRecords()
         self.streams = streams
         self.workspaces: dict[str, Workspace] = {}
         self.keys: dict[str, ApiKey] = {}
         self.pathways: dict[str, Pathway] = {}
-        self.traces: dict[str, Trace] = {}
+        self.traces: MutableMapping[str, Trace] = {}
         self.jwt_secret: str | None = None
         self._timers: dict[str, Timer] = {}
 

@@ -8,7 +8,7 @@ in-memory one without the model knowing. `MemoryStore` is the embedded default.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Generic, Protocol, TypeVar
 
 from .stream import EventStream, ReadResult
@@ -20,7 +20,7 @@ T = TypeVar("T")
 class RecordStore(Protocol[T]):
     def get(self, key: str) -> T | None: ...
     def save(self, key: str, value: T) -> None: ...
-    def values(self) -> Iterator[T]: ...
+    def values(self) -> Iterable[T]: ...
     def clear(self) -> None: ...
 
 
@@ -45,6 +45,9 @@ class MemoryRecords(Generic[T]):
 
     def values(self) -> Iterator[T]:
         return iter(list(self._items.values()))
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        return iter(list(self._items.items()))
 
     def clear(self) -> None:
         self._items.clear()

@@ -20,7 +20,7 @@ import itertools
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -283,8 +283,8 @@ class StraitModel:
         self.keys: dict[str, ApiKey] = {}
         self.jobs: dict[str, Job] = {}
         self.dependencies: dict[str, list[dict[str, Any]]] = {}
-        self.runs: dict[str, Run] = {}
-        self.records: dict[str, RunRecords] = {}
+        self.runs: MutableMapping[str, Run] = {}
+        self.records: MutableMapping[str, RunRecords] = {}
         self.streams = MemoryStreams(maxlen=None, ttl_ms=None)
         self._timers: dict[tuple[str, str], Timer] = {}
         self._idempotency: dict[tuple[str, str, str], str] = {}

@@ -1,22 +1,26 @@
 """`SharedWorld`: one world for every worker process (and host) pointed at the same Redis.
 
-Event streams live in Redis Streams (`RedisStreams`). Everything else (jobs, runs, tokens, logs,
-interventions, webhook deliveries, the timers, the clock's offset) is one versioned snapshot:
+Event streams live in Redis Streams (`RedisStreams`). Records (jobs, runs, interventions,
+traces, logs, webhook deliveries) live one per hash field (`SharedRecords`); the rest of the world
+(tokens, workspaces, queues, the timers, the clock's offset, ...) is one snapshot. Each change
+carries the world's version: a sorted set maps every record to the version that last wrote it.
 
-- A *section* is one request or one timer tick. It takes the Redis lock (SET NX PX with a token),
-  loads the snapshot when Redis holds a newer version than this process, runs, and writes the
-  snapshot back as version+1 when it changed; the write is refused unless the lock is still ours
-  (a fencing check in the same script that releases the lock). State changes are therefore atomic
-  across processes, and a timer (a job's next step, a schedule, a retry, a timeout, a TTL) runs in
-  exactly one worker: whoever ran it saved a snapshot without it.
+- A *section* is one request or one timer tick. It takes the Redis lock (SET NX PX with a token)
+  and, when Redis holds a newer version than this process, loads the records changed since its
+  own version (and the rest, when that changed); it runs, then writes the records it touched
+  whose bytes changed (and the rest, when changed) as version+1. The write is refused unless the
+  lock is still ours (a fencing check in the same script that releases the lock). State changes
+  are therefore atomic across processes, and a timer (a job's next step, a schedule, a retry, a
+  timeout, a TTL) runs in exactly one worker: whoever ran it saved a world without it.
 - Each commit appends to a change feed (a Redis stream): the keys the section notified (a job's
   stream or status) and when the world's next timer is due. Every worker follows the feed with a
   blocking XREAD and wakes its own SSE readers of those keys and its timer driver, so a client on
   any worker sees an append made on another one. A reader that finds new entries reads them again
   in a read-only section (`reading`), so the model judging them is never older than they are.
 
-This serialises every write: it is for shared staging mocks and fanning SSE out over several
-processes, not for raw throughput (see the README).
+This serialises every request: it is for shared staging mocks and fanning SSE out over several
+processes, not for raw throughput (see the README). Record keys are computed inside the scripts,
+so the store needs one Redis (or a cluster's single slot), not a sharded cluster.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from ..clock import Clock, ManualClock, SystemClock
 from ..model.engine import Engine
 from ..model.store import StreamStore
 from ..profile import ServerProfile
+from .records import SharedRecords
 from .snapshot import Root, Snapshots
 from .streams import RedisStreams
 
@@ -55,27 +60,58 @@ FEED_LENGTH = 1_000
 # Below redis-py's default socket timeout: an idle XREAD returns and blocks again.
 FEED_BLOCK_MS = 2_000
 
-# KEYS: lock, world. ARGV: token, lock ms, our version.
-# false when the lock is taken; else {version} or {version, blob, fingerprint} when newer.
+# Records are named "STORE\nKEY" in the version index and kept in the hash PREFIX + STORE.
+
+# KEYS: lock, world, versions. ARGV: token, lock ms, our version, records' hash prefix.
+# false when the lock is taken; else {version} or, when newer, {version, rest ('' = unchanged
+# since our version), fingerprint, then name and bytes ('' = removed) of each record changed}.
 _ENTER = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
 local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
-if v > tonumber(ARGV[3]) then
-  return {v, redis.call('HGET', KEYS[2], 'b'), redis.call('HGET', KEYS[2], 'f') or ''}
+local ours = tonumber(ARGV[3])
+if v <= ours then return {v} end
+local out = {v, '', redis.call('HGET', KEYS[2], 'f') or ''}
+if tonumber(redis.call('HGET', KEYS[2], 'rv') or '0') > ours then
+  out[2] = redis.call('HGET', KEYS[2], 'b') or ''
 end
-return {v}
+for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[3], '+inf')) do
+  local sep = string.find(name, '\\n', 1, true)
+  out[#out + 1] = name
+  out[#out + 1] = redis.call('HGET', ARGV[4] .. string.sub(name, 1, sep - 1),
+    string.sub(name, sep + 1)) or ''
+end
+return out
 """
 
-# KEYS: lock, world, feed, released. ARGV: token, blob ('' = unchanged), fingerprint, worker,
-# notified keys, next due, feed length. Returns the version, or -1 when the lock was lost.
+# KEYS: lock, world, feed, released, versions. ARGV: token, rest ('' = unchanged), fingerprint,
+# worker, notified keys, next due, feed length, records' hash prefix, '1' to drop every record
+# first (a world replaced), the stores' names, then name and bytes ('' = removed) of each
+# changed record. Returns the version, or -1 when the lock was lost.
 _COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
-if ARGV[2] ~= '' then
+local changed = ARGV[2] ~= '' or #ARGV > 10
+if changed then
   v = redis.call('HINCRBY', KEYS[2], 'v', 1)
-  redis.call('HSET', KEYS[2], 'b', ARGV[2], 'f', ARGV[3])
+  redis.call('HSET', KEYS[2], 'f', ARGV[3])
+  if ARGV[9] == '1' then
+    redis.call('DEL', KEYS[5])
+    for store in string.gmatch(ARGV[10], '[^\\n]+') do redis.call('DEL', ARGV[8] .. store) end
+  end
+  if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], 'b', ARGV[2], 'rv', v) end
+  for i = 11, #ARGV, 2 do
+    local name = ARGV[i]
+    local sep = string.find(name, '\\n', 1, true)
+    local hash = ARGV[8] .. string.sub(name, 1, sep - 1)
+    if ARGV[i + 1] == '' then
+      redis.call('HDEL', hash, string.sub(name, sep + 1))
+    else
+      redis.call('HSET', hash, string.sub(name, sep + 1), ARGV[i + 1])
+    end
+    redis.call('ZADD', KEYS[5], v, name)
+  end
 end
-if ARGV[2] ~= '' or ARGV[5] ~= '' then
+if changed or ARGV[5] ~= '' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
     'w', ARGV[4], 'v', v, 'k', ARGV[5], 'd', ARGV[6])
 end
@@ -139,6 +175,10 @@ class SharedWorld:
         self.prefix = prefix
         self.client = redis.Redis.from_url(url)
         self.aio = aioredis.Redis.from_url(url)
+        # The change feed's blocking XREAD gets a connection of its own: closing it is how
+        # `stop` ends a read that swallowed its cancellation (redis-py does, now and then).
+        self._feed_client = aioredis.Redis.from_url(url)
+        self._stopping = False
         self.engine = SharedEngine(ManualClock() if profile.clock == "manual" else SystemClock())
         self.engine.reading = self.reading
         # The pid first, so a test can tell which process answered; the suffix keeps two apps of
@@ -149,13 +189,15 @@ class SharedWorld:
         self.due: int | None = None  # the world's next timer, as last heard
         self._snapshots: Snapshots | None = None
         self._stores: dict[str, RedisStreams] = {}
-        self._blob: bytes | None = None  # what this process last loaded or wrote
+        self._records: dict[str, SharedRecords[Any]] = {}
+        self._blob: bytes | None = None  # the rest of the world as this process last saw it
         self._token = ""
         self._local = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        names = ("lock", "world", "changes", "released", "driver")
+        names = ("lock", "world", "changes", "released", "driver", "versions")
         self._keys = {name: prefix + name for name in names}
+        self._record_prefix = prefix + "records:"
         self._enter = self.aio.register_script(_ENTER)
         self._lead = self.aio.register_script(_LEAD)
         self._commit = self.aio.register_script(_COMMIT)
@@ -169,8 +211,22 @@ class SharedWorld:
         return store
 
     def attach(self, world: Any, *, limiter: object) -> None:
-        """Name the objects whose state is shared; everything else stays per process."""
+        """Name the objects whose state is shared; everything else stays per process. The
+        models' record stores are replaced by `SharedRecords` holding the same (seeded) records."""
         engine = world.engine
+        for owner, attr, name in (
+            (world.auvy, "jobs", "auvy.jobs"),
+            (world.auvy, "interventions", "auvy.interventions"),
+            (world.auvy, "traces", "auvy.traces"),
+            (world.ava, "jobs", "ava.jobs"),
+            (world.ava, "logs", "ava.logs"),
+            (world.ava_outbox, "records", "ava_outbox.records"),
+            (world.strait, "runs", "strait.runs"),
+            (world.strait, "records", "strait.records"),
+        ):
+            records = SharedRecords[Any](name, getattr(owner, attr).items())
+            setattr(owner, attr, records)
+            self._records[name] = records
         self._snapshots = Snapshots(
             [
                 Root("clock", engine.clock),
@@ -182,7 +238,11 @@ class SharedWorld:
                 Root("strait", world.strait),
                 Root("limiter", limiter),
             ],
-            {"engine": engine, **{f"streams:{n}": s for n, s in self._stores.items()}},
+            {
+                "engine": engine,
+                **{f"streams:{n}": s for n, s in self._stores.items()},
+                **{f"records:{n}": r for n, r in self._records.items()},
+            },
         )
         self._scheduler = engine.scheduler
 
@@ -193,8 +253,8 @@ class SharedWorld:
         token = secrets.token_hex(8)
         while True:
             found: list[Any] | None = await self._enter(
-                keys=[self._keys["lock"], self._keys["world"]],
-                args=[token, LOCK_MS, self.version],
+                keys=[self._keys["lock"], self._keys["world"], self._keys["versions"]],
+                args=[token, LOCK_MS, self.version, self._record_prefix],
             )
             if found:
                 self._token = token
@@ -216,23 +276,58 @@ class SharedWorld:
             self._local.release()
             raise
         self.engine.changed.clear()
+        self._untouch()
         self.engine.owner = _current_task()
+
+    def _untouch(self) -> None:
+        # What was read outside a section (an SSE reader judging its entries) changed nothing.
+        for records in self._records.values():
+            records.touched.clear()
 
     async def _release(self) -> None:
         await self._commit(
-            keys=[self._keys[k] for k in ("lock", "world", "changes", "released")],
-            args=[self._token, b"", self.fingerprint, self.worker, "", "", FEED_LENGTH],
+            keys=[self._keys[k] for k in ("lock", "world", "changes", "released", "versions")],
+            args=[
+                self._token,
+                b"",
+                self.fingerprint,
+                self.worker,
+                "",
+                "",
+                FEED_LENGTH,
+                self._record_prefix,
+                "",
+                "",
+            ],
         )
 
-    async def leave(self) -> None:
+    def _changed_records(self) -> list[str | bytes]:
+        """Name and bytes of each touched record whose bytes differ from what Redis holds."""
+        snapshots = self._require()
+        changed: list[str | bytes] = []
+        for records in self._records.values():
+            for key in records.touched:
+                value = records.current(key)
+                blob = b"" if value is None else snapshots.dumps_value(value)
+                if blob != records.blobs.get(key, b""):
+                    changed += (f"{records.name}\n{key}", blob)
+                    if blob:
+                        records.blobs[key] = blob
+                    else:
+                        records.blobs.pop(key, None)
+            records.touched.clear()
+        return changed
+
+    async def leave(self, *, replace: bool = False) -> None:
         self.engine.owner = None
         try:
             snapshots = self._require()
             blob = snapshots.dumps()
             changed = blob != self._blob
+            records = self._changed_records()
             self.due = self._scheduler.next_due()
             version = await self._commit(
-                keys=[self._keys[k] for k in ("lock", "world", "changes", "released")],
+                keys=[self._keys[k] for k in ("lock", "world", "changes", "released", "versions")],
                 args=[
                     self._token,
                     blob if changed else b"",
@@ -241,6 +336,10 @@ class SharedWorld:
                     "\n".join(sorted(self.engine.changed)),
                     "" if self.due is None else self.due,
                     FEED_LENGTH,
+                    self._record_prefix,
+                    "1" if replace else "",
+                    "\n".join(self._records),
+                    *records,
                 ],
             )
             if version == -1:
@@ -269,6 +368,7 @@ class SharedWorld:
                 self._load(found)
                 yield
             finally:
+                self._untouch()
                 await self._release()
 
     @contextlib.asynccontextmanager
@@ -282,10 +382,26 @@ class SharedWorld:
     def _load(self, found: list[Any]) -> None:
         version = int(found[0])
         if len(found) > 1:
-            self._require().load(found[1])
-            # The same state usually pickles to the same bytes in every worker; when it does not
-            # (a set's order follows its strings' per-process hashes), the cost is one write.
-            self._blob = found[1]
+            snapshots = self._require()
+            # Everything is unpickled before anything changes, so a world this process cannot
+            # read (another version of the code) leaves its own intact.
+            loaded = []
+            for i in range(3, len(found), 2):
+                store, _, key = found[i].decode().partition("\n")
+                blob = found[i + 1]
+                value = snapshots.loads_value(blob) if blob else None
+                loaded.append((self._records[store], key, value, blob))
+            if self.version <= 0:
+                # Joining (or after losing the lock): Redis sent every record; drop ours.
+                for records in self._records.values():
+                    records.forget()
+            for records, key, value, blob in loaded:
+                records.loaded(key, value, blob)
+            if found[1]:
+                snapshots.load(found[1])
+                # The same state usually pickles to the same bytes in every worker; when it does
+                # not (a set's order follows its strings' per-process hashes), one write more.
+                self._blob = found[1]
             self.due = self._scheduler.next_due()
         self.version = version
 
@@ -304,7 +420,8 @@ class SharedWorld:
         try:
             while not (
                 found := await self._enter(
-                    keys=[self._keys["lock"], self._keys["world"]], args=[token, LOCK_MS, 0]
+                    keys=[self._keys["lock"], self._keys["world"], self._keys["versions"]],
+                    args=[token, LOCK_MS, 0, self._record_prefix],
                 )
             ):
                 await self.aio.blpop([self._keys["released"]], timeout=0.05)
@@ -323,24 +440,34 @@ class SharedWorld:
             if not joined:
                 self.version = int(found[0])
                 self._blob = None  # forces the commit below to publish this process's world
+                for records in self._records.values():
+                    records.blobs.clear()
+                    records.touched.update(records)
         except BaseException:
             self._local.release()
             raise
         self.engine.changed.clear()
         self.engine.owner = _current_task()
-        await self.leave()
+        await self.leave(replace=not joined)
         self._tasks = [
             asyncio.create_task(self._follow(), name="mock_server.store.follow"),
             asyncio.create_task(self._drive(), name="mock_server.store.drive"),
         ]
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=1)
+            if pending:
+                await self._feed_client.connection_pool.disconnect()
+                await asyncio.wait(pending, timeout=FEED_BLOCK_MS / 1000 + 1)
+            for task in self._tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    log.error("%s ended with %r", task.get_name(), task.exception())
         self._tasks = []
+        await self._feed_client.aclose()
         await self.aio.aclose()
         self.client.close()
 
@@ -368,10 +495,13 @@ class SharedWorld:
         """Follow the change feed (blocking XREAD): wake local SSE readers and the driver."""
         feed = self._keys["changes"]
         last: bytes | str = "$"
-        while True:
+        client = self._feed_client
+        while not self._stopping:
             try:
-                answer: Any = await self.aio.xread({feed: last}, block=FEED_BLOCK_MS, count=100)
+                answer: Any = await client.xread({feed: last}, block=FEED_BLOCK_MS, count=100)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if self._stopping:
+                    return
                 log.warning("change feed: %s; retrying", exc)
                 await asyncio.sleep(0.5)
                 continue

@@ -1,6 +1,8 @@
 """The world's state as bytes and back, updating the live objects in place.
 
-A snapshot holds the `__dict__` of a few root objects (the models, the scheduler, the clock, ...).
+The records (jobs, runs, logs, ...) are pickled one by one (`dumps_value`, see records.py); the
+rest of the world is one snapshot: the `__dict__` of a few root objects (the models, the
+scheduler, the clock, ...).
 Anything that belongs to one process (the engine with its SSE listeners, the Redis-backed stream
 stores, asyncio events) is written as a reference by name (pickle's persistent ids) and resolved
 to this process's own object when loading; so are the roots themselves wherever another object
@@ -52,6 +54,15 @@ class Snapshots:
         buffer = io.BytesIO()
         _Pickler(buffer, self._by_id).dump(state)
         return buffer.getvalue()
+
+    def dumps_value(self, value: object) -> bytes:
+        """One object (a record) alone, with the same references by name."""
+        buffer = io.BytesIO()
+        _Pickler(buffer, self._by_id).dump(value)
+        return buffer.getvalue()
+
+    def loads_value(self, blob: bytes) -> Any:
+        return _Unpickler(io.BytesIO(blob), self._by_name).load()
 
     def load(self, blob: bytes) -> None:
         state: dict[str, dict[str, Any]] = _Unpickler(io.BytesIO(blob), self._by_name).load()

@@ -1,0 +1,102 @@
+"""`SharedRecords`: one model's records (jobs, runs, logs, ...), each kept under its own Redis key.
+
+The records are held in this process like a dict and stand in for the model's `MemoryRecords` or
+plain dict. What a section may have changed is what it *touched*: every record it read, wrote or
+removed (a model changes a record only after getting it from its store). At the end of a
+section `SharedWorld` pickles the touched records alone and writes those whose bytes differ from
+what Redis holds; other workers load just the records changed since their version. Cost follows
+what a request touches, not how big the world has grown.
+
+A record loaded from Redis updates the live object in place (its `__dict__`, or a list's items),
+so anything else holding it (a handler mid-request, a timer's closure) sees the new state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, MutableMapping
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class SharedRecords(MutableMapping[str, T], Generic[T]):
+    def __init__(self, name: str, items: Iterable[tuple[str, T]] = ()) -> None:
+        self.name = name
+        self._items: dict[str, T] = dict(items)
+        self.touched: set[str] = set(self._items)
+        # The bytes Redis holds for each record, as last loaded or written by this process.
+        self.blobs: dict[str, bytes] = {}
+
+    # -- the model's interface (RecordStore and MutableMapping) ------------------------------------
+
+    def get(self, key: str, default: T | None = None) -> T | None:  # type: ignore[override]
+        value = self._items.get(key)
+        if value is None:
+            return default
+        self.touched.add(key)
+        return value
+
+    def save(self, key: str, value: T) -> None:
+        self[key] = value
+
+    def __getitem__(self, key: str) -> T:
+        value = self._items[key]
+        self.touched.add(key)
+        return value
+
+    def __setitem__(self, key: str, value: T) -> None:
+        self._items[key] = value
+        self.touched.add(key)
+
+    def __delitem__(self, key: str) -> None:
+        del self._items[key]
+        self.touched.add(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        # A copy: the model may add or remove records while it walks them.
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def values(self) -> Iterator[T]:  # type: ignore[override]
+        self.touched.update(self._items)
+        return iter(list(self._items.values()))
+
+    def clear(self) -> None:
+        self.touched.update(self._items)
+        self._items.clear()
+
+    # -- for SharedWorld -----------------------------------------------------------------------
+
+    def current(self, key: str) -> T | None:
+        """The record without touching it."""
+        return self._items.get(key)
+
+    def loaded(self, key: str, value: T | None, blob: bytes) -> None:
+        """Take another worker's version of a record (None: it was removed)."""
+        if value is None:
+            self._items.pop(key, None)
+            self.blobs.pop(key, None)
+            return
+        self.blobs[key] = blob
+        live = self._items.get(key)
+        if live is not None and type(live) is type(value):
+            if isinstance(live, list):
+                live[:] = value  # type: ignore[call-overload]
+                return
+            if hasattr(live, "__dict__"):
+                attrs = vars(live)
+                attrs.clear()
+                attrs.update(vars(value))
+                return
+        self._items[key] = value
+
+    def forget(self) -> None:
+        """Drop every record (before loading the whole store again)."""
+        self._items.clear()
+        self.blobs.clear()
+        self.touched.clear()

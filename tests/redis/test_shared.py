@@ -1,0 +1,154 @@
+"""Two apps (two workers' worlds) in one process sharing a real Redis: records travel one by one.
+
+The apps run their lifespans (joining the world in Redis) and take requests through httpx's ASGI
+transport; nothing here streams, so no server is needed. A manual clock keeps jobs where the test
+put them: every change in Redis is one a request made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+from starlette.applications import Starlette
+
+from mock_server.app import create_app
+from mock_server.profile import ServerProfile
+
+REPO = Path(__file__).resolve().parents[2]
+KEY = {"Authorization": "Bearer auvy_test_acme_rw"}
+COMPLETE = "0b7e1f3a-2c4d-4e5f-8a9b-1c2d3e4f5a10"
+PREFIX = "mock_server:"
+
+
+def profile(**server: Any) -> ServerProfile:
+    loaded = ServerProfile.load(REPO / "fixtures" / "server" / "ci.toml")
+    return replace(loaded, clock="manual", **server)
+
+
+Clients = tuple[httpx.AsyncClient, httpx.AsyncClient]
+
+
+@contextlib.asynccontextmanager
+async def running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+            yield client
+
+
+def with_two_workers(url: str, test: Callable[[Clients], Awaitable[None]]) -> None:
+    async def go() -> None:
+        async with (
+            running(create_app(profile(), store=url)) as a,
+            running(create_app(profile(), store=url)) as b,
+        ):
+            await test((a, b))
+
+    asyncio.run(go())
+
+
+async def create_job(client: httpx.AsyncClient) -> str:
+    created = await client.post("/auvy/v1/jobs", headers=KEY, json={"pathway_id": COMPLETE})
+    assert created.status_code == 200, created.text
+    job_id: str = created.json()["job_id"]
+    return job_id
+
+
+async def status(client: httpx.AsyncClient, job_id: str) -> tuple[int, str | None]:
+    got = await client.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
+    return got.status_code, got.json().get("status") if got.status_code == 200 else None
+
+
+def version(client: redis.Redis) -> int:
+    return int(client.hget(PREFIX + "world", "v") or 0)
+
+
+def written_at(client: redis.Redis, at: int) -> set[str]:
+    names: list[bytes] = client.zrangebyscore(PREFIX + "versions", at, at)  # type: ignore[assignment]
+    return {n.decode() for n in names}
+
+
+def test_a_job_made_on_one_worker_is_changed_on_the_other_and_seen_back(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    async def test(clients: Clients) -> None:
+        a, b = clients
+        job_id = await create_job(a)
+        assert await status(b, job_id) == (200, "pending")
+        cancelled = await b.post(f"/auvy/v1/jobs/{job_id}/cancel", headers=KEY)
+        assert cancelled.status_code == 200, cancelled.text
+        assert await status(a, job_id) == (200, "failed")  # failedReason "cancelled"
+
+    with_two_workers(redis_url, test)
+
+
+def test_a_request_writes_only_the_records_it_changed_and_a_read_writes_none(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    async def test(clients: Clients) -> None:
+        a, b = clients
+        first, second = await create_job(a), await create_job(a)
+        before = version(redis_client)
+        assert await status(b, first) == (200, "pending")
+        assert await status(a, second) == (200, "pending")
+        assert version(redis_client) == before, "a read wrote to the world"
+        assert (await b.post(f"/auvy/v1/jobs/{first}/cancel", headers=KEY)).status_code == 200
+        after = version(redis_client)
+        assert after == before + 1
+        assert written_at(redis_client, after) == {f"auvy.jobs\n{first}"}
+        second_at = redis_client.zscore(PREFIX + "versions", f"auvy.jobs\n{second}")
+        assert second_at is not None and second_at < after
+
+    with_two_workers(redis_url, test)
+
+
+def test_a_reset_on_one_worker_removes_the_jobs_on_the_other(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    async def test(clients: Clients) -> None:
+        a, b = clients
+        job_id = await create_job(a)
+        assert await status(b, job_id) == (200, "pending")
+        assert (await a.post("/_mock/reset")).status_code == 200
+        assert (await status(b, job_id))[0] == 404
+        assert not redis_client.hexists(PREFIX + "records:auvy.jobs", job_id)
+
+    with_two_workers(redis_url, test)
+
+
+def test_a_world_made_with_another_profile_is_replaced_without_its_records(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    async def test() -> str:
+        async with running(create_app(profile(), store=redis_url)) as a:
+            job_id = await create_job(a)
+        # Another ping interval: another profile, so another world.
+        other = create_app(profile(ping_interval_ms=999), store=redis_url)
+        async with running(other) as b:
+            assert (await status(b, job_id))[0] == 404
+        return job_id
+
+    job_id = asyncio.run(test())
+    assert not redis_client.hexists(PREFIX + "records:auvy.jobs", job_id)
+    assert redis_client.zscore(PREFIX + "versions", f"auvy.jobs\n{job_id}") is None
+
+
+def test_a_worker_joining_later_loads_every_record(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    async def test() -> None:
+        async with running(create_app(profile(), store=redis_url)) as a:
+            jobs = [await create_job(a) for _ in range(3)]
+            assert (await a.post(f"/auvy/v1/jobs/{jobs[1]}/cancel", headers=KEY)).is_success
+            async with running(create_app(profile(), store=redis_url)) as late:
+                seen = [await status(late, j) for j in jobs]
+        assert seen == [(200, "pending"), (200, "failed"), (200, "pending")]
+
+    asyncio.run(test())

@@ -45,7 +45,9 @@ class HttpxSender:
 
 class Dispatcher:
     """`section` wraps every change to the outbox: with a shared store (mock_server.store) that
-    takes the world's lock, so each delivery is taken, and sent, by exactly one worker."""
+    takes the world's lock, so each delivery is taken, and sent, by exactly one worker; its
+    `lease_ms` (longer than a send may take) lets another worker retry a delivery whose sender
+    died mid-request."""
 
     def __init__(
         self,
@@ -54,8 +56,10 @@ class Dispatcher:
         sender: Sender,
         *,
         section: Callable[[], AbstractAsyncContextManager[object]] = contextlib.nullcontext,
+        lease_ms: int | None = None,
     ) -> None:
         self.engine = engine
+        self.lease_ms = lease_ms
         self.outbox = outbox
         self.sender = sender
         self.section = section
@@ -64,7 +68,7 @@ class Dispatcher:
     async def pump(self) -> int:
         """Send every due delivery and wait for all of them; returns how many were sent."""
         async with self.section():
-            due = self.outbox.take_due(self.engine.now())
+            due = self.outbox.take_due(self.engine.now(), self.lease_ms)
         await asyncio.gather(*(self._deliver(d) for d in due))
         return len(due)
 
@@ -75,7 +79,7 @@ class Dispatcher:
             while True:
                 changed.clear()
                 async with self.section():
-                    due = self.outbox.take_due(self.engine.now())
+                    due = self.outbox.take_due(self.engine.now(), self.lease_ms)
                 for delivery in due:
                     task = asyncio.create_task(self._deliver(delivery))
                     self._tasks.add(task)

@@ -28,6 +28,7 @@ from .store import MemoryRecords, RecordStore
 
 # The engine key the dispatcher listens on: new work, or a retry that became due.
 OUTBOX_KEY = "outbox"
+LOST = "no answer: the worker sending it stopped before its lease ran out"
 SIGNATURE_HEADER = "X-HLD-Signature-256"
 
 DeliveryState = Literal["pending", "sending", "delivered", "failed"]
@@ -143,8 +144,18 @@ class Outbox:
         self._wake_at(now)
         return made
 
-    def take_due(self, now: int) -> list[Delivery]:
-        """Pending deliveries whose time has come, marked `sending` so nobody takes them twice."""
+    def take_due(self, now: int, lease_ms: int | None = None) -> list[Delivery]:
+        """Pending deliveries whose time has come, marked `sending` so nobody takes them twice.
+
+        With several workers sending (a shared store), each taken delivery carries a lease: one
+        still `sending` when its lease ran out was lost with the worker that took it, so that
+        attempt counts as failed (no answer) and the retry policy goes on from there."""
+        for lost in [
+            d
+            for d in self.records.values()
+            if d.state == "sending" and d.next_attempt_ms is not None and d.next_attempt_ms <= now
+        ]:
+            self.report(lost.id, now, status_code=None, error=LOST)
         due = [
             d
             for d in self.records.values()
@@ -153,8 +164,10 @@ class Outbox:
         due.sort(key=lambda d: (d.next_attempt_ms or 0, d.created_ms))
         for delivery in due:
             delivery.state = "sending"
-            delivery.next_attempt_ms = None
+            delivery.next_attempt_ms = None if lease_ms is None else now + lease_ms
             self.records.save(delivery.id, delivery)
+        if due and lease_ms is not None:
+            self._wake_at(now + lease_ms)
         return due
 
     def report(
@@ -165,6 +178,7 @@ class Outbox:
         if delivery is None or delivery.state != "sending":
             return None  # cleared by a reset while the request was in flight
         attempt = Attempt(now, status_code, error)
+        delivery.next_attempt_ms = None  # the lease, if any, ends with the answer
         delivery.attempts.append(attempt)
         delivery.tries += 1
         if attempt.ok:

@@ -20,6 +20,7 @@ from mock_server.model.ava import COMPLETED_EVENT, AvaModel, Settings, Tenant, W
 from mock_server.model.engine import Engine
 from mock_server.model.errors import IllegalTransition, NotFound
 from mock_server.model.outbox import (
+    LOST,
     OUTBOX_KEY,
     SIGNATURE_HEADER,
     Outbox,
@@ -212,3 +213,53 @@ def test_the_run_loop_delivers_when_the_engine_says_so() -> None:
 def test_backoff_doubles() -> None:
     policy = RetryPolicy(1_000, 6)
     assert [policy.delay_ms(n) for n in range(1, 6)] == [1_000, 2_000, 4_000, 8_000, 16_000]
+
+
+def leased_outbox(max_attempts: int = 4) -> tuple[ManualClock, Outbox]:
+    clock = ManualClock()
+    outbox = Outbox(Engine(clock), RetryPolicy(100, max_attempts))
+    outbox.subscribe(URL, SECRET)
+    outbox.publish("job.completed", "job_1", {"id": "job_1"}, clock.now_ms())
+    return clock, outbox
+
+
+def test_a_delivery_whose_sender_died_is_retried_when_its_lease_runs_out() -> None:
+    clock, outbox = leased_outbox()
+    (taken,) = outbox.take_due(clock.now_ms(), lease_ms=1_000)
+    clock.advance(999)
+    assert outbox.take_due(clock.now_ms(), lease_ms=1_000) == [], "taken twice within its lease"
+    clock.advance(1)
+    assert outbox.take_due(clock.now_ms(), lease_ms=1_000) == []  # lost now; retried after 100 ms
+    (lost,) = outbox.deliveries()
+    assert lost.state == "pending" and [a.error for a in lost.attempts] == [LOST]
+    clock.advance(100)
+    (again,) = outbox.take_due(clock.now_ms(), lease_ms=1_000)
+    assert again.id == taken.id
+    assert outbox.report(again.id, clock.now_ms(), status_code=200) is again
+    assert again.state == "delivered" and again.next_attempt_ms is None
+
+
+def test_a_lost_attempt_counts_towards_the_maximum() -> None:
+    clock, outbox = leased_outbox(max_attempts=1)
+    outbox.take_due(clock.now_ms(), lease_ms=1_000)
+    clock.advance(1_000)
+    outbox.take_due(clock.now_ms(), lease_ms=1_000)
+    (failed,) = outbox.deliveries()
+    assert failed.state == "failed" and failed.tries == 1
+
+
+def test_a_late_answer_after_the_lease_was_taken_back_is_ignored() -> None:
+    clock, outbox = leased_outbox()
+    (taken,) = outbox.take_due(clock.now_ms(), lease_ms=1_000)
+    clock.advance(1_000)
+    outbox.take_due(clock.now_ms(), lease_ms=1_000)
+    assert outbox.report(taken.id, clock.now_ms(), status_code=200) is None
+    assert outbox.deliveries()[0].state == "pending"
+
+
+def test_without_a_lease_a_sending_delivery_waits_for_its_answer() -> None:
+    clock, outbox = leased_outbox()
+    (taken,) = outbox.take_due(clock.now_ms())
+    clock.advance(60_000)
+    assert outbox.take_due(clock.now_ms()) == []
+    assert taken.state == "sending" and taken.next_attempt_ms is None

@@ -33,8 +33,8 @@ import os
 import pickle
 import secrets
 import socket
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -50,6 +50,7 @@ from .snapshot import Root, Snapshots
 from .streams import RedisStreams
 
 log = logging.getLogger("mock_server.store")
+T = TypeVar("T")
 
 DEFAULT_PREFIX = "mock_server:"
 LOCK_MS = (
@@ -160,6 +161,25 @@ class SharedEngine(Engine):
         super().notify(key)
 
 
+async def _finish(call: Awaitable[T]) -> T:
+    """Await `call` to its end even when the awaiting task is cancelled meanwhile (then cancel
+    the task after): a lock taken or a commit made in Redis must be known to this process, and
+    redis-py drops the connection of a command interrupted half-way."""
+    task = asyncio.ensure_future(call)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
+
+
 def _current_task() -> asyncio.Task[Any] | None:
     try:
         return asyncio.current_task()
@@ -252,10 +272,21 @@ class SharedWorld:
         """Take the Redis lock (this process's lock already held); the world when newer."""
         token = secrets.token_hex(8)
         while True:
-            found: list[Any] | None = await self._enter(
-                keys=[self._keys["lock"], self._keys["world"], self._keys["versions"]],
-                args=[token, LOCK_MS, self.version, self._record_prefix],
+            call = asyncio.ensure_future(
+                self._enter(
+                    keys=[self._keys["lock"], self._keys["world"], self._keys["versions"]],
+                    args=[token, LOCK_MS, self.version, self._record_prefix],
+                )
             )
+            try:
+                found: list[Any] | None = await asyncio.shield(call)
+            except asyncio.CancelledError:
+                # Cancelled (an SSE client went away) while the script ran: it may have taken
+                # the lock, which would then stall every worker until it expired. Give it back.
+                if not call.cancelled() and await _finish(call):
+                    self._token = token
+                    await self._release()
+                raise
             if found:
                 self._token = token
                 return found
@@ -285,20 +316,22 @@ class SharedWorld:
             records.touched.clear()
 
     async def _release(self) -> None:
-        await self._commit(
-            keys=[self._keys[k] for k in ("lock", "world", "changes", "released", "versions")],
-            args=[
-                self._token,
-                b"",
-                self.fingerprint,
-                self.worker,
-                "",
-                "",
-                FEED_LENGTH,
-                self._record_prefix,
-                "",
-                "",
-            ],
+        await _finish(
+            self._commit(
+                keys=[self._keys[k] for k in ("lock", "world", "changes", "released", "versions")],
+                args=[
+                    self._token,
+                    b"",
+                    self.fingerprint,
+                    self.worker,
+                    "",
+                    "",
+                    FEED_LENGTH,
+                    self._record_prefix,
+                    "",
+                    "",
+                ],
+            )
         )
 
     def _changed_records(self) -> list[str | bytes]:
@@ -326,21 +359,25 @@ class SharedWorld:
             changed = blob != self._blob
             records = self._changed_records()
             self.due = self._scheduler.next_due()
-            version = await self._commit(
-                keys=[self._keys[k] for k in ("lock", "world", "changes", "released", "versions")],
-                args=[
-                    self._token,
-                    blob if changed else b"",
-                    self.fingerprint,
-                    self.worker,
-                    "\n".join(sorted(self.engine.changed)),
-                    "" if self.due is None else self.due,
-                    FEED_LENGTH,
-                    self._record_prefix,
-                    "1" if replace else "",
-                    "\n".join(self._records),
-                    *records,
-                ],
+            version = await _finish(
+                self._commit(
+                    keys=[
+                        self._keys[k] for k in ("lock", "world", "changes", "released", "versions")
+                    ],
+                    args=[
+                        self._token,
+                        blob if changed else b"",
+                        self.fingerprint,
+                        self.worker,
+                        "\n".join(sorted(self.engine.changed)),
+                        "" if self.due is None else self.due,
+                        FEED_LENGTH,
+                        self._record_prefix,
+                        "1" if replace else "",
+                        "\n".join(self._records),
+                        *records,
+                    ],
+                )
             )
             if version == -1:
                 # The section outlived the lock and another worker may have changed the world

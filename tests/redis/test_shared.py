@@ -152,3 +152,38 @@ def test_a_worker_joining_later_loads_every_record(
         assert seen == [(200, "pending"), (200, "failed"), (200, "pending")]
 
     asyncio.run(test())
+
+
+def test_a_reader_cancelled_while_taking_the_lock_never_leaves_it_held(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """An SSE client that goes away cancels its reader wherever it is, even inside the script
+    that takes the world's lock; a lock left behind would stall every worker until it expired."""
+
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        async with running(app) as client:
+            reading = app.state.world.engine.reading
+            assert reading is not None
+
+            async def read() -> None:
+                async with reading():
+                    await asyncio.sleep(0)
+
+            for steps in range(12):  # cancel at each await along the way in turn
+                task = asyncio.create_task(read())
+                for _ in range(steps):
+                    await asyncio.sleep(0)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                # Another section (the timer driver, the webhook dispatcher) may hold the lock
+                # for a moment; a lock left behind would stay until it expired (seconds).
+                for _ in range(100):
+                    if not redis_client.exists(PREFIX + "lock"):
+                        break
+                    await asyncio.sleep(0.01)
+                assert not redis_client.exists(PREFIX + "lock"), f"lock held after {steps}"
+            assert (await client.get("/auvy/v1/jobs", headers=KEY)).status_code == 200
+
+    asyncio.run(asyncio.wait_for(test(), 60))

@@ -59,8 +59,7 @@ def test_more_than_one_worker_needs_a_shared_store() -> None:
     assert "--store redis://" in done.stderr
 
 
-# Minutes long and not yet green (one Strait timing check fails through the snapshot's latency),
-# so it runs in `nox -s redis`, not in the `nox -s tests` gate; see the README's store section.
+# Minutes long, so it runs in `nox -s redis`, not in the `nox -s tests` gate.
 @pytest.mark.redis_suite
 def test_the_conformance_suite_passes_against_two_workers_sharing_redis(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path
@@ -99,7 +98,8 @@ def test_the_conformance_suite_passes_against_two_workers_sharing_redis(
             text=True,
             timeout=900,
         )
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+        logged = server.output()[-3000:]
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:] + logged
 
 
 @pytest.fixture

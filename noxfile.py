@@ -60,10 +60,11 @@ def redis(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "tests/redis", *session.posargs)
 
 
-def ensure_redis_server(session: nox.Session) -> None:
-    """tests/redis runs a real redis-server (Debian's package)."""
+def ensure_redis_server(session: nox.Session, users: str = "tests/redis") -> None:
+    """tests/redis and the benchmark's Redis scenario run a real redis-server (Debian's
+    package)."""
     present = shutil.which("redis-server") is not None
-    ensure_debian_package(session, "redis-server", present, "tests/redis")
+    ensure_debian_package(session, "redis-server", present, users)
 
 
 def ensure_chromium(session: nox.Session) -> None:
@@ -109,5 +110,6 @@ def bench(session: nox.Session) -> None:
 
     nox -s bench -- [--quick] [--only throughput] [--loop asyncio] [--http h11]
     """
-    session.install("-e", ".[bench]")
+    session.install("-e", ".[bench,redis]")  # the redis scenario runs the Redis store
+    ensure_redis_server(session, "the benchmark's redis scenario")
     session.run("python", "-m", "bench", f"--report-dir={REPORTS}", *session.posargs)

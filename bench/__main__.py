@@ -20,16 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from . import goals, report
-from .scenarios import fanout, resume, state, suite, throughput
+from .scenarios import fanout, redis, resume, state, suite, throughput
 from .servers import UvicornSettings
 
-SCENARIOS = ("throughput", "fanout", "resume", "state", "suite")
+SCENARIOS = ("throughput", "fanout", "resume", "state", "suite", "redis")
 
 NOTES = [
     "Ratios and goals compare figures of this run only; absolute figures depend on the machine, "
     "and on what else runs on it (see the load averages).",
     "The server runs one worker, as it must with the in-memory store: every job and stream lives "
-    "in that process (`python -m mock_server --workers 2` is refused without a shared store).",
+    "in that process (`python -m mock_server --workers 2` is refused without a shared store). "
+    "Only the Redis scenario runs 2, sharing a throwaway redis-server.",
 ]
 
 
@@ -54,6 +55,7 @@ def runners(settings: UvicornSettings, quick: bool) -> dict[str, Callable[[], di
         "resume": lambda: resume.run(settings, sized(resume.Sizes)),
         "state": lambda: state.run(sized(state.Sizes)),
         "suite": lambda: suite.run(sized(suite.Sizes)),
+        "redis": lambda: redis.run(settings, sized(redis.Sizes)),
     }
 
 
@@ -93,12 +95,17 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             results["scenarios"][name] = {"error": f"{type(exc).__name__}: {exc}"}
         results["load_average"][name] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+        if "skipped" in results["scenarios"][name]:
+            print(f"bench: {name} skipped: {results['scenarios'][name]['skipped']}", flush=True)
         print(f"bench: {name} took {time.perf_counter() - t0:.1f}s", flush=True)
     results["duration_s"] = round(time.perf_counter() - started, 1)
     results["goals"] = goals.evaluate(results["scenarios"])
+    results["figures"] = goals.report_figures(results["scenarios"])
     as_json, as_md = report.write(results, args.report_dir)
     for g in results["goals"]:
         print(f"  {g['status']:>12}  {g['title']}: {g['value']} (target {g['target']})")
+    for f in results["figures"]:
+        print(f"  {'reported':>12}  {f['title']}: {f['value']}")
     print(f"bench: wrote {as_json} and {as_md}")
     failed = [n for n, r in results["scenarios"].items() if "error" in r]
     return 1 if failed else 0

@@ -1,7 +1,8 @@
-"""The issue's goals, each read from the results and judged pass / miss (reported, not asserted).
+"""The issue's goals, each read from the results and judged pass / miss (reported, not asserted),
+and the figures reported without a target (where the issue names none).
 
 A goal whose figure is missing (its scenario was skipped or failed, or the thing measured does not
-exist yet) is "not measured", never a pass.
+exist yet) is "not measured", never a pass; such a figure is None.
 """
 
 from __future__ import annotations
@@ -135,3 +136,72 @@ GOALS: tuple[Goal, ...] = (
 
 def evaluate(results: Results, goals: Sequence[Goal] = GOALS) -> list[dict[str, Any]]:
     return [goal.evaluate(results) for goal in goals]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure the summary shows without judging it: its issue asks for it, with no target."""
+
+    id: str
+    title: str
+    unit: str
+    read: Callable[[Results], float | None]
+
+    def evaluate(self, results: Results) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "value": self.read(results), "unit": self.unit}
+
+
+def _redis_ratio(op: str, numerator: str, denominator: str) -> Callable[[Results], float | None]:
+    return _at("redis", "throughput", op, "ratios", f"{numerator}/{denominator}", "ratio")
+
+
+# Issue 9: "The benchmark gains the Redis store: throughput with 1 and 2 workers, and stream
+# delivery latency."
+FIGURES: tuple[Figure, ...] = (
+    Figure(
+        "6-get-redis-1",
+        "GET job status (AUVY): Redis 1 worker / in memory",
+        "",
+        _redis_ratio("get_job_status", "redis_1", "memory"),
+    ),
+    Figure(
+        "6-get-redis-2",
+        "GET job status (AUVY): Redis 2 workers / in memory",
+        "",
+        _redis_ratio("get_job_status", "redis_2", "memory"),
+    ),
+    Figure(
+        "6-get-workers",
+        "GET job status (AUVY): Redis 2 workers / 1 worker",
+        "",
+        _redis_ratio("get_job_status", "redis_2", "redis_1"),
+    ),
+    Figure(
+        "6-create-redis-1",
+        "POST create job (AUVY): Redis 1 worker / in memory",
+        "",
+        _redis_ratio("create_job", "redis_1", "memory"),
+    ),
+    Figure(
+        "6-create-redis-2",
+        "POST create job (AUVY): Redis 2 workers / in memory",
+        "",
+        _redis_ratio("create_job", "redis_2", "memory"),
+    ),
+    Figure(
+        "6-create-workers",
+        "POST create job (AUVY): Redis 2 workers / 1 worker",
+        "",
+        _redis_ratio("create_job", "redis_2", "redis_1"),
+    ),
+    Figure(
+        "6-sse-p99",
+        "SSE delivery p99 through Redis, 2 workers",
+        "ms",
+        _at("redis", "sse", "runs", "redis_2", "latency", "p99_ms"),
+    ),
+)
+
+
+def report_figures(results: Results, figures: Sequence[Figure] = FIGURES) -> list[dict[str, Any]]:
+    return [figure.evaluate(results) for figure in figures]

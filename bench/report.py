@@ -40,6 +40,7 @@ def render(results: Mapping[str, Any]) -> str:
     out = ["# Benchmarks", ""]
     out += _header(results)
     out += _goals(results.get("goals", []))
+    out += _figures(results.get("figures", []))
     scenarios = results.get("scenarios", {})
     sections = (
         (
@@ -51,6 +52,7 @@ def render(results: Mapping[str, Any]) -> str:
         ("resume", "3. Resume cost: read-after on long streams", _resume),
         ("state", "4. Scale of state: memory per job and per event, retention", _state),
         ("suite", "5. Conformance suite wall time", _suite),
+        ("redis", "6. Redis store: throughput with 1 and 2 workers, SSE delivery", _redis),
     )
     for key, title, body in sections:
         out += [f"## {title}", ""]
@@ -59,6 +61,8 @@ def render(results: Mapping[str, Any]) -> str:
             out += ["Not run in this session (`python -m bench --only ...`).", ""]
         elif "error" in data:
             out += [f"Failed: `{data['error']}`", ""]
+        elif "skipped" in data:
+            out += [f"Skipped: {data['skipped']}", ""]
         else:
             out += body(data)
     notes = list(results.get("notes", []))
@@ -100,6 +104,21 @@ def _goals(goals: Sequence[Mapping[str, Any]]) -> list[str]:
         shown = fmt(value, 3 if g.get("unit") in ("", "x") else 1, g.get("unit", ""))
         rows.append([g["title"], g["target"], shown, MARK.get(g["status"], g["status"])])
     return ["## Goals", "", *table(["goal", "target", "measured", "status"], rows), ""]
+
+
+def _figures(figures: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not figures:
+        return []
+    rows = []
+    for f in figures:
+        digits = 3 if f.get("unit") in ("", "x") else 1
+        rows.append([f["title"], fmt(f.get("value"), digits, f.get("unit", ""))])
+    return [
+        "## Reported figures (no target)",
+        "",
+        *table(["figure", "measured"], rows),
+        "",
+    ]
 
 
 def _latency(lat: Any) -> str:
@@ -352,6 +371,88 @@ def _suite(data: Mapping[str, Any]) -> list[str]:
         *table(["run", "wall time", "outcome"], rows),
         "",
     ]
+
+
+def _redis(data: Mapping[str, Any]) -> list[str]:
+    setups = data.get("setups", {})
+    load = data.get("load", {})
+
+    def title(key: str) -> str:
+        return str(setups.get(key, {}).get("title", key))
+
+    out = [
+        f"One throwaway redis-server ({data.get('redis_version') or 'version unknown'}) on "
+        "127.0.0.1; each server starts fresh on a flushed database. "
+        f"{load.get('connections')} keep-alive connections, "
+        f"{fmt(load.get('requests_per_run'), 0)} requests per run after "
+        f"{fmt(load.get('warmup_per_run'), 0)} warm-up; rounds: {load.get('rounds')}, each "
+        "starting the three servers in turn, GET before POST on each. Ratio: the median of "
+        "the rounds' throughput ratios. Figures: the median round.",
+        "",
+    ]
+    rows = []
+    for op in data.get("throughput", {}).values():
+        for key, side in op.get("setups", {}).items():
+            rows.append(
+                [
+                    op.get("title", "?"),
+                    title(key),
+                    fmt(side.get("rps"), 0),
+                    _latency(side.get("latency")),
+                    _statuses(side),
+                ]
+            )
+    out += table(["operation", "server", "req/s", "p50 / p99 ms", "answers"], rows)
+    out.append("")
+    rows = []
+    for op in data.get("throughput", {}).values():
+        for name, r in op.get("ratios", {}).items():
+            num, _, den = name.partition("/")
+            rounds = ", ".join(fmt(x, 3) for x in r.get("round_ratios", []))
+            rows.append(
+                [
+                    op.get("title", "?"),
+                    f"{title(num)} / {title(den)}",
+                    fmt(r.get("ratio"), 3),
+                    rounds,
+                ]
+            )
+    out += table(["operation", "ratio of", "ratio", "rounds"], rows)
+    out.append("")
+    sse = data.get("sse", {})
+    out += [
+        f"SSE delivery: {fmt(sse.get('streams'), 0)} streams over {fmt(sse.get('jobs'), 0)} "
+        f"running jobs ({sse.get('per_job')} per job), each appending "
+        f"{sse.get('entries_per_step')} entries every {sse.get('step_ms')} ms. Latency: arrival "
+        "minus the entry id's ms (the step's due time, so scheduling lateness counts), over a "
+        f"{fmt(sse.get('window_s'), 0)} s window, as in scenario 2. With 2 workers each step "
+        "runs in one of them and the readers are spread over both, so some are woken through "
+        "the store's change feed.",
+        "",
+    ]
+    rows = []
+    for key, run in sse.get("runs", {}).items():
+        if "error" in run:
+            # Only the first line: a load generator's failure carries its stderr, which would
+            # break the table (bench.json keeps all of it).
+            first = (str(run["error"]).splitlines() or [""])[0].replace("|", "\\|")
+            rows.append([title(key), f"failed: `{first}`", "-", "-", "-", "-"])
+            continue
+        lat = run.get("latency") or {}
+        rows.append(
+            [
+                title(key),
+                f"{fmt(run.get('opened'), 0)} in {fmt(run.get('open_s'), 1)} s",
+                f"{fmt(run.get('events_in_window'), 0)} / {fmt(sse.get('events_expected'), 0)}",
+                fmt(lat.get("p50_ms"), 2),
+                fmt(lat.get("p99_ms"), 2),
+                fmt(lat.get("max_ms"), 2),
+            ]
+        )
+    out += table(
+        ["server", "opened", "entries received / expected", "p50 ms", "p99 ms", "max ms"], rows
+    )
+    return [*out, ""]
 
 
 def write(results: Mapping[str, Any], directory: Path) -> tuple[Path, Path]:

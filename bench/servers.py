@@ -62,9 +62,12 @@ class UvicornSettings:
 
 
 @contextmanager
-def reference_server(profile: str, settings: UvicornSettings) -> Iterator[ReferenceServer]:
-    """The reference server with `bench/profiles/<profile>.toml`."""
-    server = ReferenceServer(PROFILES / f"{profile}.toml", extra_args=settings.args())
+def reference_server(
+    profile: str, settings: UvicornSettings, extra: tuple[str, ...] = ()
+) -> Iterator[ReferenceServer]:
+    """The reference server with `bench/profiles/<profile>.toml`; `extra` adds command-line
+    arguments (`--store`, `--workers`)."""
+    server = ReferenceServer(PROFILES / f"{profile}.toml", extra_args=(*settings.args(), *extra))
     try:
         server.start()
         yield server

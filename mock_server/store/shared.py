@@ -436,9 +436,11 @@ class SharedWorld:
                 records.loaded(key, value, blob)
             if found[1]:
                 snapshots.load(found[1])
-                # The same state usually pickles to the same bytes in every worker; when it does
-                # not (a set's order follows its strings' per-process hashes), one write more.
-                self._blob = found[1]
+                # Compared against our own pickle of what we loaded, not the bytes received: the
+                # same state can pickle differently in another process or once rebuilt (a set's
+                # order follows its history and per-process string hashes), and a read would
+                # then write the world back.
+                self._blob = snapshots.dumps()
             self.due = self._scheduler.next_due()
         self.version = version
 

@@ -39,6 +39,7 @@ def sample() -> dict[str, Any]:
             },
         },
         "fanout": {"error": "RuntimeError: the load generator failed"},
+        "redis": {"skipped": "redis-server is not installed"},
         "state": {
             "jobs": {"jobs": 1000, "per_job_at_rest_bytes": 4096, "per_event_bytes": 300},
             "bounded": {
@@ -87,9 +88,10 @@ def test_the_goals_table_says_met_missed_and_not_measured() -> None:
 
 def test_every_scenario_has_a_section_even_when_it_failed_or_did_not_run() -> None:
     md = render(sample())
-    for title in ("## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. "):
+    for title in ("## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ", "## 6. "):
         assert title in md
     assert "Failed: `RuntimeError: the load generator failed`" in md
+    assert "Skipped: redis-server is not installed" in md
     assert md.count("Not run in this session") == 2  # resume and suite
 
 

@@ -54,6 +54,9 @@ class EventStream:
         "_ttl_ms",
     )
 
+    # How many entries from the end `_index_after` looks at by identity before it bisects.
+    RECENT = 8
+
     def __init__(
         self, created_ms: int, *, maxlen: int | None = None, ttl_ms: int | None = None
     ) -> None:
@@ -118,15 +121,31 @@ class EventStream:
         self.drop_expired(now_ms)
         start = self._start
         if after is not None:
-            start = bisect_right(self._ids, after, lo=self._start)
+            start = self._index_after(after)
         stop = len(self._ids) if count is None else min(len(self._ids), start + count)
         truncated = (
             after is not None
             and self._dropped_through is not None
             and after < self._dropped_through
         )
-        first = self._ids[self._start] if len(self) else None
+        first = self._ids[self._start] if len(self._ids) > self._start else None
         return ReadResult(tuple(self._entries[start:stop]), truncated, first)
+
+    def _index_after(self, after: StreamId) -> int:
+        """Where the entries after `after` begin (the first retained one at the earliest).
+
+        A live reader's cursor is the very id object of an entry near the end, since it came
+        from an earlier read: found by identity it costs no comparison, where bisect calls
+        StreamId's Python-level `__lt__` a dozen times (every reader, every wake-up).
+        """
+        ids = self._ids
+        i = len(ids) - 1
+        stop = max(self._start, i - self.RECENT)
+        while i >= stop:
+            if ids[i] is after:
+                return i + 1
+            i -= 1
+        return bisect_right(ids, after, lo=self._start)
 
     def _drop_oldest(self, n: int) -> None:
         if n <= 0:

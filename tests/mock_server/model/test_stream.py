@@ -441,3 +441,40 @@ def test_ttl_expiry(created_ms: int, ttl_ms: int, times: list[int], read_at: int
         assert stream.read_after(ZERO, read_at).truncated is True
     else:
         assert [e.id for e in result.entries] == kept
+
+
+@given(
+    times=st.lists(st.integers(0, 20), min_size=1, max_size=60),
+    maxlen=st.one_of(st.none(), st.integers(0, 12)),
+    pick=st.integers(0, 59),
+)
+def test_a_cursor_from_an_earlier_read_reads_like_an_equal_parsed_one(
+    times: list[int], maxlen: int | None, pick: int
+) -> None:
+    # Live readers pass back the very id object they were sent (found by identity near the
+    # end); a resuming client passes a parsed, equal one (found by bisect): same answer.
+    stream = EventStream(0, maxlen=maxlen)
+    sent = [stream.append({"n": n}, now).id for n, now in enumerate(times)]
+    cursor = sent[pick % len(sent)]
+    parsed = StreamId.parse(cursor.encode())
+    assert parsed is not cursor
+    now = times[-1]
+    for count in (None, 1):
+        assert stream.read_after(cursor, now, count=count) == stream.read_after(
+            parsed, now, count=count
+        )
+
+
+def test_a_live_cursor_is_found_without_comparing_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = filled(1_000)
+    tail = stream.read_after(StreamId(995, 0), 0)
+    cursor = tail.entries[0].id  # the stored object, as a live reader holds it
+    stream.append({"i": "new"}, 5_000)
+
+    def refuse(*_: object) -> bool:
+        raise AssertionError("compared ids")
+
+    monkeypatch.setattr(StreamId, "__lt__", refuse)
+    result = stream.read_after(cursor, 0)
+    monkeypatch.undo()
+    assert [e.id.ms for e in result.entries] == [997, 998, 999, 1000, 5000]

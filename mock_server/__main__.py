@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import logging
 import socket
@@ -213,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         http=args.http,
     )
     server = uvicorn.Server(config)
+    # What exists now (modules, compiled specs and validators, the seed world) lives as long as
+    # the process, and creates no cyclic garbage (a reset frees the seed world by reference
+    # counting). Frozen, it is never walked again by a full collection, which created jobs
+    # trigger every few thousand: each walk took 100 ms and more on a loaded 2-core machine.
+    gc.freeze()
     server.run(sockets=[sock])
     return 0
 

@@ -17,9 +17,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from starlette.responses import JSONResponse
-
 from .model import errors as model
+from .responses import JSONResponse
 
 
 class RequestError(Exception):

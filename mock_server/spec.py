@@ -159,7 +159,7 @@ class Operation:
                 f"not {media or 'missing'}",
             )
         try:
-            value = json.loads(raw, parse_constant=_reject_constant)
+            value = _BODY_DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
         except ValueError as exc:
             # Also covers UnicodeDecodeError and int()'s digit limit on a huge integer literal.
             raise RequestInvalid("body", "", f"request body is not valid JSON: {exc}") from None
@@ -200,6 +200,11 @@ def _has_lone_surrogate(value: Any) -> bool:
 def _reject_constant(name: str) -> Any:
     # json.loads accepts NaN and +-Infinity, which are not JSON; stored, they break JSON rendering.
     raise ValueError(f"{name} is not a JSON value")
+
+
+# What json.loads(raw, parse_constant=_reject_constant) does, but with one decoder: json.loads
+# builds a new JSONDecoder on every call that passes an option.
+_BODY_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _first_error(
@@ -257,6 +262,13 @@ class Spec:
         self.name = name
         self.document = document
         self.routes = tuple(routes)
+        # A template's parameters never match a "/", so only routes with as many slashes as the
+        # path can match it: trying just those (in the same order) gives the same answer without
+        # running every route's regex on every request.
+        by_slashes: dict[int, list[Route]] = {}
+        for route in self.routes:
+            by_slashes.setdefault(route.template.count("/"), []).append(route)
+        self._by_slashes = {n: tuple(rs) for n, rs in by_slashes.items()}
         self.operations: dict[str, Operation] = {
             op.operation_id: op for r in routes for op in r.operations.values()
         }
@@ -290,7 +302,7 @@ class Spec:
         """The most specific path that matches decides (OpenAPI: concrete paths before
         templated ones); a method it lacks is refused rather than tried on a looser path, so
         DELETE /v1/runs/dlq never becomes a delete of the run "dlq"."""
-        for route in self.routes:
+        for route in self._by_slashes.get(path.count("/"), ()):
             m = route.pattern.fullmatch(path)
             if m is None:
                 continue

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from .. import jwt, sse
 from ..clock import iso
@@ -31,6 +31,7 @@ from ..model.errors import Unauthenticated
 from ..model.receptors import Receptor, Receptors, ShareToken
 from ..model.stream import Entry, ReadResult
 from ..model.stream_id import InvalidStreamId, StreamId
+from ..responses import JSONResponse
 from ..spec import Operation, Spec, ValidRequest
 from .base import ApiApp, Handler, bearer_token
 

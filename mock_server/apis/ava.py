@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ..clock import iso, parse_iso
 from ..errors import AvaEnvelope, RequestInvalid
@@ -25,6 +25,7 @@ from ..model.ava import (
     log_record,
 )
 from ..model.engine import Engine
+from ..responses import JSONResponse
 from ..spec import Operation, Spec, ValidRequest
 from .base import ApiApp, Handler
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from .. import sse
 from ..errors import StraitEnvelope
@@ -28,6 +28,7 @@ from ..model.strait import (
     run_record,
 )
 from ..model.stream import Entry
+from ..responses import JSONResponse
 from ..spec import Operation, Spec, ValidRequest
 from .ava import _require_encodable, parse_time
 from .base import ApiApp, Handler, bearer_token

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -582,3 +583,68 @@ def test_mini_schema_paths(mini: Spec) -> None:
     assert invalid(op, body={}).field == "name"
     assert invalid(op, body={"name": "a", "bogus": 1}).field == "bogus"
     assert invalid(op, body={"name": "a", "spec": {"size": "big"}}).field == "spec.size"
+
+
+# --- matching and decoding shortcuts ---------------------------------------------------------
+
+
+def _match_every_route(spec: Spec, method: str, path: str) -> tuple[str, dict[str, str]] | str:
+    """`Spec.match` as it was: every route's pattern in order, the first match decides."""
+    for route in spec.routes:
+        m = route.pattern.fullmatch(path)
+        if m is None:
+            continue
+        op = route.operations.get(method)
+        if op is None and method == "HEAD":
+            op = route.operations.get("GET")
+        return (op.operation_id, m.groupdict()) if op is not None else "method not allowed"
+    return "not found"
+
+
+def _match(spec: Spec, method: str, path: str) -> tuple[str, dict[str, str]] | str:
+    try:
+        op, values = spec.match(method, path)
+    except MethodNotAllowed:
+        return "method not allowed"
+    except RouteNotFound:
+        return "not found"
+    return op.operation_id, values
+
+
+@pytest.mark.parametrize("name", ["auvy", "ava", "strait"])
+def test_matching_by_slash_count_answers_as_trying_every_route(name: str) -> None:
+    spec = load_specs([name])[name]
+    paths = {"", "/", "//", "/v1", "/v1/", "/nope/x/y"}
+    for route in spec.routes:
+        for value in ("x", "a\nb", "dlq", "a.b", "%2F"):
+            path = re.sub(r"\{[^}]+\}", value, route.template)
+            paths |= {path, path + "/", path + "/x", path.rsplit("/", 1)[0], "/" + path}
+    for path in sorted(paths):
+        for method in ("GET", "HEAD", "POST", "DELETE", "PATCH"):
+            assert _match(spec, method, path) == _match_every_route(spec, method, path), path
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"message": "hé"}'.encode(),
+        '{"message": "hé"}'.encode("utf-16"),
+        '{"message": "hé"}'.encode("utf-32-le"),
+        '\ufeff{"message": "hi"}'.encode(),
+        b'{"message": "hi", "n": 1e400}',
+        b'{"message": "hi", "a": -0.0, "b": [1, 2.5, null, true]}',
+    ],
+)
+def test_bodies_decode_as_json_loads_decodes_them(auvy: Spec, raw: bytes) -> None:
+    def refuse(name: str) -> Any:
+        raise ValueError(name)
+
+    op = auvy.operations["chatTrace"]
+    try:
+        expected = json.loads(raw, parse_constant=refuse)
+    except ValueError:
+        assert invalid(op, path={"traceId": "t"}, body=raw).message.startswith(
+            "request body is not valid JSON"
+        )
+    else:
+        assert validate(op, path={"traceId": "t"}, body=raw).body == expected

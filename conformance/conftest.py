@@ -34,7 +34,7 @@ def auvy_as(
             base, ResponseSpec.for_api("auvy"), recorder, headers=headers, timeout_s=timeout
         )
         made.append(api)
-        return AuvyClient(api)
+        return AuvyClient(api, poll_interval_s=profile.poll_interval_s("auvy"))
 
     yield make
     for api in made:
@@ -80,7 +80,7 @@ def ava_as(
             base, ResponseSpec.for_api("ava"), recorder, headers=headers, timeout_s=timeout
         )
         made.append(api)
-        return AvaClient(api)
+        return AvaClient(api, poll_interval_s=profile.poll_interval_s("ava"))
 
     yield make
     for api in made:
@@ -94,7 +94,7 @@ def ava(ava_as: Callable[..., AvaClient]) -> AvaClient:
 
 
 @pytest.fixture(scope="session")
-def ava_receiver(pytestconfig: pytest.Config, profile: TargetProfile) -> ReceiverClient:
+def ava_receiver(pytestconfig: pytest.Config, profile: TargetProfile) -> Iterator[ReceiverClient]:
     """The run's webhook receiver; skips (with the reason) when the target cannot call it."""
     # Imported here: importing the plugin module before pytest registers it (pytest_plugins)
     # would bypass assertion rewriting, which pytest warns about.
@@ -103,7 +103,9 @@ def ava_receiver(pytestconfig: pytest.Config, profile: TargetProfile) -> Receive
     state = pytestconfig.stash[STATE]
     if state.receiver_url is None:
         pytest.skip(state.receiver_skip)
-    return ReceiverClient(state.receiver_url, str(profile.need("ava.webhooks.secret")))
+    client = ReceiverClient(state.receiver_url, str(profile.need("ava.webhooks.secret")))
+    yield client
+    client.close()
 
 
 @pytest.fixture
@@ -127,7 +129,9 @@ def strait_as(
         )
         made.append(api)
         project = str(profile.need(f"{prefix}.project_id"))
-        return StraitClient(api, project, timeout_s=run_timeout)
+        return StraitClient(
+            api, project, timeout_s=run_timeout, poll_s=profile.poll_interval_s("strait")
+        )
 
     yield make
     for api in made:

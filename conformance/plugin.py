@@ -31,7 +31,7 @@ from .report import (
     write_json,
 )
 from .requirements import Catalog, CatalogError, load_catalog
-from .server import ReferenceServer
+from .server import ReferenceServer, ReferenceServerError
 from .webhooks import WebhookReceiver
 from .webhooks import plan as plan_receiver
 
@@ -114,9 +114,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# Pytest rewrites the asserts of every module of a distribution that ships a pytest plugin, and
+# caches the result only where it may write bytecode (not under PYTHONDONTWRITEBYTECODE): then
+# each xdist worker re-parses and rewrites the hundreds of modules of these two libraries, seconds
+# of CPU per process, for asserts that are the libraries' own invariants, not checks of the suite.
+UNREWRITTEN_LIBRARIES = frozenset({"hypothesis", "schemathesis"})
+
+
+def _leave_libraries_unrewritten(config: pytest.Config) -> None:
+    """Unmark the libraries before the test modules import them. This reaches into pytest's
+    rewrite hook; should its internals change, nothing breaks, the run is only slower."""
+    hook = getattr(config.pluginmanager, "rewrite_hook", None)
+    marked = getattr(hook, "_must_rewrite", None)
+    cache = getattr(hook, "_marked_for_rewrite_cache", None)
+    if isinstance(marked, set) and isinstance(cache, dict):
+        marked.difference_update(UNREWRITTEN_LIBRARIES)
+        cache.clear()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "req(*ids): catalog requirement ids this test checks")
+    _leave_libraries_unrewritten(config)
     worker = hasattr(config, "workerinput")
     report_dir = Path(config.getoption("--report-dir"))
     if not worker and not config.getoption("xmlpath", None):
@@ -148,7 +167,9 @@ def pytest_configure(config: pytest.Config) -> None:
         extra = _start_receiver(state, starting_server=target is None)
         if target is None:
             state.server = ReferenceServer(profile.server_profile(), extra_args=extra)
-            target = state.server.start()
+            # Waited for in pytest_runtestloop: meanwhile xdist's workers start, or (without
+            # xdist) the tests are collected, instead of both waiting for the server's start-up.
+            target = state.server.launch()
     elif target is None:
         target = "http://127.0.0.1:9"  # collection needs no server
     if target is None:
@@ -156,6 +177,17 @@ def pytest_configure(config: pytest.Config) -> None:
     state.target = target.rstrip("/")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "conformance-xdist")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    state = session.config.stash.get(STATE, None)
+    if state is not None and state.server is not None:
+        try:
+            state.server.wait_ready()
+        except ReferenceServerError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return (yield)
 
 
 def _start_receiver(state: RunState, *, starting_server: bool) -> tuple[str, ...]:
@@ -286,7 +318,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    if hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput") or exitstatus == pytest.ExitCode.USAGE_ERROR:
+        # A run stopped before checking anything (the reference server did not start, say)
+        # must not leave a report that reads as a verdict.
         return
     state = config.stash[STATE]
     reporter = config.pluginmanager.get_plugin("terminalreporter")

@@ -18,6 +18,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_PROFILE = REPO / "fixtures" / "reference.toml"
+# How often a check polls a job's or run's status while it waits, unless `<api>.poll_interval_s`
+# says: gentle enough for a shared deployment. The reference profile polls faster, since the
+# bundled server's jobs step every few milliseconds and a poll there costs next to nothing.
+POLL_INTERVAL_S = {"auvy": 0.05, "ava": 0.05, "strait": 0.03}
 
 
 class ProfileError(ValueError):
@@ -60,6 +64,9 @@ class TargetProfile:
 
     def base_path(self, api: str) -> str:
         return str(self.get(f"{api}.base_path", "")).rstrip("/")
+
+    def poll_interval_s(self, api: str) -> float:
+        return float(self.get(f"{api}.poll_interval_s", POLL_INTERVAL_S[api]))
 
     def server_profile(self) -> Path | None:
         """The server profile for the bundled reference server, used when there is no target."""

@@ -42,6 +42,13 @@ class ReferenceServer:
         self._output = ""
 
     def start(self, timeout_s: float = 30.0) -> str:
+        self.launch()
+        return self.wait_ready(timeout_s)
+
+    def launch(self) -> str:
+        """Start the process and return its URL at once. The socket listens before the child
+        runs, so a request sent before the server is up waits in the backlog rather than failing;
+        `wait_ready` still says whether it came up at all."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
@@ -62,16 +69,25 @@ class ReferenceServer:
         )
         sock.close()  # the child holds its own copy of the listening socket
         self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    def wait_ready(self, timeout_s: float = 30.0) -> str:
+        """Wait until the launched server answers its health check; stop it if it never does."""
+        if self._proc is None:
+            raise ReferenceServerError("the reference server was not launched")
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise ReferenceServerError(f"reference server exited at start-up:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/_mock/health", timeout=1.0).status_code == 200:
-                    return self.url
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
+        # One client for every probe: plain HTTP on loopback, so no CA bundle to load each time.
+        with httpx.Client(timeout=1.0, verify=False) as http:
+            while time.monotonic() < deadline:
+                if self._proc.poll() is not None:
+                    output = self.output()
+                    raise ReferenceServerError(f"reference server exited at start-up:\n{output}")
+                try:
+                    if http.get(f"{self.url}/_mock/health").status_code == 200:
+                        return self.url
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.02)
         self.stop()
         raise ReferenceServerError(f"reference server did not answer within {timeout_s}s")
 

@@ -58,7 +58,7 @@ def _redact(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 @functools.cache
-def _tls() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     """One TLS context for every client: building one loads the CA bundle (about 80 ms), which
     every test would otherwise pay for each client it makes."""
     return httpx.create_ssl_context()
@@ -81,7 +81,7 @@ class ApiClient:
         self.headers = dict(headers or {})
         self.retry_429 = retry_429
         self.total_timeout_s = timeout_s * 2
-        self.http = httpx.Client(timeout=timeout_s, verify=_tls())
+        self.http = httpx.Client(timeout=timeout_s, verify=tls_context())
 
     def close(self) -> None:
         self.http.close()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import hypothesis
+if TYPE_CHECKING:
+    import hypothesis
 
 __all__ = ["DEPTHS", "Depth", "DepthError", "resolve_depth", "settings_for", "test_seed"]
 
@@ -85,6 +86,11 @@ def settings_for(max_examples: int, *, steps: int | None = None) -> hypothesis.s
     """Hypothesis settings for a suite that talks to a live server: no deadline (latency is the
     server's, not the test's), no example database (a run must replay from its seed alone, not
     from files a previous run left behind), and no health checks that assume fast, local data."""
+    # Imported here, not at the top: the plugin imports this module for --depth in every process,
+    # and an xdist controller, which runs no test, would otherwise load hypothesis for nothing
+    # (seconds when pytest rewrites its asserts without a bytecode cache).
+    import hypothesis
+
     extra: dict[str, Any] = {}
     if steps is not None:
         extra["stateful_step_count"] = steps

@@ -14,15 +14,14 @@ or attribute their jobs to it.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ..profile import TargetProfile
+from ..spec_check import spec_document
 
 __all__ = [
     "auth_headers",
@@ -35,18 +34,10 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parents[2]
-# libyaml when present: the pure-Python loader takes a third of a second per spec, paid at
-# collection in every xdist worker.
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def spec_path(api: str) -> Path:
     return REPO / "openapi" / f"{api}.yaml"
-
-
-@functools.cache
-def spec_document(api: str) -> Any:
-    return yaml.load(spec_path(api).read_text(encoding="utf-8"), Loader=_LOADER)
 
 
 # Why each sacrificial identity exists, for the skip reason when the profile lacks it.

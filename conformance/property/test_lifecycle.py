@@ -13,6 +13,7 @@ from ..clients.ava import AvaClient
 from ..clients.strait import StraitClient
 from ..profile import TargetProfile
 from .depth import Depth, settings_for
+from .headroom import with_headroom
 from .machines import (
     AUVY_SETTLES,
     AVA_SETTLES,
@@ -28,9 +29,8 @@ from .machines import (
 
 def _run(machine: type[LifecycleMachine], depth: Depth, seed: int) -> None:
     hypothesis.seed(seed)(machine)
-    run_state_machine_as_test(
-        machine, settings=settings_for(depth.machine_examples, steps=depth.machine_steps)
-    )
+    settings = settings_for(depth.machine_examples, steps=depth.machine_steps)
+    with_headroom(lambda: run_state_machine_as_test(machine, settings=settings))
 
 
 def _context(

@@ -26,6 +26,7 @@ from ..checks import ConformanceFailure
 from ..profile import TargetProfile
 from .depth import Depth, settings_for
 from .fixtures import finishing_fixtures, retargets
+from .headroom import with_headroom
 from .repro import replay_command
 from .targets import auth_headers, base_url, spec_document, spec_path
 
@@ -165,7 +166,7 @@ def test_operation(
         )
 
     try:
-        run()
+        with_headroom(run)
     except hypothesis.errors.Unsatisfiable:
         pytest.skip(f"{operation_id}: no {mode} data can be generated for it")
     except (Exception, BaseExceptionGroup) as exc:
@@ -209,7 +210,8 @@ def test_stateful_links(
 
     hypothesis.seed(prop_seed)(Machine)
     try:
-        Machine.run(settings=settings_for(depth.stateful_examples, steps=depth.machine_steps))
+        settings = settings_for(depth.stateful_examples, steps=depth.machine_steps)
+        with_headroom(lambda: Machine.run(settings=settings))
     except (Exception, BaseExceptionGroup) as exc:
         raise ConformanceFailure(
             f"{api}: stateful phase (OpenAPI links)",

@@ -16,6 +16,7 @@ from ..checks import ConformanceFailure, body_of, event_ids_strictly_increase, s
 from ..clients.auvy import AuvyClient, StreamRead
 from ..profile import TargetProfile
 from .depth import Depth, settings_for
+from .headroom import with_headroom
 from .repro import replay_command
 
 # Events read before each disconnect; the last piece reads on to the end.
@@ -66,7 +67,7 @@ def _run(test: Callable[[list[int]], None], depth: Depth, seed: int, replay: str
         test(pieces)
 
     try:
-        run()
+        with_headroom(run)
     except ConformanceFailure as exc:
         raise ConformanceFailure(f"{exc}\nreplay: {replay}") from None
 

@@ -123,3 +123,27 @@ def test_a_should_failure_is_reported_but_does_not_fail_the_run(tmp_path: Path) 
     assert status["auvy.stream.ends-after-terminal"] == "fail"
     assert report["verdict"] == "conformant"  # only MUST failures decide the verdict
     assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_a_reference_server_that_cannot_start_stops_the_run_with_its_output(
+    tmp_path: Path,
+) -> None:
+    server_profile = tmp_path / "server.toml"
+    server_profile.write_text("[auvy]\nstep_ms = 'fast'\n")
+    target_profile = tmp_path / "target.toml"
+    target_profile.write_text(
+        f'[reference]\nserver_profile = "{server_profile.as_posix()}"\n\n'
+        '[auvy]\nbase_path = "/auvy"\n'
+    )
+    suite = write_suite(
+        tmp_path,
+        '@pytest.mark.req("auvy.jobs.cancel.terminal-400")\ndef test_x() -> None:\n    pass\n',
+    )
+    result = pytest_run(
+        str(suite), "--profile", str(target_profile), f"--report-dir={tmp_path}", cwd=tmp_path
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, output
+    assert "reference server exited at start-up" in output
+    assert "step_ms must be a non-negative integer" in output  # what the server said
+    assert not (tmp_path / "conformance.json").exists(), "a run that checked nothing left a verdict"

@@ -10,10 +10,21 @@ from conformance.profile import REFERENCE_PROFILE, TargetProfile
 from conformance.property.battery import battery
 from conformance.property.depth import DEPTHS, DepthError, resolve_depth, test_seed
 from conformance.property.fixtures import finishing_fixtures, retargets
+from conformance.property.headroom import with_headroom
 from conformance.property.repro import Step, render_failure, render_steps, replay_command
 from conformance.property.targets import auth_headers, battery_identity
 from conformance.property.test_schemathesis import _retarget
 from conformance.report import Exchange
+
+
+def test_with_headroom_returns_the_result_and_lets_exceptions_through() -> None:
+    assert with_headroom(lambda: 42) == 42
+
+    def fails() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        with_headroom(fails)
 
 
 def test_quick_is_the_default_and_the_option_beats_the_profile() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from conformance.server import ReferenceServer
+from tests.paced import ci_profile_at
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -33,28 +33,6 @@ CHROMIUM_ARGS = [
 REPO = Path(__file__).resolve().parents[2]
 PAGES = Path(__file__).resolve().parent / "pages"
 REPORTS = REPO / "reports"
-# CI's profile at a browser's pace: AUVY and AVA step every 40 ms (the conformance suite's 10 ms
-# makes the 100,000-step job flood the page with events faster than a loaded CI machine renders),
-# so a job still takes well under a second and a run stays under a minute.
-SERVER_PROFILE = REPO / "fixtures" / "server" / "ci.toml"
-BROWSER_PACE = {"step_ms": 40, "start_delay_ms": 20}
-
-
-def browser_profile(directory: Path) -> Path:
-    text = SERVER_PROFILE.read_text(encoding="utf-8")
-    seeds = (REPO / "fixtures" / "seed").as_posix()
-    text = text.replace('seed = "../seed/', f'seed = "{seeds}/')
-    for section in ("auvy", "ava"):
-        head = f"[{section}]\n"
-        start = text.index(head)
-        end = text.find("\n[", start + len(head))
-        body = text[start : len(text) if end < 0 else end]
-        for key, value in BROWSER_PACE.items():
-            body = re.sub(rf"(?m)^{key} = \d+", f"{key} = {value}", body)
-        text = text[:start] + body + ("" if end < 0 else text[end:])
-    path = directory / "browser.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def why_no_browser() -> str | None:
@@ -79,7 +57,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = ReferenceServer(browser_profile(tmp_path_factory.mktemp("profile")))
+    # CI's profile at a browser's pace (tests/paced.py): a job still takes well under a second.
+    profile = ci_profile_at(tmp_path_factory.mktemp("profile"), step_ms=40, start_delay_ms=20)
+    server = ReferenceServer(profile)
     try:
         yield server.start()
     finally:

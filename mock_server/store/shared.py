@@ -316,23 +316,39 @@ class SharedWorld:
             records.touched.clear()
 
     async def _release(self) -> None:
-        await _finish(
+        """Give the lock back without changing the world."""
+        await self._commit_section()
+
+    async def _commit_section(
+        self,
+        rest: bytes = b"",
+        notified: str = "",
+        due: int | None = None,
+        *,
+        replace: bool = False,
+        records: list[str | bytes] | None = None,
+    ) -> int:
+        """Write what the section changed (nothing by default) and release the lock: the new
+        version, or -1 when the lock was lost (see _COMMIT)."""
+        version: int = await _finish(
             self._commit(
                 keys=[self._keys[k] for k in ("lock", "world", "changes", "released", "versions")],
                 args=[
                     self._token,
-                    b"",
+                    rest,
                     self.fingerprint,
                     self.worker,
-                    "",
-                    "",
+                    notified,
+                    "" if due is None else due,
                     FEED_LENGTH,
                     self._record_prefix,
-                    "",
-                    "",
+                    "1" if replace else "",
+                    "\n".join(self._records),
+                    *(records or ()),
                 ],
             )
         )
+        return version
 
     def _changed_records(self) -> list[str | bytes]:
         """Name and bytes of each touched record whose bytes differ from what Redis holds."""
@@ -359,25 +375,12 @@ class SharedWorld:
             changed = blob != self._blob
             records = self._changed_records()
             self.due = self._scheduler.next_due()
-            version = await _finish(
-                self._commit(
-                    keys=[
-                        self._keys[k] for k in ("lock", "world", "changes", "released", "versions")
-                    ],
-                    args=[
-                        self._token,
-                        blob if changed else b"",
-                        self.fingerprint,
-                        self.worker,
-                        "\n".join(sorted(self.engine.changed)),
-                        "" if self.due is None else self.due,
-                        FEED_LENGTH,
-                        self._record_prefix,
-                        "1" if replace else "",
-                        "\n".join(self._records),
-                        *records,
-                    ],
-                )
+            version = await self._commit_section(
+                blob if changed else b"",
+                "\n".join(sorted(self.engine.changed)),
+                self.due,
+                replace=replace,
+                records=records,
             )
             if version == -1:
                 # The section outlived the lock and another worker may have changed the world

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .scenarios.redis import ratio_key
+
 Results = Mapping[str, Any]
 
 PASS, MISS, NOT_MEASURED = "pass", "miss", "not measured"
@@ -152,7 +154,7 @@ class Figure:
 
 
 def _redis_ratio(op: str, numerator: str, denominator: str) -> Callable[[Results], float | None]:
-    return _at("redis", "throughput", op, "ratios", f"{numerator}/{denominator}", "ratio")
+    return _at("redis", "throughput", op, "ratios", ratio_key(numerator, denominator), "ratio")
 
 
 # Issue 9: "The benchmark gains the Redis store: throughput with 1 and 2 workers, and stream

@@ -17,6 +17,8 @@ from types import TracebackType
 
 import redis
 
+from conformance.server import stop_process
+
 MISSING = (
     "redis-server is not installed and cannot be installed here (needs root and apt-get): "
     "apt-get install redis-server"
@@ -95,12 +97,7 @@ class RedisServer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
     def cleanup(self) -> None:
         self.stop()

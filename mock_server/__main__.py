@@ -17,7 +17,15 @@ from starlette.applications import Starlette
 from . import scenarios
 from .app import create_app
 from .faults import FAULTS
-from .profile import DEFAULT_PROFILE, PACES, ProfileError, ServerProfile, with_pace
+from .profile import (
+    DEFAULT_PROFILE,
+    PACES,
+    ProfileError,
+    ServerProfile,
+    with_pace,
+    with_variants,
+)
+from .variants import PRESETS as VARIANTS
 from .seed import SeedError
 from .world import APIS
 
@@ -47,6 +55,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=sorted(FAULTS),
         metavar="NAME",
         help="break one documented behaviour on purpose (repeatable): " + ", ".join(sorted(FAULTS)),
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        choices=sorted(VARIANTS),
+        metavar="NAME",
+        help="behave as another conformant implementation (repeatable; over the profile's "
+        "[variant] table): " + ", ".join(sorted(VARIANTS)),
     )
     p.add_argument(
         "--ava-webhook",
@@ -129,6 +146,8 @@ def build_app(
     profile = ServerProfile.load(args.profile)
     if args.pace is not None:
         profile = with_pace(profile, args.pace)
+    if args.variant:
+        profile = with_variants(profile, args.variant)
     app = create_app(
         profile,
         apis=[args.api] if args.api else APIS,
@@ -195,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  FAULT {name}: {FAULTS[name].description}", flush=True)
     if args.pace is not None:
         print(f"  pace: {args.pace}", flush=True)
+    for line in app.state.world.profile.variant.describe():
+        print(f"  VARIANT {line}", flush=True)
     for result in loaded:
         started = sum(len(ids) for ids in result["created"].values())
         print(f"  scenario {result['scenario']}: {result['title']} ({started} started)", flush=True)

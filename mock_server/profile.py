@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .variants import Variant, VariantError, apply_presets, variant_from_table
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
 DEFAULT_PROFILE = FIXTURES / "server" / "dev.toml"
@@ -113,6 +115,8 @@ class ServerProfile:
     auvy: AuvySettings = field(default_factory=AuvySettings)
     ava: AvaSettings = field(default_factory=AvaSettings)
     strait: StraitSettings = field(default_factory=StraitSettings)
+    # Switches that make this server another conformant implementation (mock_server.variants).
+    variant: Variant = field(default_factory=Variant)
     source: Path | None = None
 
     @classmethod
@@ -137,7 +141,11 @@ class ServerProfile:
         _only(server, {"clock", "ping_interval_ms", "max_body_bytes"}, "[server]")
         auvy_raw = dict(raw.get("auvy", {}))
         _only(auvy_raw, {f.name for f in fields(AuvySettings)}, "[auvy]")
-        _only(raw, {"server", "auvy", "ava", "strait"}, "the profile")
+        _only(raw, {"server", "auvy", "ava", "strait", "variant"}, "the profile")
+        try:
+            variant = variant_from_table(raw.get("variant", {}))
+        except VariantError as exc:
+            raise ProfileError(str(exc)) from None
         ava = AvaSettings.from_table(raw.get("ava", {}), base)
         strait = StraitSettings.from_table(raw.get("strait", {}), base)
         if "seed" in auvy_raw:
@@ -149,7 +157,12 @@ class ServerProfile:
             if auvy_raw.get(key) == 0:
                 auvy_raw[key] = None  # 0 means unbounded, as TOML has no null
         profile = cls(
-            auvy=AuvySettings(**auvy_raw), ava=ava, strait=strait, source=source, **server
+            auvy=AuvySettings(**auvy_raw),
+            ava=ava,
+            strait=strait,
+            variant=variant,
+            source=source,
+            **server,
         )
         if profile.clock not in ("system", "manual"):
             raise ProfileError("[server] clock must be 'system' or 'manual'")
@@ -179,6 +192,14 @@ def with_pace(profile: ServerProfile, pace: str) -> ServerProfile:
         ava=replace(profile.ava, step_ms=step, start_delay_ms=delay),
         strait=replace(profile.strait, step_ms=step, start_delay_ms=delay),
     )
+
+
+def with_variants(profile: ServerProfile, names: list[str]) -> ServerProfile:
+    """`--variant NAME`: the named presets applied over the profile's own [variant] table."""
+    try:
+        return replace(profile, variant=apply_presets(profile.variant, names))
+    except VariantError as exc:
+        raise ProfileError(str(exc)) from None
 
 
 def _integers(table: dict[str, Any], where: str, names: tuple[str, ...], *, minimum: int) -> None:

@@ -18,7 +18,10 @@ from typing import Final, Literal, get_args
 
 __all__ = [
     "APIS",
+    "AUTHORITIES",
+    "FACTS_SOURCE",
     "LEVELS",
+    "Authority",
     "Catalog",
     "CatalogError",
     "ConformanceClass",
@@ -31,6 +34,13 @@ __all__ = [
 
 Level = Literal["MUST", "SHOULD", "MAY"]
 LEVELS: Final[tuple[Level, ...]] = get_args(Level)
+# What gives a requirement its force. `document`: a sentence of the seed documents, quoted.
+# `facts`: a published fact about the real system, quoted from FACTS.md where the documents are
+# silent. `decision`: the reference server's own choice where both are silent; it is checked
+# against the reference server only and never fails a run against another target.
+Authority = Literal["document", "facts", "decision"]
+AUTHORITIES: Final[tuple[Authority, ...]] = get_args(Authority)
+FACTS_SOURCE: Final = "FACTS.md"
 APIS: Final[tuple[str, ...]] = ("auvy", "ava", "strait")
 
 _CLASS_ID = re.compile(r"[a-z0-9-]+")
@@ -38,7 +48,7 @@ _REQUIREMENT_ID = re.compile(r"[a-z0-9]+(\.[a-z0-9][a-z0-9-]*)+")
 
 _CLASS_REQUIRED: Final = ("id", "api", "title")
 _CLASS_OPTIONAL: Final = ("description",)
-_REQUIREMENT_REQUIRED: Final = ("id", "level", "class", "source", "quote")
+_REQUIREMENT_REQUIRED: Final = ("id", "level", "class", "authority", "source", "quote")
 _REQUIREMENT_OPTIONAL: Final = ("note",)
 _TOP_LEVEL: Final = ("class", "requirement")
 
@@ -74,10 +84,15 @@ class Requirement:
     source: str
     quote: str
     note: str = ""
+    authority: Authority = "document"
 
     @property
     def api(self) -> str:
         return self.id.split(".", 1)[0]
+
+    @property
+    def is_decision(self) -> bool:
+        return self.authority == "decision"
 
 
 @dataclass(frozen=True)
@@ -110,6 +125,13 @@ def _as_level(value: str) -> Level | None:
     for level in LEVELS:
         if level == value:
             return level
+    return None
+
+
+def _as_authority(value: str) -> Authority | None:
+    for authority in AUTHORITIES:
+        if authority == value:
+            return authority
     return None
 
 
@@ -259,7 +281,22 @@ class _Loader:
         if not quote.strip():
             self.problem(file, what, entry_id, "quote is empty")
             ok = False
-        if ok and level is not None:
+        authority = _as_authority(str(entry["authority"]))
+        if authority is None:
+            self.problem(
+                file,
+                what,
+                entry_id,
+                f"unknown authority {entry['authority']!r}; use one of {', '.join(AUTHORITIES)}",
+            )
+            ok = False
+        elif authority == "facts" and source != FACTS_SOURCE:
+            self.problem(file, what, entry_id, f"a facts requirement quotes {FACTS_SOURCE}")
+            ok = False
+        elif authority != "facts" and source == FACTS_SOURCE:
+            self.problem(file, what, entry_id, f"a quote of {FACTS_SOURCE} has authority facts")
+            ok = False
+        if ok and level is not None and authority is not None:
             self.requirements[entry_id] = Requirement(
                 id=entry_id,
                 level=level,
@@ -267,6 +304,7 @@ class _Loader:
                 source=source,
                 quote=quote,
                 note=str(entry.get("note", "")),
+                authority=authority,
             )
 
 
@@ -316,7 +354,8 @@ def quote_in_source(req: Requirement, seeds_dir: Path) -> bool:
     """Whether the requirement's quote appears in its source document, modulo whitespace and
     typographic quotes/dashes. A missing source file raises CatalogError: it is a wrong ``source``,
     not a misquote, and should be reported as such."""
-    path = seeds_dir / req.source
+    # FACTS.md sits beside the seeds folder, as in ../shared.
+    path = (seeds_dir.parent if req.source == FACTS_SOURCE else seeds_dir) / req.source
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

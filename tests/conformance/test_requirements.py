@@ -15,7 +15,10 @@ from conformance.requirements import (
     quote_in_source,
 )
 
-SEEDS_DIR = Path(__file__).resolve().parents[3] / "shared" / "seeds"
+# The catalog's copy of the source documents (always there, so the quote checks never skip),
+# and ../shared where this checkout has it: the copy must be the documents as they are.
+SEEDS_DIR = Path(__file__).resolve().parents[2] / "conformance" / "requirements" / "sources" / "seeds"
+SHARED_DIR = Path(__file__).resolve().parents[3] / "shared"
 
 AUVY_CLASS = """
 [[class]]
@@ -31,6 +34,7 @@ id = "auvy.jobs.cancel.terminal-400"
 level = "MUST"
 class = "auvy-jobs-control"
 source = "auvy-jobs-api.txt"
+authority = "document"
 quote = "Returns 400 if job is already completed or failed."
 note = "A cancelled job counts as terminal too."
 
@@ -39,6 +43,7 @@ id = "auvy.jobs.input.shape-400"
 level = "SHOULD"
 class = "auvy-jobs-control"
 source = "auvy-jobs-api.txt"
+authority = "document"
 quote = "Other shapes are rejected with 400."
 """
 
@@ -53,6 +58,7 @@ id = "strait.runs.list"
 level = "MAY"
 class = "strait-runs-core"
 source = "strait-runs-api.txt"
+authority = "document"
 quote = "List runs."
 """
 
@@ -163,10 +169,27 @@ def _packaged_requirements() -> list[Requirement]:
         return []  # reported by test_packaged_catalog_loads
 
 
-@pytest.mark.skipif(not SEEDS_DIR.is_dir(), reason=f"source documents not found at {SEEDS_DIR}")
 @pytest.mark.parametrize("req", _packaged_requirements(), ids=lambda r: r.id)
 def test_packaged_quotes_appear_in_their_source(req: Requirement) -> None:
     assert quote_in_source(req, SEEDS_DIR), f"{req.id}: quote not found in {req.source}"
+
+
+def _shared_documents() -> list[Path]:
+    if not SHARED_DIR.is_dir():
+        return []
+    return [SHARED_DIR / "FACTS.md", *sorted((SHARED_DIR / "seeds").glob("*.txt"))]
+
+
+@pytest.mark.parametrize("original", _shared_documents(), ids=lambda p: p.name)
+def test_the_catalogs_copy_of_a_source_document_is_unchanged(original: Path) -> None:
+    copy = SEEDS_DIR.parent / ("FACTS.md" if original.name == "FACTS.md" else f"seeds/{original.name}")
+    assert copy.read_bytes() == original.read_bytes(), f"{copy} differs from {original}"
+
+
+def test_a_quote_must_be_a_sentence_not_a_fragment() -> None:
+    """A quote states the requirement: at least a few words, not a field name."""
+    short = [r.id for r in _packaged_requirements() if len(normalise_text(r.quote).split()) < 5]
+    assert not short, f"quotes that are fragments, not sentences: {short}"
 
 
 # --- load errors ---------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ class World:
                 start_delay_ms=settings.start_delay_ms,
                 stream_maxlen=settings.stream_maxlen,
                 stream_ttl_ms=settings.stream_ttl_ms,
+                variant=profile.variant.auvy,
             ),
             streams=streams("auvy", settings.stream_maxlen, settings.stream_ttl_ms),
         )
@@ -74,6 +75,7 @@ class World:
                 step_ms=ava_settings.step_ms,
                 start_delay_ms=ava_settings.start_delay_ms,
                 max_concurrent=ava_settings.max_concurrent,
+                variant=profile.variant.ava,
             ),
             outbox=self.ava_outbox,
         )
@@ -84,6 +86,7 @@ class World:
                 step_ms=strait_settings.step_ms,
                 start_delay_ms=strait_settings.start_delay_ms,
                 second_ms=strait_settings.second_ms,
+                variant=profile.variant.strait,
             ),
         )
         if streams is not memory_streams:

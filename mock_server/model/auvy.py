@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from ..clock import iso
+from ..variants.auvy import AuvyVariant
 from .engine import Engine
 from .errors import Forbidden, IllegalTransition, InvalidInput, NotFound, Unauthenticated
 from .scheduler import Timer
@@ -204,6 +205,8 @@ class Settings:
     stream_maxlen: int | None = 10_000
     stream_ttl_ms: int | None = 24 * 3600 * 1000
     max_audio_bytes: int = 10 * 1024 * 1024
+    # The other allowed answers this server gives, where the documents leave a choice open.
+    variant: AuvyVariant = field(default_factory=AuvyVariant)
 
 
 DEFAULT_INLINE_SCRIPT: tuple[Step, ...] = (Progress(3, "inline"),)

@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from ..clock import iso
+from ..variants.ava import AvaVariant
 from .engine import Engine
 from .errors import Forbidden, IllegalTransition, InvalidInput, NotFound, Unauthenticated
 from .outbox import Outbox
@@ -228,6 +229,8 @@ class Settings:
     step_ms: int = 250
     start_delay_ms: int = 0
     max_concurrent: int = 2
+    # The other allowed answers this server gives, where the documents leave a choice open.
+    variant: AvaVariant = field(default_factory=AvaVariant)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..clock import iso
+from ..variants.strait import StraitVariant
 from .engine import Engine
 from .errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthenticated
 from .scheduler import Timer
@@ -230,6 +231,8 @@ class Settings:
     # How long one second of job configuration (timeout_secs, retry delays) lasts, so CI can
     # run a 1 s backoff in 100 ms; the rendered times are on the same clock.
     second_ms: int = 1000
+    # The other allowed answers this server gives, where the documents leave a choice open.
+    variant: StraitVariant = field(default_factory=StraitVariant)
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,10 @@ def origin() -> Iterator[str]:
         thread.join(timeout=5)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync driver is open, its event loop counts as
+# running in this thread, so every later test of the worker that calls asyncio.run (the in-process
+# ASGI tests) would fail. pytest tears a module fixture down before the next module's tests run.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

@@ -3,6 +3,14 @@
 The JSON report is the machine-readable result (CI gates on it with ``must_failures``); the HTML
 report is built from that same JSON, never from live objects, so a report copied off a CI runner
 can be re-rendered and what a person reads is exactly what the machine judged.
+
+A requirement's status comes from all of its tests: ``pass`` only when every one of them ran and
+passed, ``fail`` when any failed or errored (in setup, call or teardown), ``partial`` when some
+passed and the rest skipped, ``skip`` when all skipped, ``untested`` when none ran. The verdict is
+``conformant`` only when every MUST in scope passed, ``not conformant`` when any failed, and
+``incomplete`` otherwise: a MUST that was skipped, partly checked or not checked at all is not a
+pass. Decision requirements (the reference server's own choices where the documents are silent)
+count only when decisions are enforced; otherwise they are reported as informational.
 """
 
 from __future__ import annotations
@@ -15,29 +23,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Final, Literal, get_args
 
-from conformance.requirements import LEVELS, Catalog, Requirement
+from conformance.requirements import AUTHORITIES, LEVELS, Catalog, Requirement
 
 __all__ = [
     "HTML_BODY_LIMIT",
     "OUTCOMES",
     "SCHEMA_VERSION",
     "STATUSES",
+    "VERDICTS",
     "Exchange",
     "Outcome",
     "Status",
     "TestOutcome",
+    "Verdict",
     "build_report",
+    "in_scope",
     "must_failures",
+    "not_checked",
     "write_html",
     "write_json",
 ]
 
 Outcome = Literal["passed", "failed", "skipped", "error"]
-Status = Literal["pass", "fail", "skip", "untested"]
+Status = Literal["pass", "fail", "partial", "skip", "untested"]
+Verdict = Literal["conformant", "not conformant", "incomplete"]
 OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
-SCHEMA_VERSION: Final = 1
+VERDICTS: Final[tuple[Verdict, ...]] = get_args(Verdict)
+# 2: statuses gained `partial`, the verdict `incomplete`; requirements carry their authority.
+SCHEMA_VERSION: Final = 2
 HTML_BODY_LIMIT: Final = 4_000
+MESSAGE_LIMIT: Final = 2_000
 
 # curl computes these from the URL and the body it sends; a recorded value goes stale as soon as
 # someone edits the line to try a variation, and a recorded Accept-Encoding makes curl print
@@ -150,8 +166,12 @@ class TestOutcome:
     outcome: Outcome
     requirements: tuple[str, ...]
     duration_s: float
-    message: str = ""  # failure text or skip reason
+    message: str = ""  # the check's own failure message, or the skip reason
     exchanges: tuple[Exchange, ...] = field(default=())
+    # Profile keys whose absence made the test skip: what a profile author adds to enable it.
+    needs: tuple[str, ...] = ()
+    # The failure's traceback (masked and capped), for whoever debugs the suite itself.
+    traceback: str = ""
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -164,6 +184,8 @@ class TestOutcome:
             "requirements": list(self.requirements),
             "duration_s": self.duration_s,
             "message": self.message,
+            "needs": list(self.needs),
+            "traceback": self.traceback,
             "exchanges": [e.to_dict() for e in self.exchanges],
         }
 
@@ -182,6 +204,8 @@ class TestOutcome:
                     requirements=tuple(_strings(d.get("requirements"), f"{where} requirements")),
                     duration_s=float(duration),
                     message=_text(d, "message", where) if "message" in d else "",
+                    needs=tuple(_strings(d.get("needs", []), f"{where} needs")),
+                    traceback=_text(d, "traceback", where) if "traceback" in d else "",
                     exchanges=tuple(
                         Exchange.from_dict(e)
                         for e in _objects(d.get("exchanges", []), f"{where} exchanges")
@@ -194,11 +218,37 @@ def _status(outcomes: Sequence[TestOutcome]) -> Status:
     kinds = {o.outcome for o in outcomes}
     if kinds & {"failed", "error"}:
         return "fail"
-    if "passed" in kinds:
+    if kinds == {"passed"}:
         return "pass"
+    if "passed" in kinds:
+        return "partial"
     if kinds:
         return "skip"
     return "untested"
+
+
+def in_scope(req_id: str, prefixes: Sequence[str] | None) -> bool:
+    """Whether a requirement id is selected by --req prefixes (None: no narrowing)."""
+    if not prefixes:
+        return True
+    return any(req_id == p or req_id.startswith(p.rstrip(".") + ".") for p in prefixes)
+
+
+def _verdict(normative: Sequence[tuple[Requirement, Status]]) -> Verdict:
+    musts = [status for req, status in normative if req.level == "MUST"]
+    if "fail" in musts:
+        return "not conformant"
+    # Nothing in scope at all is no evidence of anything, not a vacuous pass.
+    if not normative or any(status != "pass" for status in musts):
+        return "incomplete"
+    return "conformant"
+
+
+_NOT_CHECKED_REASON: Final[Mapping[str, str]] = {
+    "skip": "every test of it skipped",
+    "partial": "some of its tests skipped",
+    "untested": "no test of it ran",
+}
 
 
 def _counts(statuses: Iterable[Status]) -> dict[str, int]:
@@ -217,17 +267,27 @@ def build_report(
     apis: Sequence[str],
     started_at: str,
     finished_at: str,
+    req_prefixes: Sequence[str] | None = None,
+    enforce_decisions: bool = True,
 ) -> dict[str, object]:
-    """Fold test outcomes onto the catalog requirements of ``apis`` (JSON-ready, schema 1).
+    """Fold test outcomes onto the catalog requirements in scope (JSON-ready, schema 2).
+
+    In scope: the requirements of ``apis``, narrowed to ``req_prefixes`` when given. With
+    ``enforce_decisions`` false, decision requirements are informational: listed with their
+    status, never counted in the verdict or the summary by level.
 
     Raises CatalogError for an unknown api or for an outcome naming a requirement id the catalog
     does not hold, even one of an api not selected: a typo must not pass as "not under test".
     """
     apis = list(dict.fromkeys(apis))
+    prefixes = list(dict.fromkeys(req_prefixes)) if req_prefixes else []
     by_api = [catalog.for_api(api) for api in apis]
     selected: dict[str, Requirement] = {}
     for part in by_api:
-        selected.update(part.requirements)
+        selected.update((rid, r) for rid, r in part.requirements.items() if in_scope(rid, prefixes))
+
+    def informational(req: Requirement) -> bool:
+        return req.is_decision and not enforce_decisions
 
     by_requirement: dict[str, list[TestOutcome]] = {req_id: [] for req_id in selected}
     for outcome in outcomes:
@@ -241,15 +301,19 @@ def build_report(
     for req_id, req in selected.items():
         tested = by_requirement[req_id]
         status_of[req_id] = _status(tested)
+        needs = list(dict.fromkeys(k for o in tested if o.outcome == "skipped" for k in o.needs))
         requirements.append(
             {
                 "id": req.id,
                 "level": req.level,
                 "class": req.conformance_class,
+                "authority": req.authority,
+                "informational": informational(req),
                 "source": req.source,
                 "quote": req.quote,
                 "note": req.note,
                 "status": status_of[req_id],
+                "needs": needs,
                 "tests": list(dict.fromkeys(o.nodeid for o in tested)),
                 "failures": [
                     {
@@ -263,16 +327,20 @@ def build_report(
                     if o.outcome in ("failed", "error")
                 ],
                 "skips": [
-                    {"test": o.nodeid, "reason": o.message}
+                    {"test": o.nodeid, "reason": o.message, "needs": list(o.needs)}
                     for o in tested
                     if o.outcome == "skipped"
                 ],
             }
         )
 
+    normative = [r for r in selected.values() if not informational(r)]
     by_level = {
-        level: _counts(status_of[r.id] for r in selected.values() if r.level == level)
-        for level in LEVELS
+        level: _counts(status_of[r.id] for r in normative if r.level == level) for level in LEVELS
+    }
+    by_authority = {
+        authority: _counts(status_of[r.id] for r in selected.values() if r.authority == authority)
+        for authority in AUTHORITIES
     }
     test_counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
     for outcome in outcomes:
@@ -282,7 +350,9 @@ def build_report(
     classes: list[dict[str, object]] = []
     for part in by_api:
         for cls in part.classes.values():
-            ids = [r.id for r in part.requirements.values() if r.conformance_class == cls.id]
+            ids = [r.id for r in selected.values() if r.conformance_class == cls.id]
+            if prefixes and not ids:
+                continue  # a class wholly outside --req is not part of this run's question
             classes.append(
                 {
                     "id": cls.id,
@@ -290,23 +360,49 @@ def build_report(
                     "title": cls.title,
                     "description": cls.description,
                     "requirements": ids,
-                    "counts": _counts(status_of[i] for i in ids),
+                    "counts": _counts(status_of[i] for i in ids if not informational(selected[i])),
                 }
             )
 
-    must_failed = any(status_of[r.id] == "fail" for r in selected.values() if r.level == "MUST")
+    verdict = _verdict([(r, status_of[r.id]) for r in normative])
+    unchecked = [
+        {
+            "id": r.id,
+            "status": status_of[r.id],
+            "reason": _NOT_CHECKED_REASON[status_of[r.id]],
+            "skips": [
+                {"test": o.nodeid, "reason": o.message}
+                for o in by_requirement[r.id]
+                if o.outcome == "skipped"
+            ],
+            "needs": list(
+                dict.fromkeys(
+                    k for o in by_requirement[r.id] if o.outcome == "skipped" for k in o.needs
+                )
+            ),
+        }
+        for r in normative
+        if r.level == "MUST" and status_of[r.id] in _NOT_CHECKED_REASON
+    ]
     return {
         "schema_version": SCHEMA_VERSION,
         "target": target,
         "apis": apis,
+        "req": prefixes,
+        "decisions": "enforce" if enforce_decisions else "inform",
         "started_at": started_at,
         "finished_at": finished_at,
-        "verdict": "not conformant" if must_failed else "conformant",
+        "verdict": verdict,
         "summary": {
             "by_level": by_level,
-            "totals": _counts(status_of.values()),
+            "by_authority": by_authority,
+            "informational": _counts(
+                status_of[r.id] for r in selected.values() if informational(r)
+            ),
+            "totals": _counts(status_of[r.id] for r in normative),
             "tests": test_counts_total,
         },
+        "not_checked": unchecked,
         "classes": classes,
         "requirements": requirements,
         "tests": [o.to_dict() for o in outcomes],
@@ -327,19 +423,28 @@ def _check_schema(report: Mapping[str, object]) -> None:
 
 
 def must_failures(report: Mapping[str, object]) -> list[str]:
-    """Ids of the MUST requirements whose status is fail: a non-empty list fails the run."""
+    """Ids of the MUST requirements whose status is fail: a non-empty list fails the run.
+    Informational (decision, not enforced) requirements never count."""
     _check_schema(report)
     return [
         _text(r, "id", "requirement")
         for r in _objects(report.get("requirements"), "report requirements")
-        if r.get("level") == "MUST" and r.get("status") == "fail"
+        if r.get("level") == "MUST" and r.get("status") == "fail" and not r.get("informational")
     ]
+
+
+def not_checked(report: Mapping[str, object]) -> list[Mapping[str, object]]:
+    """The MUST requirements in scope that were not fully checked (what makes a verdict
+    incomplete): each with its id, status, reason, skip reasons and the profile keys needed."""
+    _check_schema(report)
+    return _objects(report.get("not_checked", []), "report not_checked")
 
 
 # --- HTML ----------------------------------------------------------------------------------------
 
 _CSS: Final = """
 :root { --pass: #1a7f37; --fail: #cf222e; --skip: #9a6700; --untested: #6e7781;
+        --partial: #bc4c00;
         --line: #d0d7de; --soft: #f6f8fa; }
 * { box-sizing: border-box; }
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328;
@@ -359,6 +464,7 @@ ul.tests { margin: 0; padding-left: 1rem; }
 .verdict { display: inline-block; padding: .3rem .9rem; border-radius: 2rem; color: #fff;
            font-weight: 700; font-size: 1.2rem; }
 .verdict.ok { background: var(--pass); } .verdict.bad { background: var(--fail); }
+.verdict.incomplete { background: var(--partial); }
 .badge { display: inline-block; min-width: 4.5rem; text-align: center; padding: 0 .4rem;
          border-radius: .8rem; color: #fff; font-size: 85%; font-weight: 600;
          text-decoration: none; }
@@ -366,6 +472,10 @@ ul.tests { margin: 0; padding-left: 1rem; }
 .badge.fail, .badge.failed, .badge.error { background: var(--fail); }
 .badge.skip, .badge.skipped { background: var(--skip); }
 .badge.untested { background: var(--untested); }
+.badge.partial { background: var(--partial); }
+.badge.document { background: #0a3069; } .badge.facts { background: #116329; }
+.badge.decision, .badge.informational { background: #6e7781; }
+tr.informational td { color: #59636e; }
 .badge.MUST { background: #0550ae; } .badge.SHOULD { background: #8250df; }
 .badge.MAY { background: #6e7781; }
 tr.fail td { background: #ffebe9; }
@@ -442,6 +552,7 @@ def _tests_cell(req: Mapping[str, object], outcomes_by_nodeid: Mapping[str, list
         return '<span class="meta">no test</span>'
     reasons = {
         _text(s, "test", "skip"): _text(s, "reason", "skip")
+        + (f" (needs {', '.join(_strings(s['needs'], 'skip needs'))})" if s.get("needs") else "")
         for s in _objects(req.get("skips", []), "requirement skips")
     }
     items = []
@@ -468,10 +579,14 @@ def _class_html(
         req = requirements[req_id]
         status = _text(req, "status", "requirement")
         note = _text(req, "note", "requirement")
+        authority = _text(req, "authority", "requirement")
+        info = bool(req.get("informational"))
+        row_class = f"{status} informational" if info else status
         rows.append(
-            f'<tr id="req-{_e(req_id)}" class="{_e(status)}">'
+            f'<tr id="req-{_e(req_id)}" class="{_e(row_class)}">'
             f"<td><code>{_e(req_id)}</code></td>"
             f"<td>{_badge(_text(req, 'level', 'requirement'))}</td>"
+            f"<td>{_badge(authority)}" + (f" {_badge('informational')}" if info else "") + "</td>"
             f"<td>{_badge(status, f'#fail-{req_id}' if status == 'fail' else '')}</td>"
             f"<td><blockquote>{_e(_text(req, 'quote', 'requirement'))}</blockquote>"
             + (f'<p class="note">{_e(note)}</p>' if note else "")
@@ -484,7 +599,7 @@ def _class_html(
         f"{_e(_text(cls, 'api', 'class'))}</small></h2>\n"
         + (f"<p>{_e(description)}</p>\n" if description else "")
         + f'<p class="meta">{count_text}</p>\n'
-        "<table><thead><tr><th>Requirement</th><th>Level</th><th>Status</th>"
+        "<table><thead><tr><th>Requirement</th><th>Level</th><th>Authority</th><th>Status</th>"
         "<th>Quoted sentence</th><th>Source</th><th>Tests</th></tr></thead>\n"
         f"<tbody>\n{''.join(rows)}</tbody></table>\n</section>\n"
     )
@@ -500,7 +615,9 @@ def _failures_html(requirements: Iterable[Mapping[str, object]]) -> str:
         parts = [
             f'<article class="failure" id="fail-{_e(req_id)}">\n'
             f'<h3><a href="#req-{_e(req_id)}"><code>{_e(req_id)}</code></a> '
-            f"{_badge(_text(req, 'level', 'requirement'))}</h3>\n"
+            f"{_badge(_text(req, 'level', 'requirement'))}"
+            + (f" {_badge('informational')}" if req.get("informational") else "")
+            + "</h3>\n"
             f"<blockquote>{_e(_text(req, 'quote', 'requirement'))}</blockquote>\n"
         ]
         for failure in failures:
@@ -518,16 +635,82 @@ def _failures_html(requirements: Iterable[Mapping[str, object]]) -> str:
     return f'<section id="failures">\n<h2>Failures</h2>\n{body}</section>\n'
 
 
+def _capped_message(message: str) -> str:
+    if len(message) <= MESSAGE_LIMIT:
+        return _e(message)
+    return f'{_e(message[:MESSAGE_LIMIT])}<span class="more">… (see the JSON report)</span>'
+
+
+def _not_checked_html(entries: Sequence[Mapping[str, object]], verdict: str) -> str:
+    if not entries:
+        return ""
+    items = []
+    for entry in entries:
+        req_id = _text(entry, "id", "not checked")
+        needs = _strings(entry.get("needs", []), "not checked needs")
+        reasons = list(
+            dict.fromkeys(
+                _text(s, "reason", "skip") for s in _objects(entry.get("skips", []), "skips")
+            )
+        )
+        items.append(
+            f'<li><a href="#req-{_e(req_id)}"><code>{_e(req_id)}</code></a> '
+            f"{_badge(_text(entry, 'status', 'not checked'))} "
+            f"{_e(_text(entry, 'reason', 'not checked'))}"
+            + (
+                "; add to the profile: " + ", ".join(f"<code>{_e(k)}</code>" for k in needs)
+                if needs
+                else ""
+            )
+            + "".join(f'<br><span class="reason">{_e(r)}</span>' for r in reasons)
+            + "</li>\n"
+        )
+    lead = (
+        "These MUST requirements were not fully checked, so the verdict is incomplete:"
+        if verdict == "incomplete"
+        else "These MUST requirements were not fully checked:"
+    )
+    return (
+        f'<section id="not-checked">\n<h2>MUST requirements not checked ({len(entries)})</h2>\n'
+        f"<p>{_e(lead)}</p>\n<ul>\n{''.join(items)}</ul>\n</section>\n"
+    )
+
+
+def _informational_html(requirements: Sequence[Mapping[str, object]]) -> str:
+    info = [r for r in requirements if r.get("informational")]
+    if not info:
+        return ""
+    rows = "".join(
+        f'<tr><td><a href="#req-{_e(_text(r, "id", "requirement"))}">'
+        f"<code>{_e(_text(r, 'id', 'requirement'))}</code></a></td>"
+        f"<td>{_badge(_text(r, 'level', 'requirement'))}</td>"
+        f"<td>{_badge(_text(r, 'status', 'requirement'))}</td>"
+        f"<td>{_e(_text(r, 'note', 'requirement'))}</td></tr>\n"
+        for r in info
+    )
+    return (
+        '<section id="informational">\n<h2>Informational: reference decisions</h2>\n'
+        "<p>Where the documents and FACTS.md are silent, the reference server makes a choice. "
+        "These checks show whether the target made the same choice; they never affect the "
+        "verdict.</p>\n"
+        "<table><thead><tr><th>Requirement</th><th>Level</th><th>Status</th>"
+        f"<th>Decision</th></tr></thead>\n<tbody>\n{rows}</tbody></table>\n</section>\n"
+    )
+
+
 def _all_tests_html(tests: Sequence[Mapping[str, object]]) -> str:
     rows = []
     for test in tests:
         outcome = TestOutcome.from_dict(test)
-        first_line = outcome.message.strip().splitlines()[0] if outcome.message.strip() else ""
+        message = outcome.message.strip()
+        if outcome.needs:
+            message += f"\nneeds: {', '.join(outcome.needs)}"
+        cell = f"<pre>{_capped_message(message)}</pre>" if message else ""
         rows.append(
             f"<tr><td><code>{_e(outcome.nodeid)}</code></td><td>{_badge(outcome.outcome)}</td>"
             f"<td>{outcome.duration_s:.2f}s</td>"
             f"<td>{'<br>'.join(f'<code>{_e(r)}</code>' for r in outcome.requirements)}</td>"
-            f"<td>{_e(first_line)}</td></tr>\n"
+            f"<td>{cell}</td></tr>\n"
         )
     return (
         '<section id="tests">\n<h2>All tests</h2>\n'
@@ -562,6 +745,9 @@ def write_html(report: Mapping[str, object], path: Path) -> None:
         if isinstance(untested_must, int) and untested_must > 0
         else ""
     )
+    unchecked = not_checked(report)
+    decisions = report.get("decisions", "enforce")
+    verdict_class = {"conformant": "ok", "incomplete": "incomplete"}.get(verdict, "bad")
     classes = _objects(report.get("classes"), "report classes")
     nav = "".join(
         f'<li><a href="#class-{_e(_text(c, "id", "class"))}">{_e(_text(c, "title", "class"))}</a>'
@@ -573,10 +759,18 @@ def write_html(report: Mapping[str, object], path: Path) -> None:
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>Conformance report: {_e(target)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         "<header>\n<h1>Conformance report</h1>\n"
-        f'<p><span class="verdict {"ok" if verdict == "conformant" else "bad"}">'
+        f'<p><span class="verdict {verdict_class}">'
         f"{_e(verdict)}</span></p>\n{warning}"
         f"<p><strong>Target:</strong> <code>{_e(target)}</code><br>\n"
         f"<strong>APIs:</strong> {_e(', '.join(apis))}<br>\n"
+        + (
+            f"<strong>Requirements:</strong> {_e(', '.join(_strings(report['req'], 'req')))}<br>\n"
+            if report.get("req")
+            else ""
+        )
+        + f"<strong>Decisions:</strong> {_e(decisions)}"
+        + (" (the reference server's choices are informational)" if decisions == "inform" else "")
+        + "<br>\n"
         f"<strong>Run:</strong> {_e(_text(report, 'started_at', 'report'))} → "
         f"{_e(_text(report, 'finished_at', 'report'))}<br>\n"
         "<strong>Tests:</strong> "
@@ -584,7 +778,9 @@ def write_html(report: Mapping[str, object], path: Path) -> None:
         + "</p>\n"
         f"{_summary_html(summary)}"
         f"<nav><ul>{nav}</ul></nav>\n</header>\n<main>\n"
+        + _not_checked_html(unchecked, verdict)
         + "".join(_class_html(c, requirements, outcomes_by_nodeid) for c in classes)
+        + _informational_html(requirement_list)
         + _failures_html(requirement_list)
         + _all_tests_html(tests)
         + "</main>\n</body>\n</html>\n"

@@ -33,6 +33,9 @@ def run_suite(
         "no:xdist",
         "--target",
         target,
+        # The target is the reference server itself: its own choices are binding here too.
+        "--decisions",
+        "enforce",
         f"--report-dir={report_dir}",
         "--junitxml",
         str(report_dir / "junit.xml"),

@@ -118,7 +118,7 @@ CANCEL = "auvy.jobs.cancel.terminal-400"
         (["passed", "failed"], "fail"),
         (["passed", "error", "skipped"], "fail"),
         (["passed"], "pass"),
-        (["passed", "skipped"], "pass"),
+        (["passed", "skipped"], "partial"),
         (["skipped"], "skip"),
         (["skipped", "skipped"], "skip"),
         ([], "untested"),
@@ -146,10 +146,13 @@ def test_requirement_entry_lists_tests_failures_and_skips() -> None:
         "id": CANCEL,
         "level": "MUST",
         "class": "auvy-jobs-control",
+        "authority": "document",
+        "informational": False,
         "source": "doc.txt",
         "quote": f"Quote for {CANCEL}.",
         "note": "",
         "status": "fail",
+        "needs": [],
         "tests": ["t.py::test_a", "t.py::test_b", "t.py::test_c", "t.py::test_d"],
         "failures": [
             {
@@ -167,7 +170,7 @@ def test_requirement_entry_lists_tests_failures_and_skips() -> None:
                 "curl": [],
             },
         ],
-        "skips": [{"test": "t.py::test_d", "reason": "needs a paused job"}],
+        "skips": [{"test": "t.py::test_d", "reason": "needs a paused job", "needs": []}],
     }
 
 
@@ -180,12 +183,20 @@ def test_one_test_can_cover_several_requirements() -> None:
 # --- verdict and must_failures -------------------------------------------------------------------
 
 
+def every_must_passes() -> list[TestOutcome]:
+    return [
+        outcome(f"t.py::test_must_{rid}", "passed", rid)
+        for rid, level, _ in REQUIREMENTS
+        if level == "MUST" and rid.startswith("auvy.")
+    ]
+
+
 def test_verdict_conformant_when_only_should_and_may_fail() -> None:
     report = report_for(
         [
             outcome("t.py::test_should", "failed", "auvy.jobs.input.shape-400"),
             outcome("t.py::test_may", "error", "auvy.jobs.resume.ok"),
-            outcome("t.py::test_must", "passed", CANCEL),
+            *every_must_passes(),
         ]
     )
     assert report["verdict"] == "conformant"
@@ -205,15 +216,15 @@ def test_verdict_not_conformant_when_a_must_fails() -> None:
     assert must_failures(report) == [CANCEL, "auvy.jobs.status.fields"]
 
 
-def test_nothing_tested_is_vacuously_conformant() -> None:
+def test_nothing_tested_is_incomplete_not_conformant() -> None:
     report = report_for([])
-    assert report["verdict"] == "conformant"
+    assert report["verdict"] == "incomplete"
     assert set(statuses(report).values()) == {"untested"}
 
 
 def test_must_failures_rejects_an_unknown_schema_version() -> None:
     with pytest.raises(ValueError, match="schema_version"):
-        must_failures({"schema_version": 2, "requirements": []})
+        must_failures({"schema_version": 1, "requirements": []})
 
 
 # --- selection, summary, classes, tests ----------------------------------------------------------
@@ -222,7 +233,7 @@ def test_must_failures_rejects_an_unknown_schema_version() -> None:
 def test_only_requirements_of_the_selected_apis_are_listed() -> None:
     outcomes = [
         outcome("t.py::test_strait", "failed", "strait.runs.list"),
-        outcome("t.py::test_auvy", "passed", CANCEL),
+        *every_must_passes(),
     ]
     report = report_for(outcomes)
 
@@ -231,7 +242,7 @@ def test_only_requirements_of_the_selected_apis_are_listed() -> None:
     assert report["verdict"] == "conformant"
     tests = report["tests"]
     assert isinstance(tests, list)
-    assert [t["nodeid"] for t in tests] == ["t.py::test_strait", "t.py::test_auvy"]
+    assert tests[0]["nodeid"] == "t.py::test_strait"
 
     both = report_for(outcomes, apis=("auvy", "strait", "auvy"))
     assert both["apis"] == ["auvy", "strait"]
@@ -267,14 +278,20 @@ def test_summary_counts() -> None:
         ]
     )
 
-    zero = {"pass": 0, "fail": 0, "skip": 0, "untested": 0}
+    zero = {"pass": 0, "fail": 0, "partial": 0, "skip": 0, "untested": 0}
     assert report["summary"] == {
         "by_level": {
             "MUST": {**zero, "pass": 1, "fail": 1, "untested": 1, "total": 3},
             "SHOULD": {**zero, "skip": 1, "total": 1},
             "MAY": {**zero, "fail": 1, "total": 1},
         },
-        "totals": {"pass": 1, "fail": 2, "skip": 1, "untested": 1, "total": 5},
+        "by_authority": {
+            "document": {**zero, "pass": 1, "fail": 2, "skip": 1, "untested": 1, "total": 5},
+            "facts": {**zero, "total": 0},
+            "decision": {**zero, "total": 0},
+        },
+        "informational": {**zero, "total": 0},
+        "totals": {**zero, "pass": 1, "fail": 2, "skip": 1, "untested": 1, "total": 5},
         "tests": {"passed": 2, "failed": 1, "skipped": 1, "error": 1, "total": 5},
     }
 
@@ -294,7 +311,7 @@ def test_classes_list_requirements_in_catalog_order_with_counts() -> None:
                 "auvy.jobs.input.shape-400",
                 "auvy.jobs.resume.ok",
             ],
-            "counts": {"pass": 0, "fail": 1, "skip": 0, "untested": 3, "total": 4},
+            "counts": {"pass": 0, "fail": 1, "partial": 0, "skip": 0, "untested": 3, "total": 4},
         },
         {
             "id": "auvy-jobs-status",
@@ -302,14 +319,14 @@ def test_classes_list_requirements_in_catalog_order_with_counts() -> None:
             "title": "AUVY jobs: status",
             "description": "Polling.",
             "requirements": ["auvy.jobs.status.fields"],
-            "counts": {"pass": 0, "fail": 0, "skip": 0, "untested": 1, "total": 1},
+            "counts": {"pass": 0, "fail": 0, "partial": 0, "skip": 0, "untested": 1, "total": 1},
         },
     ]
 
 
 def test_run_metadata() -> None:
     report = report_for([])
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
     assert report["target"] == "http://localhost:8000"
     assert report["apis"] == ["auvy"]
     assert report["started_at"] == "2025-01-01T00:00:00Z"
@@ -544,9 +561,10 @@ def html_curl(recorded: Exchange) -> str:
 
 def test_html_verdict_is_green_when_conformant(tmp_path: Path) -> None:
     path = tmp_path / "report.html"
-    write_html(report_for([outcome("t.py::test_1", "passed", CANCEL)]), path)
+    write_html(report_for(every_must_passes()), path)
     page = path.read_text(encoding="utf-8")
     assert '<span class="verdict ok">conformant</span>' in page
+    assert 'id="not-checked"' not in page
     assert "<p>None.</p>" in page  # no failures
 
 

@@ -17,7 +17,9 @@ from conformance.requirements import (
 
 # The catalog's copy of the source documents (always there, so the quote checks never skip),
 # and ../shared where this checkout has it: the copy must be the documents as they are.
-SEEDS_DIR = Path(__file__).resolve().parents[2] / "conformance" / "requirements" / "sources" / "seeds"
+SEEDS_DIR = (
+    Path(__file__).resolve().parents[2] / "conformance" / "requirements" / "sources" / "seeds"
+)
 SHARED_DIR = Path(__file__).resolve().parents[3] / "shared"
 
 AUVY_CLASS = """
@@ -76,11 +78,12 @@ def requirement(
     cls: str = "auvy-jobs-control",
     source: str = "auvy-jobs-api.txt",
     quote: str = "Returns 400 if job is already completed or failed.",
+    authority: str = "document",
     extra: str = "",
 ) -> str:
     return (
         f'\n[[requirement]]\nid = "{req_id}"\nlevel = "{level}"\nclass = "{cls}"\n'
-        f'source = "{source}"\nquote = "{quote}"\n{extra}'
+        f'source = "{source}"\nauthority = "{authority}"\nquote = "{quote}"\n{extra}'
     )
 
 
@@ -150,7 +153,8 @@ def test_multiline_quote_is_kept(tmp_path: Path) -> None:
         "auvy.toml",
         AUVY_CLASS
         + '\n[[requirement]]\nid = "auvy.x"\nlevel = "MAY"\nclass = "auvy-jobs-control"\n'
-        'source = "s.txt"\nquote = """\nReturns 400 if job\n  is already completed."""\n',
+        'source = "s.txt"\nauthority = "document"\n'
+        'quote = """\nReturns 400 if job\n  is already completed."""\n',
     )
     assert (
         load_catalog(tmp_path).get("auvy.x").quote == "Returns 400 if job\n  is already completed."
@@ -182,7 +186,9 @@ def _shared_documents() -> list[Path]:
 
 @pytest.mark.parametrize("original", _shared_documents(), ids=lambda p: p.name)
 def test_the_catalogs_copy_of_a_source_document_is_unchanged(original: Path) -> None:
-    copy = SEEDS_DIR.parent / ("FACTS.md" if original.name == "FACTS.md" else f"seeds/{original.name}")
+    copy = SEEDS_DIR.parent / (
+        "FACTS.md" if original.name == "FACTS.md" else f"seeds/{original.name}"
+    )
     assert copy.read_bytes() == original.read_bytes(), f"{copy} differs from {original}"
 
 
@@ -318,6 +324,35 @@ ERROR_CASES: list[tuple[str, str, list[str]]] = [
         ["requirement 'auvy.jobs.cancel.terminal-400'", "duplicate id (already defined in"],
     ),
     ("invalid-toml", AUVY_CLASS + "quote = \n", ["not valid TOML"]),
+    (
+        "missing-authority",
+        AUVY_CLASS + requirement().replace('authority = "document"\n', ""),
+        ["requirement 'auvy.jobs.cancel.terminal-400'", "missing key 'authority'"],
+    ),
+    (
+        "unknown-authority",
+        AUVY_CLASS + requirement(authority="documents"),
+        [
+            "requirement 'auvy.jobs.cancel.terminal-400'",
+            "unknown authority 'documents'",
+            "document, facts, decision",
+        ],
+    ),
+    (
+        "facts-not-quoting-facts",
+        AUVY_CLASS + requirement(authority="facts"),
+        ["requirement 'auvy.jobs.cancel.terminal-400'", "a facts requirement quotes FACTS.md"],
+    ),
+    (
+        "facts-quoted-as-document",
+        AUVY_CLASS + requirement(source="FACTS.md"),
+        ["requirement 'auvy.jobs.cancel.terminal-400'", "a quote of FACTS.md has authority facts"],
+    ),
+    (
+        "facts-quoted-as-decision",
+        AUVY_CLASS + requirement(source="FACTS.md", authority="decision"),
+        ["requirement 'auvy.jobs.cancel.terminal-400'", "a quote of FACTS.md has authority facts"],
+    ),
 ]
 
 
@@ -334,6 +369,26 @@ def test_load_errors_name_the_file_and_entry(
     assert "auvy-broken.toml" in str(error)
     for part in expected:
         assert part in str(error)
+
+
+def test_each_authority_loads_and_decisions_are_told_apart(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "auvy.toml",
+        AUVY_CLASS
+        + requirement("auvy.a.document")
+        + requirement("auvy.a.facts", source="FACTS.md", authority="facts")
+        + requirement("auvy.a.decision", authority="decision", extra='note = "our choice"\n'),
+    )
+
+    catalog = load_catalog(tmp_path)
+
+    authority = {r.id: (r.authority, r.is_decision) for r in catalog.requirements.values()}
+    assert authority == {
+        "auvy.a.document": ("document", False),
+        "auvy.a.facts": ("facts", False),
+        "auvy.a.decision": ("decision", True),
+    }
 
 
 def test_duplicate_class_across_files(tmp_path: Path) -> None:

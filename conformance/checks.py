@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from .stream_ids import InvalidStreamId, StreamId
+
 
 class ConformanceFailure(AssertionError):
     def __init__(self, title: str, detail: str = "") -> None:
@@ -100,8 +102,6 @@ def no_leak(response: httpx.Response, *secrets: str) -> None:
 
 
 def event_ids_strictly_increase(ids: Sequence[str]) -> None:
-    from mock_server.model.stream_id import InvalidStreamId, StreamId
-
     parsed = []
     for ident in ids:
         try:

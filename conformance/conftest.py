@@ -1,15 +1,18 @@
-"""Registers the conformance plugin and the per-API client fixtures."""
+"""Registers the conformance plugin and the per-API client fixtures, and masks secrets out of
+every test report before any output sees it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
 
 import pytest
 
 from .clients.auvy import AuvyClient
 from .clients.ava import AvaClient
-from .clients.http import ApiClient, Recorder
+from .clients.http import DEFAULT_STREAM_TIMEOUT_S, ApiClient, Recorder
 from .clients.strait import StraitClient
+from .masking import run_masker, seed_run_masker
 from .profile import TargetProfile
 from .spec_check import ResponseSpec
 from .webhooks import ReceiverClient
@@ -17,9 +20,80 @@ from .webhooks import ReceiverClient
 pytest_plugins = ["conformance.plugin"]
 
 
+def _state(config: pytest.Config) -> Any:
+    # Imported here: importing the plugin module before pytest registers it (pytest_plugins)
+    # would bypass assertion rewriting, which pytest warns about.
+    from .plugin import STATE
+
+    return config.stash.get(STATE, None)
+
+
+@pytest.fixture(scope="session")
+def decisions(pytestconfig: pytest.Config) -> bool:
+    """Whether the reference server's own decisions (`x-reference-only`) are enforced."""
+    return bool(getattr(_state(pytestconfig), "enforce_decisions", True))
+
+
+def _spec(api: str, decisions: bool) -> ResponseSpec:
+    return ResponseSpec.for_api(api, decisions=decisions)
+
+
+def _stream_timeout(profile: TargetProfile, api: str) -> float:
+    """`<api>.stream_timeout_s`; by default long enough for a stream read to a terminal event to
+    outlast the job (or run) it follows."""
+    explicit = profile.get(f"{api}.stream_timeout_s")
+    if explicit is not None:
+        return float(explicit)
+    job = profile.get(f"{api}.run_timeout_s" if api == "strait" else f"{api}.job_timeout_s")
+    return max(DEFAULT_STREAM_TIMEOUT_S, float(job or 0))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _masked_profile(profile: TargetProfile) -> None:
+    """Teach the run's masker the profile's secrets before any test records anything."""
+    seed_run_masker(profile)
+
+
+@pytest.hookimpl(trylast=True)  # after the plugin has loaded the profile
+def pytest_configure(config: pytest.Config) -> None:
+    # Also in the xdist controller, which writes the reports but runs no fixture.
+    state = _state(config)
+    if state is not None:
+        seed_run_masker(state.profile)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """The outermost wrapper, so it sees what every other hook added: failure text, captured
+    output and user properties are masked where they are made (in the xdist worker that learned
+    the run's tokens), before junit.xml, the JSON/HTML reports or the terminal see them."""
+    report = yield
+    mask_report(report)
+    return report
+
+
+def mask_report(report: pytest.TestReport) -> None:
+    masker = run_masker()
+    if report.longrepr is not None:
+        text = report.longreprtext if not isinstance(report.longrepr, tuple) else ""
+        if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason)
+            path, line, reason = report.longrepr
+            report.longrepr = (path, line, masker.text(str(reason)))
+        elif masker.text(text) != text:
+            # Only a report that shows a secret loses its structured traceback.
+            report.longrepr = masker.text(text)
+    report.sections = [(title, masker.text(body)) for title, body in report.sections]
+    report.user_properties = [
+        (name, masker.text(value) if isinstance(value, str) else value)
+        for name, value in report.user_properties
+    ]
+
+
 @pytest.fixture
 def auvy_as(
-    target: str, profile: TargetProfile, recorder: Recorder
+    target: str, profile: TargetProfile, recorder: Recorder, decisions: bool
 ) -> Iterator[Callable[[str | None], AuvyClient]]:
     """A client authenticated with the profile's key `auvy.keys.<name>` (None: no credentials)."""
     made: list[ApiClient] = []
@@ -31,7 +105,12 @@ def auvy_as(
         if name is not None:
             headers["Authorization"] = f"Bearer {profile.need(f'auvy.keys.{name}')}"
         api = ApiClient(
-            base, ResponseSpec.for_api("auvy"), recorder, headers=headers, timeout_s=timeout
+            base,
+            _spec("auvy", decisions),
+            recorder,
+            headers=headers,
+            timeout_s=timeout,
+            stream_timeout_s=_stream_timeout(profile, "auvy"),
         )
         made.append(api)
         return AuvyClient(api, poll_interval_s=profile.poll_interval_s("auvy"))
@@ -57,7 +136,7 @@ AVA_HEADERS = {
 
 @pytest.fixture
 def ava_as(
-    target: str, profile: TargetProfile, recorder: Recorder
+    target: str, profile: TargetProfile, recorder: Recorder, decisions: bool
 ) -> Iterator[Callable[..., AvaClient]]:
     """A client sending the identity `ava.identities.<name>` (None: no identity headers) and the
     profile's secret; keyword arguments (secret, tenant_id, user_id, role) replace one header,
@@ -77,7 +156,12 @@ def ava_as(
         fields.update(override)
         headers = {AVA_HEADERS[k]: v for k, v in fields.items() if v is not None}
         api = ApiClient(
-            base, ResponseSpec.for_api("ava"), recorder, headers=headers, timeout_s=timeout
+            base,
+            _spec("ava", decisions),
+            recorder,
+            headers=headers,
+            timeout_s=timeout,
+            stream_timeout_s=_stream_timeout(profile, "ava"),
         )
         made.append(api)
         return AvaClient(api, poll_interval_s=profile.poll_interval_s("ava"))
@@ -96,11 +180,7 @@ def ava(ava_as: Callable[..., AvaClient]) -> AvaClient:
 @pytest.fixture(scope="session")
 def ava_receiver(pytestconfig: pytest.Config, profile: TargetProfile) -> Iterator[ReceiverClient]:
     """The run's webhook receiver; skips (with the reason) when the target cannot call it."""
-    # Imported here: importing the plugin module before pytest registers it (pytest_plugins)
-    # would bypass assertion rewriting, which pytest warns about.
-    from .plugin import STATE
-
-    state = pytestconfig.stash[STATE]
+    state = _state(pytestconfig)
     if state.receiver_url is None:
         pytest.skip(state.receiver_skip)
     client = ReceiverClient(state.receiver_url, str(profile.need("ava.webhooks.secret")))
@@ -110,7 +190,7 @@ def ava_receiver(pytestconfig: pytest.Config, profile: TargetProfile) -> Iterato
 
 @pytest.fixture
 def strait_as(
-    target: str, profile: TargetProfile, recorder: Recorder
+    target: str, profile: TargetProfile, recorder: Recorder, decisions: bool
 ) -> Iterator[Callable[[str | None], StraitClient]]:
     """A client with the key of `strait` ("main"), `strait.other` or `strait.dlqlab`, scoped to
     that key's project; None sends no credentials."""
@@ -125,7 +205,12 @@ def strait_as(
         if name is not None:
             headers["Authorization"] = f"Bearer {profile.need(f'{prefix}.key')}"
         api = ApiClient(
-            base, ResponseSpec.for_api("strait"), recorder, headers=headers, timeout_s=timeout
+            base,
+            _spec("strait", decisions),
+            recorder,
+            headers=headers,
+            timeout_s=timeout,
+            stream_timeout_s=_stream_timeout(profile, "strait"),
         )
         made.append(api)
         project = str(profile.need(f"{prefix}.project_id"))

@@ -2,10 +2,17 @@
 there, and the body (or each event-stream `data:`) matches the declared schema.
 
 The same documents drive the reference server; here they are the yardstick for any target.
+
+Decisions: a schema object may carry `x-reference-only: <JSON Schema>`, constraints that are the
+reference server's own choice where the source documents are silent (a field it always sends, an
+enum it picked, `additionalProperties: false`). `ResponseSpec.for_api(api, decisions=True)` adds
+each such schema as one more `allOf` member, so the reference server is held to its choices;
+`decisions=False` drops them, so a foreign target is judged only by what the documents promise.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,11 +38,56 @@ def spec_document(api: str) -> Any:
     return yaml.load((SPEC_DIR / f"{api}.yaml").read_text(encoding="utf-8"), Loader=_LOADER)
 
 
+REFERENCE_ONLY = "x-reference-only"
+_CLOSING = ("additionalProperties", "unevaluatedProperties")
+
+
+def with_decisions(document: Any, decisions: bool) -> Any:
+    """A deep copy of `document` in which every `x-reference-only` schema is either one more
+    `allOf` member of the schema carrying it (decisions) or gone (no decisions); a closing
+    `additionalProperties` in it becomes the schema's own `unevaluatedProperties`. Transforming the
+    document itself, rather than each validator, keeps every $ref pointing at the same places."""
+    result = copy.deepcopy(document)
+    seen: set[int] = set()  # YAML anchors share nodes; deepcopy keeps them shared
+
+    def walk(node: Any) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, dict):
+            extra = node.pop(REFERENCE_ONLY, None)
+            for value in node.values():
+                walk(value)
+            if decisions and extra is not None:
+                walk(extra)
+                extra = dict(extra)
+                # Inside an allOf member, `additionalProperties: false` would not see the
+                # properties declared beside it and would reject every field; at the schema's own
+                # level `unevaluatedProperties` sees them, including those of allOf and $ref.
+                closed = [extra.pop(k) for k in _CLOSING if k in extra]
+                if closed:
+                    node["unevaluatedProperties"] = closed[-1]
+                if extra:
+                    node["allOf"] = [*node.get("allOf", []), extra]
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(result)
+    return result
+
+
+@functools.cache
+def _spec(api: str, decisions: bool) -> ResponseSpec:
+    return ResponseSpec(api, with_decisions(spec_document(api), decisions), decisions=decisions)
+
+
 class ResponseSpec:
-    def __init__(self, api: str, document: Mapping[str, Any]) -> None:
+    def __init__(self, api: str, document: Mapping[str, Any], *, decisions: bool = True) -> None:
         self.api = api
         self.document = document
-        self._uri = f"urn:spec:{api}"
+        self.decisions = decisions
+        self._uri = f"urn:spec:{api}:{'decisions' if decisions else 'documents'}"
         self._registry: Registry[Any] = Registry().with_resource(
             self._uri, Resource.from_contents(document, default_specification=DRAFT202012)
         )
@@ -46,9 +98,17 @@ class ResponseSpec:
                     self.operations[op["operationId"]] = (f"/paths/{_esc(template)}/{method}", op)
 
     @classmethod
-    @functools.cache
-    def for_api(cls, api: str) -> ResponseSpec:
-        return cls(api, spec_document(api))
+    def for_api(cls, api: str, decisions: bool = True) -> ResponseSpec:
+        """The API's checker, built once per process and mode: with `decisions`, the reference
+        server's own choices (`x-reference-only`) are enforced too."""
+        return _spec(api, bool(decisions))
+
+    @classmethod
+    def from_document(
+        cls, api: str, document: Mapping[str, Any], *, decisions: bool = True
+    ) -> ResponseSpec:
+        """A checker for any OpenAPI document (tests use tiny inline ones)."""
+        return cls(api, with_decisions(document, decisions), decisions=decisions)
 
     def _deref(self, node: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
         pointer = None
@@ -106,13 +166,16 @@ class ResponseSpec:
         content = response.get("content", {})
         if not content:
             return
-        media = (headers.get("content-type") or "").split(";")[0].strip().lower()
-        if media not in content:
+        # Media types are case-insensitive and parameters (charset=utf-8) do not change them.
+        received = (headers.get("content-type") or "").split(";")[0].strip().lower()
+        documented = {name.lower(): name for name in content}
+        media = documented.get(received)
+        if media is None:
             raise ConformanceFailure(
-                f"{operation_id} {status}: content type {media or 'missing'} is not documented",
+                f"{operation_id} {status}: content type {received or 'missing'} is not documented",
                 f"documented: {', '.join(content)}",
             )
-        if media == "text/event-stream" or not has_body:
+        if received == "text/event-stream" or not has_body:
             return
         self._validate(
             f"{pointer}/content/{_esc(media)}/schema", body, f"{operation_id} {status} body"

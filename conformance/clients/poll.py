@@ -19,20 +19,27 @@ def wait_for_status(
     what: str,
     describe: Callable[[dict[str, Any]], str] | None = None,
 ) -> dict[str, Any]:
-    """Poll `read` until its status is one of `statuses`; fail naming the last status seen.
+    """Poll `read` until its status is one of `statuses`; fail naming the statuses awaited, the
+    deadline and the last status seen.
 
     A status in `final` never changes again, so reaching one that was not asked for ends the wait
     at once instead of at the deadline."""
     deadline = time.monotonic() + timeout_s
-    last: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+    awaited = "/".join(sorted(statuses))
+    while True:
+        # At least one read, however short the timeout: a status already reached is an answer.
         last = read()
-        if last["status"] in statuses:
+        status = last.get("status")
+        if status in statuses:
             return last
-        if last["status"] in final:
+        if status in final:
+            detail = f"it reached {status!r}, which never changes"
             break
-        time.sleep(interval_s)
-    detail = f"last status {last.get('status')!r}"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            detail = f"awaited within {timeout_s:g} s; last status {status!r}"
+            break
+        time.sleep(min(interval_s, remaining))
     if describe is not None and last:
         detail += f" ({describe(last)})"
-    raise ConformanceFailure(f"{what} did not reach {'/'.join(sorted(statuses))}", detail)
+    raise ConformanceFailure(f"{what} did not reach {awaited}", detail)

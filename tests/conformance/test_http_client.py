@@ -3,6 +3,7 @@ and that no response can hang it."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from conformance.checks import ConformanceFailure
-from conformance.clients.http import ApiClient, Recorder
+from conformance.clients.http import ApiClient, Recorder, is_json
 from conformance.spec_check import ResponseSpec
 
 
@@ -90,3 +91,33 @@ def test_an_endless_body_fails_within_the_deadline() -> None:
     with pytest.raises(ConformanceFailure, match="did not finish"):
         api.request(None, "GET", "/v1/jobs/x/stream")
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("content_type", "json_like"),
+    [
+        ("application/json", True),
+        ("application/json; charset=utf-8", True),
+        ("APPLICATION/JSON", True),
+        ("application/problem+json", True),
+        ("application/vnd.acme.job+json; v=2", True),
+        ("text/plain", False),
+        ("application/jsonl", False),
+        (None, False),
+    ],
+)
+def test_json_bodies_are_recognised_by_media_type(
+    content_type: str | None, json_like: bool
+) -> None:
+    assert is_json(content_type) is json_like
+
+
+def test_a_token_in_a_response_is_masked_in_later_recordings() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"share_token": "shr_minted_during_the_run_1"})
+
+    api = client_with(httpx.MockTransport(handle))
+    api.request(None, "POST", "/v1/receptors/r/share")
+    api.request(None, "GET", "/v1/public/x", params={"t": "shr_minted_during_the_run_1"})
+    shown = json.dumps([e.to_dict() for e in api.recorder.exchanges], ensure_ascii=False)
+    assert "shr_minted_during_the_run_1" not in shown and "shr_mi…" in shown

@@ -25,8 +25,8 @@ from .profile import (
     with_pace,
     with_variants,
 )
-from .variants import PRESETS as VARIANTS
 from .seed import SeedError
+from .variants import PRESETS as VARIANTS
 from .world import APIS
 
 
@@ -63,7 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=sorted(VARIANTS),
         metavar="NAME",
         help="behave as another conformant implementation (repeatable; over the profile's "
-        "[variant] table): " + ", ".join(sorted(VARIANTS)),
+        "[variant] table): " + ", ".join(sorted(VARIANTS)) + ". wire, wire-cr and latency "
+        "change only the framing (gzip/deflate, CRLF/CR line ends, tiny chunks, extra fields, "
+        "pretty JSON, latency), slow makes jobs take seconds; fixtures/server/wire-dev.toml "
+        "shows a [variant.wire] table",
     )
     p.add_argument(
         "--ava-webhook",

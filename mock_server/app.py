@@ -22,6 +22,7 @@ from .cors import OpenCORS, with_vary_origin
 from .errors import RouteNotFound
 from .faults import FaultMiddleware
 from .profile import AvaWebhook, ServerProfile
+from .variants.wire import WireMiddleware
 from .webhooks import Dispatcher, HttpxSender
 from .world import APIS, World
 
@@ -215,6 +216,10 @@ def create_app(
         )
 
     middleware = []
+    wire = world.profile.variant.wire
+    if wire.on_wire:
+        # Outside the faults: a variant re-frames whatever goes on the wire, a fault included.
+        middleware.append(Middleware(WireMiddleware, variant=wire))
     if faults:
         # Outermost but for CORS, so a fault is seen exactly as a browser or client would see it.
         first_key = next(iter(world.auvy.keys), None)
@@ -241,8 +246,9 @@ def create_app(
         exception_handlers={404: not_found},
     )
     app.state.world = world
-    if not faults:
-        # A fault must see every request, so with faults everything takes the full stack.
+    if not faults and not wire.on_wire:
+        # A fault or a wire variant must see every request, so with either everything takes
+        # the full stack.
         wrap = section or (lambda api: api)
         if root_api is not None:
             app.direct_root = wrap(served[root_api])

@@ -51,12 +51,14 @@ class World:
         )
         # Loaded once here; every request is routed and validated from these compiled tables.
         self.specs: dict[str, Spec] = load_specs(["auvy", "ava", "strait"])
+        # A slow variant (mock_server.variants.wire): jobs that take seconds, not milliseconds.
+        slow = profile.variant.wire.slow_factor
         settings = profile.auvy
         self.auvy = AuvyModel(
             self.engine,
             Settings(
-                step_ms=settings.step_ms,
-                start_delay_ms=settings.start_delay_ms,
+                step_ms=settings.step_ms * slow,
+                start_delay_ms=settings.start_delay_ms * slow,
                 stream_maxlen=settings.stream_maxlen,
                 stream_ttl_ms=settings.stream_ttl_ms,
                 variant=profile.variant.auvy,
@@ -72,8 +74,8 @@ class World:
         self.ava = ava.AvaModel(
             self.engine,
             ava.Settings(
-                step_ms=ava_settings.step_ms,
-                start_delay_ms=ava_settings.start_delay_ms,
+                step_ms=ava_settings.step_ms * slow,
+                start_delay_ms=ava_settings.start_delay_ms * slow,
                 max_concurrent=ava_settings.max_concurrent,
                 variant=profile.variant.ava,
             ),
@@ -83,9 +85,9 @@ class World:
         self.strait = strait.StraitModel(
             self.engine,
             strait.Settings(
-                step_ms=strait_settings.step_ms,
-                start_delay_ms=strait_settings.start_delay_ms,
-                second_ms=strait_settings.second_ms,
+                step_ms=strait_settings.step_ms * slow,
+                start_delay_ms=strait_settings.start_delay_ms * slow,
+                second_ms=strait_settings.second_ms * slow,
                 variant=profile.variant.strait,
             ),
         )

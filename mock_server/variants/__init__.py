@@ -59,7 +59,7 @@ AREAS: dict[str, type] = {
 }
 
 # A preset is a partial [variant] table. "choices" makes every other allowed answer at once; each
-# area may add presets of its own (wire: "wire", "latency", "slow").
+# area may add presets of its own (wire: "wire", "wire-cr", "latency", "slow").
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "choices": {
         "auvy": dict(auvy.OTHER_CHOICES),

@@ -9,8 +9,13 @@ from typing import Any
 
 import pytest
 
-from conformance.checks import ConformanceFailure, auvy_error_envelope, event_ids_strictly_increase
-from conformance.clients.auvy import AuvyClient, StreamRead
+from conformance.checks import (
+    ConformanceFailure,
+    auvy_error_envelope,
+    body_of,
+    event_ids_strictly_increase,
+)
+from conformance.clients.auvy import STARTED, AuvyClient, StreamRead
 from conformance.profile import TargetProfile
 
 req = pytest.mark.req
@@ -32,18 +37,7 @@ class Subject:
     def start(self) -> str:
         if self.route == "private":
             return self.auvy.start(self.profile.need("auvy.pathways.complete.id"))
-        receptor = self.profile.need("auvy.public.receptors.main")
-        workspace = self.profile.need("auvy.public.workspace")
-        response = self.auvy.public(
-            "executePublicReceptor",
-            "POST",
-            f"/v1/public/receptors/{workspace}/{receptor['slug']}/execute",
-            token=receptor["token"],
-            json_body={"message": "Summarise last quarter"},
-        )
-        if response.status_code != 200:
-            raise ConformanceFailure("public execute failed", response.text[:300])
-        return str(response.json()["job_id"])
+        return execute_public(self.auvy, self.profile)
 
     def read(self, job_id: str, after: str | None = None, **kw: Any) -> StreamRead:
         if self.route == "public":
@@ -68,9 +62,28 @@ def subject(request: pytest.FixtureRequest, auvy: AuvyClient, profile: TargetPro
 
 @pytest.fixture(params=["private", "public"])
 def either(request: pytest.FixtureRequest, auvy: AuvyClient, profile: TargetProfile) -> Subject:
-    """Both routes for SHOULD-level checks: the public route's MUST requirement (same `after`)
-    must not turn a SHOULD failure into a MUST one."""
+    """Both routes, unmarked: for SHOULD-level checks (the public route's MUST requirement, same
+    `after`, must not turn a SHOULD failure into a MUST one) and for decisions (which may carry
+    no other requirement)."""
     return Subject(request.param, auvy, profile)
+
+
+def execute_public(auvy: AuvyClient, profile: TargetProfile, **body: Any) -> str:
+    """A job of the main receptor, started through the public execute route."""
+    receptor = profile.need("auvy.public.receptors.main")
+    workspace = profile.need("auvy.public.workspace")
+    response = auvy.public(
+        "executePublicReceptor",
+        "POST",
+        f"/v1/public/receptors/{workspace}/{receptor['slug']}/execute",
+        token=receptor["token"],
+        json_body={"message": "Summarise last quarter", **body},
+    )
+    if response.status_code not in STARTED:
+        raise ConformanceFailure(
+            f"public execute answered {response.status_code}", response.text[:300]
+        )
+    return str(body_of(response)["job_id"])
 
 
 def full_stream(auvy: AuvyClient, job_id: str, after: str | None = None) -> StreamRead:
@@ -97,16 +110,29 @@ def test_ids_are_redis_ids_and_strictly_increase(subject: Subject) -> None:
 
 
 @req("auvy.stream.terminal-event", "auvy.stream.agrees-with-status")
-def test_completed_job_stream_ends_with_complete_carrying_the_result(subject: Subject) -> None:
+def test_completed_job_stream_ends_with_complete(subject: Subject) -> None:
     auvy, profile = subject.auvy, subject.profile
     job_id = subject.start()
     read = subject.full(job_id)
     types = [p["type"] for p in read.payloads]
-    assert types[-1] == "complete", f"last event is {types[-1]!r}, events: {types}"
+    assert types and types[-1] == "complete", f"the stream does not end with complete: {types}"
     assert types.count("complete") == 1 and "error" not in types, types
     final = auvy.wait_for(job_id, TERMINAL, timeout(profile))
-    assert final["status"] == "completed"
-    assert read.payloads[-1].get("result") == final["result"], "stream and status disagree"
+    assert final["status"] == "completed", "the stream said complete, the status did not"
+    # The documents promise the result on the status; if the event repeats it, it must agree.
+    if "result" in read.payloads[-1]:
+        assert read.payloads[-1]["result"] == final["result"], "stream and status disagree"
+
+
+@req("auvy.stream.complete-carries-result")
+def test_complete_event_carries_the_result(either: Subject) -> None:
+    subject = either
+    job_id = subject.start()
+    read = subject.full(job_id)
+    final = subject.auvy.wait_for(job_id, TERMINAL, timeout(subject.profile))
+    assert read.payloads[-1]["type"] == "complete", read.payloads[-3:]
+    assert "result" in read.payloads[-1], read.payloads[-1]
+    assert read.payloads[-1]["result"] == final["result"], "stream and status disagree"
 
 
 @req("auvy.stream.terminal-event", "auvy.stream.agrees-with-status")
@@ -134,12 +160,17 @@ def test_server_closes_the_stream_after_the_terminal_event(either: Subject) -> N
 
 
 @req("auvy.stream.replay-without-after")
-def test_replay_without_after_gives_the_whole_stream_again(subject: Subject) -> None:
-    job_id = subject.finished()
-    first = subject.full(job_id)
-    second = subject.full(job_id)
-    assert first.ids and first.ids == second.ids, "two full replays differ"
-    assert first.payloads == second.payloads
+def test_replay_without_after_gives_what_was_seen_live(subject: Subject) -> None:
+    job_id = subject.start()
+    # Read while the job runs: what a live consumer saw is what a replay must give again.
+    live = subject.full(job_id)
+    assert live.terminal is not None, "the live stream ended without a terminal event"
+    subject.auvy.wait_for(job_id, TERMINAL, timeout(subject.profile))
+    replay = subject.full(job_id)
+    assert replay.ids == live.ids, "the replay's ids differ from what was seen live"
+    assert [e.data for e in replay.events] == [e.data for e in live.events], (
+        "the replay's entries differ from what was seen live"
+    )
 
 
 @req("auvy.stream.after-exclusive")
@@ -224,18 +255,35 @@ def test_idle_stream_sends_ping_comments(auvy: AuvyClient, profile: TargetProfil
 
 
 @req("auvy.stream.tokens")
-def test_running_job_streams_tokens(either: Subject) -> None:
-    read = either.full(either.start())
+@pytest.mark.parametrize("route", ["private", "public"])
+def test_stream_true_invoke_streams_tokens(
+    auvy: AuvyClient, profile: TargetProfile, route: str
+) -> None:
+    """ "When stream: true on invoke, tokens arrive at GET /v1/jobs/:jobId/stream": the public
+    execute is the invoke that takes `stream`; its job is read on either stream route."""
+    job_id = execute_public(auvy, profile, stream=True)
+    token = profile.need("auvy.public.receptors.main.token") if route == "public" else None
+    read = auvy.read_stream(job_id, public_token=token)
+    assert read.status_code == 200, f"the {route} stream answered {read.status_code}"
+    types = [p["type"] for p in read.payloads]
+    assert "token" in types, f"no token events: {types}"
+    assert types.index("token") < len(types) - 1, "tokens arrived only as the last event"
+
+
+@req("auvy.stream.token-content")
+def test_token_events_carry_content(auvy: AuvyClient, profile: TargetProfile) -> None:
+    read = full_stream(auvy, execute_public(auvy, profile, stream=True))
     tokens = [p for p in read.payloads if p["type"] == "token"]
-    assert tokens, "no token events before completion"
+    assert tokens and all(isinstance(p.get("content"), str) for p in tokens), tokens
 
 
-@req("auvy.stream.invalid-after", "auvy.errors.validation")
+@req("auvy.stream.invalid-after")
 @pytest.mark.parametrize(
     "after",
     ["abc", "12345", "-1-0", "1-", "-0", "1.5-0", "1-0-0", "99999999999999999999999-0", "1-0 "],
 )
-def test_invalid_after_is_400(subject: Subject, after: str) -> None:
+def test_invalid_after_is_400(either: Subject, after: str) -> None:
+    subject = either
     job_id = subject.start()
     read = subject.read(job_id, after)
     assert read.status_code == 400, f"after={after!r} answered {read.status_code}"
@@ -247,8 +295,5 @@ def test_stream_of_another_workspaces_job_is_404(auvy_as: Any, profile: TargetPr
     main, other = auvy_as("main"), auvy_as("other")
     job_id = main.start(profile.need("auvy.pathways.complete.id"))
     read = other.read_stream(job_id)
-    assert read.status_code == 404 and not read.events
-    response = other.api.http.get(
-        other.api.base_url + f"/v1/jobs/{job_id}/stream", headers=other.api.headers
-    )
-    auvy_error_envelope(response, 404, {"NOT_FOUND", "RESOURCE_NOT_FOUND"})
+    assert not read.events, "another workspace's job streamed its events"
+    auvy_error_envelope(read.response, 404, {"NOT_FOUND", "RESOURCE_NOT_FOUND"})

@@ -9,13 +9,55 @@ from typing import Any
 
 import httpx
 
-from ..checks import ConformanceFailure, body_of
+from ..checks import ConformanceFailure, auvy_error_envelope, body_of
+from ..profile import TargetProfile
 from .http import ApiClient, EventStream
 from .poll import wait_for_status
 from .sse import SseComment, SseEvent
 
 TERMINAL = frozenset({"completed", "failed"})
 TERMINAL_EVENTS = frozenset({"complete", "error"})
+# The document shows a start's body, never its status code; an asynchronous start may say 202.
+STARTED = range(200, 300)
+
+# Error answers by status, with the codes the error table gives each.
+Answers = Mapping[int, Collection[str]]
+NOT_FOUND_CODES = frozenset({"NOT_FOUND", "RESOURCE_NOT_FOUND"})
+# FACTS.md: "The status code for a revoked token is not published: choose one (401 or 403) and
+# keep it consistent."
+REVOKED: Answers = {401: {"AUTH_REQUIRED"}, 403: {"FORBIDDEN"}}
+# A share token used for what it does not open. The documents say only that a token is scoped to
+# one receptor, not how the refusal reads: no credential for this (401), forbidden (403), or
+# nothing of yours here (404) are all refusals that leak nothing.
+REFUSED: Answers = {401: {"AUTH_REQUIRED"}, 403: {"FORBIDDEN"}, 404: NOT_FOUND_CODES}
+# FACTS.md: "FORBIDDEN / trial_expired / cost_cap 403 (some pages say 402 for the last two)".
+BLOCKED_STATUSES = (402, 403)
+
+
+def revoked_answers(profile: TargetProfile) -> Answers:
+    """How a revoked or rotated-out token is refused: what the profile declares
+    (`auvy.public.revoked_token_status`), else either answer FACTS.md allows."""
+    declared = profile.get("auvy.public.revoked_token_status")
+    if declared is None:
+        return REVOKED
+    if declared not in REVOKED:
+        raise ConformanceFailure(
+            f"auvy.public.revoked_token_status must be 401 or 403, the profile says {declared!r}"
+        )
+    return {int(declared): REVOKED[declared]}
+
+
+def refused(response: httpx.Response | None, answers: Answers) -> int:
+    """An AUVY error whose status is one of `answers`, with a code the table gives that status;
+    returns the status, so a caller can check a target answers the same everywhere."""
+    if response is None or response.status_code not in answers:
+        got = "no response" if response is None else str(response.status_code)
+        raise ConformanceFailure(
+            f"expected a refusal with HTTP {' or '.join(map(str, sorted(answers)))}, got {got}",
+            "" if response is None else response.text[:500],
+        )
+    auvy_error_envelope(response, response.status_code, answers[response.status_code])
+    return response.status_code
 
 
 @dataclass
@@ -185,7 +227,7 @@ class AuvyClient:
 
     def start(self, pathway_id: str, input: Mapping[str, Any] | None = None) -> str:
         response = self.create_job({"pathway_id": pathway_id, "input": dict(input or {})})
-        if response.status_code // 100 != 2:
+        if response.status_code not in STARTED:
             raise ConformanceFailure(
                 "could not start a job", f"{response.status_code}: {response.text[:300]}"
             )
@@ -199,6 +241,25 @@ class AuvyClient:
             )
         body: dict[str, Any] = body_of(response)
         return body
+
+    def job_ids(self, **filters: Any) -> list[str]:
+        """Every job id the list returns for `filters`, page by page until `total` (which may
+        grow while other tests start jobs): nothing is missed whatever the list's order."""
+        seen: list[str] = []
+        offset, page_size = 0, 100
+        for _ in range(1000):
+            response = self.list_jobs(params={**filters, "limit": page_size, "offset": offset})
+            if response.status_code != 200:
+                raise ConformanceFailure(
+                    f"listing jobs {filters} answered {response.status_code}", response.text[:300]
+                )
+            body = body_of(response)
+            page = body["jobs"]
+            seen.extend(str(job["job_id"]) for job in page)
+            offset += page_size
+            if not page or offset >= int(body["total"]):
+                return seen
+        raise ConformanceFailure(f"listing jobs {filters} did not end after 1000 pages")
 
     def wait_for(
         self, job_id: str, statuses: Collection[str], timeout_s: float = 30.0

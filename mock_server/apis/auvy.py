@@ -33,6 +33,7 @@ from ..model.stream import Entry, ReadResult
 from ..model.stream_id import InvalidStreamId, StreamId
 from ..responses import JSONResponse
 from ..spec import Operation, Spec, ValidRequest
+from ..variants.auvy import AuvyVariant
 from .base import ApiApp, Handler, bearer_token
 
 TERMINAL_EVENTS = frozenset({"complete", "error"})
@@ -120,6 +121,9 @@ class AuvyApp(ApiApp[Caller]):
         try:
             claims = jwt.decode(token, self.model.jwt_secret, self.engine.now() / 1000)
         except jwt.InvalidToken as exc:
+            if self.variant.ignore_invalid_jwt:
+                # The JWT only attributes the trace: this server drops one it cannot verify.
+                return PublicCaller(None)
             raise Unauthenticated(f"the user JWT is not valid: {exc}") from None
         return PublicCaller(str(claims["sub"]))
 
@@ -150,23 +154,23 @@ class AuvyApp(ApiApp[Caller]):
             inline=body.get("pathway"),
             input=_job_input(body),
         )
-        return accepted(job)
+        return self.accepted(job)
 
     async def execute_pathway(self, req: ValidRequest, who: Principal, _: Request) -> Response:
         body = req.body or {}
         job = self.model.start_pathway(who, req.path["id"], input=_job_input(body))
-        return accepted(job)
+        return self.accepted(job)
 
     async def transcribe(self, req: ValidRequest, who: Principal, _: Request) -> Response:
         job = self.model.transcribe(who, req.body["audio_base64"], req.body["mime_type"])
-        return accepted(job)
+        return self.accepted(job)
 
     async def chat_trace(self, req: ValidRequest, who: Principal, _: Request) -> Response:
         body = req.body
         job = self.model.chat(
             who, req.path["traceId"], body["message"], body.get("neuron_task_options")
         )
-        return accepted(job)
+        return self.accepted(job)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -182,12 +186,14 @@ class AuvyApp(ApiApp[Caller]):
             offset=q["offset"],
         )
         return JSONResponse(
-            {
-                "jobs": [self.render(j) for j in jobs],
-                "total": total,
-                "limit": q["limit"],
-                "offset": q["offset"],
-            }
+            self.extra(
+                {
+                    "jobs": [self.render(j) for j in jobs],
+                    "total": total,
+                    "limit": q["limit"],
+                    "offset": q["offset"],
+                }
+            )
         )
 
     async def get_job_status(self, req: ValidRequest, who: Principal, _: Request) -> Response:
@@ -198,7 +204,7 @@ class AuvyApp(ApiApp[Caller]):
 
     def stream(self, job: Job, raw_after: str | None) -> Response:
         """The one event-stream implementation behind the private and the public route."""
-        after = parse_after(raw_after)
+        after = parse_after(raw_after, refuse=self.variant.refuse_malformed_after)
         first = self.model.read_events(job, after)
         headers = dict(sse.HEADERS)
         if first.truncated and after is not None:
@@ -255,7 +261,10 @@ class AuvyApp(ApiApp[Caller]):
             allow_files=body.get("allow_files"),
             customization=body.get("customization"),
         )
-        return JSONResponse(self.render_share(share), status_code=201 if created else 200)
+        created_status = self.variant.share_created_status
+        return JSONResponse(
+            self.render_share(share), status_code=created_status if created else 200
+        )
 
     async def get_share(self, req: ValidRequest, who: Principal, _: Request) -> Response:
         share = self.receptors.get_share(who, req.path["workspace"], req.path["slug"])
@@ -309,16 +318,18 @@ class AuvyApp(ApiApp[Caller]):
     async def resolve_public(self, req: ValidRequest, _: PublicCaller, __: Request) -> Response:
         receptor = self._receptor(req)
         return JSONResponse(
-            {
-                "receptor": {
-                    "id": receptor.id,
-                    "slug": receptor.slug,
-                    "name": receptor.name,
-                    "workspace": self.receptors.workspace_slug(receptor),
-                },
-                "allow_files": receptor.allow_files,
-                "customization": dict(receptor.customization),
-            }
+            self.extra(
+                {
+                    "receptor": {
+                        "id": receptor.id,
+                        "slug": receptor.slug,
+                        "name": receptor.name,
+                        "workspace": self.receptors.workspace_slug(receptor),
+                    },
+                    "allow_files": receptor.allow_files,
+                    "customization": dict(receptor.customization),
+                }
+            )
         )
 
     async def execute_public(self, req: ValidRequest, who: PublicCaller, _: Request) -> Response:
@@ -329,12 +340,15 @@ class AuvyApp(ApiApp[Caller]):
             stream=bool(req.body.get("stream", False)),
             user_id=who.user_id,
         )
-        return JSONResponse({"job_id": job.id, "trace_id": trace.id, "status": "pending"})
+        answer: dict[str, Any] = {"job_id": job.id, "status": "pending"}
+        if self.variant.execute_names_trace:
+            answer["trace_id"] = trace.id
+        return JSONResponse(self.extra(answer), status_code=self.variant.start_status)
 
     async def transcribe_public(self, req: ValidRequest, _: PublicCaller, __: Request) -> Response:
         receptor = self._receptor(req)
         job = self.receptors.transcribe(receptor, req.body["audio_base64"], req.body["mime_type"])
-        return accepted(job)
+        return self.accepted(job)
 
     async def get_public_trace(self, req: ValidRequest, _: PublicCaller, __: Request) -> Response:
         token = req.query["t"]
@@ -342,7 +356,7 @@ class AuvyApp(ApiApp[Caller]):
             token, workspace_slug=req.query["workspace"], slug=req.query["receptor"]
         )
         trace = self.receptors.trace(receptor, req.path["trace_id"])
-        return JSONResponse(self.render_public_trace(trace, receptor))
+        return JSONResponse(self.extra(self.render_public_trace(trace, receptor)))
 
     async def stream_public_job(self, req: ValidRequest, _: PublicCaller, __: Request) -> Response:
         q = req.query
@@ -371,15 +385,17 @@ class AuvyApp(ApiApp[Caller]):
 
     def render_share(self, share: ShareToken) -> dict[str, Any]:
         receptor = self.receptors.receptors[share.receptor_id]
-        return {
-            "token": share.token,
-            "receptor_id": receptor.id,
-            "workspace": self.receptors.workspace_slug(receptor),
-            "receptor": receptor.slug,
-            "allow_files": receptor.allow_files,
-            "customization": dict(receptor.customization),
-            "created_at": iso(share.created_ms),
-        }
+        return self.extra(
+            {
+                "token": share.token,
+                "receptor_id": receptor.id,
+                "workspace": self.receptors.workspace_slug(receptor),
+                "receptor": receptor.slug,
+                "allow_files": receptor.allow_files,
+                "customization": dict(receptor.customization),
+                "created_at": iso(share.created_ms),
+            }
+        )
 
     def render_intervention(self, intervention: Intervention) -> dict[str, Any]:
         job = self.model.jobs.get(intervention.job_id)
@@ -413,25 +429,39 @@ class AuvyApp(ApiApp[Caller]):
 
     def render(self, job: Job) -> dict[str, Any]:
         intervention = self.model.waiting_for(job)
-        return {
-            "job_id": job.id,
-            "status": job.status.value,
-            "progress": job.progress,
-            "current_step": job.current_step,
-            "failedReason": job.failed_reason,
-            "result": job.result if job.status is JobStatus.COMPLETED else None,
-            "waitingFor": render_waiting_for(intervention) if intervention else None,
-            "created_at": iso(job.created_ms),
-            "processed_at": iso(job.processed_ms),
-            "finished_at": iso(job.finished_ms),
-            "pathway_id": job.pathway_id,
-            "receptor_id": job.receptor_id,
-            "kind": job.kind,
-        }
+        return self.extra(
+            {
+                "job_id": job.id,
+                "status": job.status.value,
+                "progress": job.progress,
+                "current_step": job.current_step,
+                "failedReason": job.failed_reason,
+                "result": job.result if job.status is JobStatus.COMPLETED else None,
+                "waitingFor": render_waiting_for(intervention) if intervention else None,
+                "created_at": iso(job.created_ms),
+                "processed_at": iso(job.processed_ms),
+                "finished_at": iso(job.finished_ms),
+                "pathway_id": job.pathway_id,
+                "receptor_id": job.receptor_id,
+                "kind": job.kind,
+            }
+        )
 
+    @property
+    def variant(self) -> AuvyVariant:
+        return self.model.settings.variant
 
-def accepted(job: Job) -> JSONResponse:
-    return JSONResponse({"job_id": job.id, "status": "pending"})
+    def extra(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`body`, with a member no document names when the variant asks for extra fields."""
+        if self.variant.extra_fields:
+            return {**body, "x_request_region": "variant-eu-1"}
+        return body
+
+    def accepted(self, job: Job) -> JSONResponse:
+        return JSONResponse(
+            self.extra({"job_id": job.id, "status": "pending"}),
+            status_code=self.variant.start_status,
+        )
 
 
 def _job_input(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -441,12 +471,14 @@ def _job_input(body: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def parse_after(raw: str | None) -> StreamId | None:
+def parse_after(raw: str | None, *, refuse: bool = True) -> StreamId | None:
     if raw is None:
         return None
     try:
         return StreamId.parse(raw)
     except InvalidStreamId as exc:
+        if not refuse:
+            return None  # the variant reads a malformed `after` as no `after`: the whole stream
         raise RequestInvalid("query", "after", f"after: {exc}") from None
 
 

@@ -495,7 +495,18 @@ class AuvyModel:
         self._require_write(who)
         job = self.get_job(who, job_id)
         self._check_action(job, "cancel")
-        self._fail(job, CANCELLED_REASON, "CANCELLED", "Job cancelled", self.engine.now())
+        variant = self.settings.variant
+        if variant.cancel_reason_is_code:
+            self._fail(job, CANCELLED_REASON, "CANCELLED", "Job cancelled", self.engine.now())
+        else:
+            # Another wording: the documents name neither the reason nor the error entry's code.
+            self._fail(
+                job,
+                "Job was cancelled by the user",
+                "JOB_CANCELLED",
+                "Cancelled",
+                self.engine.now(),
+            )
         return job
 
     def resume(self, who: Principal, job_id: str) -> Job:
@@ -690,7 +701,10 @@ class AuvyModel:
         if job.unit >= step.count:
             job.pc += 1
             job.unit = 0
-        self.streams.append(job.id, {"type": "token", "content": token}, now)
+        self._append(job, {"type": "token", self.settings.variant.token_field: token}, now)
+        if self.settings.variant.unknown_event_types:
+            # An entry of a type no document lists, between the known ones: readers must skip it.
+            self._append(job, {"type": "usage", "tokens": len(token.split())}, now)
         self._emit_state(job, now)
         self._save(job, now, reschedule=True)
 
@@ -725,7 +739,10 @@ class AuvyModel:
         job.finished_ms = now
         job.current_step = None
         self._emit_state(job, now)
-        self.streams.append(job.id, {"type": "complete", "result": result}, now)
+        complete: dict[str, Any] = {"type": "complete"}
+        if self.settings.variant.complete_carries_result:
+            complete["result"] = result
+        self._append(job, complete, now)
         self._save(job, now)
 
     def _fail(self, job: Job, reason: str, code: str, message: str, now: int) -> None:
@@ -739,7 +756,7 @@ class AuvyModel:
         job.finished_ms = now
         job.intervention_id = None
         self._emit_state(job, now)
-        self.streams.append(job.id, {"type": "error", "code": code, "message": message}, now)
+        self._append(job, {"type": "error", "code": code, "message": message}, now)
         self._save(job, now)
 
     def _close_intervention(
@@ -758,10 +775,15 @@ class AuvyModel:
         TRANSITIONS.check(job.id, job.status, target, f"move to {target.value}")
         job.status = target
 
+    def _append(self, job: Job, entry: dict[str, Any], now: int) -> None:
+        if self.settings.variant.extra_fields:
+            entry = {**entry, "x_worker": "variant-worker-1"}
+        self.streams.append(job.id, entry, now)
+
     def _emit_state(self, job: Job, now: int) -> None:
         intervention = self.waiting_for(job)
-        self.streams.append(
-            job.id,
+        self._append(
+            job,
             {
                 "type": "state_update",
                 "status": job.status.value,

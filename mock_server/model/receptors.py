@@ -2,7 +2,9 @@
 
 A share token is scoped to exactly one receptor of one workspace. Public access is decided here:
 
-    no token, or one matching no active share (unknown, revoked, rotated out)  -> Unauthenticated
+    no token, or one matching no share                                         -> Unauthenticated
+    a revoked or rotated-out token (FACTS leaves 401 or 403 open)              -> Unauthenticated
+                                                        (the 403 variant: Forbidden)
     an active token of another receptor than the request names                 -> Forbidden
     a trace or job that is not the token's receptor's                          -> NotFound
 
@@ -194,8 +196,14 @@ class Receptors:
         if not token:
             raise Unauthenticated("a share token is required (?t= or share_token)")
         share = self.shares.get(token)
-        if share is None or share.status != "active":
-            raise Unauthenticated("the share token is not valid (unknown, revoked or rotated)")
+        if share is None:
+            raise Unauthenticated("the share token is not valid")
+        if share.status != "active":
+            # FACTS.md leaves the status of a revoked token open (401 or 403); rotated-out tokens
+            # are revoked ones too, so both answer the same.
+            if self.jobs.settings.variant.revoked_token_status == 403:
+                raise Forbidden("the share token was revoked", "forbidden")
+            raise Unauthenticated("the share token is not valid (revoked or rotated)")
         receptor = self.receptors[share.receptor_id]
         named_other = (receptor_id is not None and receptor_id != receptor.id) or (
             (workspace_slug is not None or slug is not None)

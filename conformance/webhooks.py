@@ -7,6 +7,12 @@ sent. Every delivery is checked as a real receiver would check it (FACTS.md): th
 secret, and the event's `created_at` must be at most 5 minutes old. A delivery that fails either
 check is answered 400 and recorded with what was wrong.
 
+The document promises only that "the event payload includes the full job record including output
+and error"; where the record sits (`data`, `job`, the body itself, ...) and which field names the
+event (`type`, `event`, ...) are a sender's choice. The receiver therefore finds the record as the
+object that looks like one (an `id`, a `worker_id` and a `status`), wherever it is, and the event's
+name as the first of the usual name fields, or any top-level string naming an `ava.` event.
+
 To see retries, a job's input may ask the receiver to refuse its first deliveries:
 `{"conformance_webhook": {"reject": 2}}` makes it answer 503 to the first two deliveries of that
 job's event, then 200. The full job record is in the event, input included, so this works against
@@ -21,6 +27,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +43,7 @@ SIGNATURE_HEADER = "X-HLD-Signature-256"
 WINDOW_S = 300.0  # "receivers reject events older than 5 minutes"
 MAX_BODY = 5 * 1024 * 1024
 HOOK_PATH = "/hooks"
+_TYPE_KEYS = ("type", "event", "event_type", "name", "topic")
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -54,6 +62,8 @@ class Received:
     answered: int
     problem: str | None
     event: Any  # the parsed body, or None when it was not JSON
+    record: Any  # the job record found in it, or None
+    record_at: str | None  # where: "" for the body itself, else the dotted path to it
 
 
 class WebhookReceiver:
@@ -136,18 +146,21 @@ class WebhookReceiver:
         except ValueError:
             problem = "the body is not JSON"
         fresh = False
-        data = event.get("data") if isinstance(event, dict) else None
-        data = data if isinstance(data, dict) else {}
+        record_at, job = find_record(event)
+        data = job if isinstance(job, dict) else {}
         if isinstance(event, dict):
             fresh = _fresh(event.get("created_at"))
         if not signature_ok:
             problem = f"{SIGNATURE_HEADER} is missing or does not match the body"
         elif problem is None and not fresh:
             problem = "created_at is missing, not a date-time, or older than 5 minutes"
-        event_id = _str(event.get("id")) if isinstance(event, dict) else None
+        # A body that is the record itself has no id of its own (its id is the job's).
+        event_id = None
+        if isinstance(event, dict) and record_at != "":
+            event_id = _str(event.get("id")) or _str(event.get("event_id"))
         status = 200 if problem is None else 400
         if status == 200:
-            key = event_id or _str(data.get("id")) or ""
+            key = event_id or f"{data.get('id')}:{event_type(event)}"
             wanted = _reject_count(data.get("input"))
             with self._lock:
                 if self._rejected[key] < wanted:
@@ -157,13 +170,15 @@ class WebhookReceiver:
             received_at=time.time(),
             path=path,
             event_id=event_id,
-            event_type=_str(event.get("type")) if isinstance(event, dict) else None,
+            event_type=event_type(event),
             job_id=_str(data.get("id")),
             signature_ok=signature_ok,
             fresh=fresh,
             answered=status,
             problem=problem,
             event=event,
+            record=job,
+            record_at=record_at,
         )
         with self._lock:
             self._received.append(record)
@@ -172,6 +187,37 @@ class WebhookReceiver:
     def received(self, job_id: str | None = None) -> list[Received]:
         with self._lock:
             return [r for r in self._received if job_id is None or r.job_id == job_id]
+
+
+def _is_record(value: Any) -> bool:
+    return isinstance(value, dict) and all(k in value for k in ("id", "worker_id", "status"))
+
+
+def find_record(event: Any, depth: int = 2) -> tuple[str | None, dict[str, Any] | None]:
+    """The job record in an event body, and the dotted path to it ("" for the body itself)."""
+    if _is_record(event):
+        return "", event
+    if depth == 0 or not isinstance(event, dict):
+        return None, None
+    for key, value in event.items():
+        path, found = find_record(value, depth - 1)
+        if found is not None:
+            return (f"{key}.{path}" if path else str(key)), found
+    return None, None
+
+
+def event_type(event: Any) -> str | None:
+    """What the event calls itself: a usual name field, or a top-level `ava.` string."""
+    if not isinstance(event, dict):
+        return None
+    for key in _TYPE_KEYS:
+        value = event.get(key)
+        if isinstance(value, str) and value.startswith("ava."):
+            return value
+    for value in event.values():
+        if isinstance(value, str) and value.startswith("ava."):
+            return value
+    return None
 
 
 def _str(value: Any) -> str | None:
@@ -238,20 +284,32 @@ class ReceiverClient:
         return found
 
     def wait_for(
-        self, job_id: str, *, accepted: int = 1, timeout_s: float = 10.0
+        self,
+        job_id: str,
+        *,
+        accepted: int = 1,
+        timeout_s: float = 10.0,
+        event_types: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Every delivery for the job, once `accepted` of them were answered 200."""
+        """Every delivery for the job named one of `event_types` (default: any), once
+        `accepted` of them were answered 200. A sender may announce more than the documented
+        events (started, cancelled, ...): those are left out, never an error."""
         deadline = time.monotonic() + timeout_s
         found: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
-            found = self.deliveries(job_id)
+            found = [
+                d
+                for d in self.deliveries(job_id)
+                if event_types is None or d["event_type"] in event_types
+            ]
             if sum(1 for d in found if d["answered"] == 200) >= accepted:
                 return found
             if any(d["answered"] == 400 for d in found):
                 break  # a bad signature or a stale event will not get better by waiting
             time.sleep(0.02)
+        wanted = f" ({' or '.join(sorted(event_types))})" if event_types else ""
         raise ConformanceFailure(
-            f"no accepted webhook for job {job_id} within {timeout_s:.0f}s",
+            f"no accepted webhook{wanted} for job {job_id} within {timeout_s:.0f}s",
             "; ".join(f"{d['event_type']} answered {d['answered']}: {d['problem']}" for d in found)
             or "nothing arrived",
         )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conformance.clients.ava import TERMINAL, AvaClient, format_ts, parse_ts
+from conformance.clients.ava import TERMINAL, AvaClient, format_ts, parse_ts, precision_ms
 from conformance.profile import TargetProfile
 
 req = pytest.mark.req
@@ -54,10 +54,18 @@ def test_saturated_queue_dequeues_by_priority_then_in_order(
     assert [f["status"] for f in finals] == ["completed"] * len(finals)
     expected = sorted(range(len(PRIORITIES)), key=lambda n: (PRIORITIES[n], n))
     started = [parse_ts(finals[n]["started_at"]) for n in expected]
-    actual = sorted(range(len(PRIORITIES)), key=lambda n: (finals[n]["started_at"], n))
+    actual = sorted(range(len(PRIORITIES)), key=lambda n: (parse_ts(finals[n]["started_at"]), n))
+    # Strictly: higher priority first and equal priority FIFO (FACTS.md) leave no ties to allow,
+    # and with the queue tenant's slots taken one at a time each start follows the last finish.
+    ties = [expected[i] for i in range(1, len(started)) if started[i] == started[i - 1]]
+    assert not ties, (
+        f"jobs {ties} started at the same instant as the one before them, so the order cannot be "
+        "told: the queue tenant must run one job at a time and ava.queue.quick take time"
+    )
     assert started == sorted(started), (
         "jobs did not start in priority order (FIFO within a priority): "
-        f"expected {[PRIORITIES[n] for n in expected]}, got {[PRIORITIES[n] for n in actual]}"
+        f"expected (priority, n) {[(PRIORITIES[n], n) for n in expected]}, "
+        f"got {[(PRIORITIES[n], n) for n in actual]}"
     )
 
 
@@ -73,7 +81,10 @@ def test_scheduled_job_does_not_start_before_scheduled_at(
     assert early["status"] == "queued" and early["started_at"] is None, early
     final = ava.wait_for(record["id"], TERMINAL, timeout(profile) + 1.5)
     assert final["status"] == "completed", final
-    assert parse_ts(final["started_at"]) >= parse_ts(sent), (
+    # started_at may be rendered coarser than it was taken (cut to the second, say): a start
+    # within one rendered tick before scheduled_at may be a start just after it.
+    tick = timedelta(milliseconds=precision_ms(final["started_at"]))
+    assert parse_ts(final["started_at"]) + tick > parse_ts(sent), (
         f"started at {final['started_at']}, before its scheduled_at {sent}"
     )
 

@@ -8,26 +8,16 @@ from typing import Any
 import pytest
 
 from conformance.checks import ava_error_envelope, body_of
-from conformance.clients.ava import AvaClient, parse_ts
+from conformance.clients.ava import (
+    RECORD_FIELDS,
+    TRIGGER_STATUSES,
+    AvaClient,
+    invalid,
+    parse_ts,
+)
 from conformance.profile import TargetProfile
 
 req = pytest.mark.req
-FIELDS = (
-    "id",
-    "worker_id",
-    "tenant_id",
-    "status",
-    "trigger",
-    "priority",
-    "input",
-    "triggered_by",
-    "created_at",
-    "started_at",
-    "completed_at",
-    "duration_ms",
-    "output",
-    "error",
-)
 
 
 def worker(profile: TargetProfile, name: str) -> str:
@@ -36,7 +26,11 @@ def worker(profile: TargetProfile, name: str) -> str:
 
 def nothing_created(ava: AvaClient, worker_id: str, marker: str) -> None:
     """A rejected trigger must not have queued a job anyway (found by its unique input)."""
-    leaked = [j["id"] for j in ava.jobs(worker_id=worker_id) if j["input"].get("marker") == marker]
+    leaked = [
+        j["id"]
+        for j in ava.jobs(worker_id=worker_id)
+        if isinstance(j.get("input"), dict) and j["input"].get("marker") == marker
+    ]
     assert not leaked, f"a rejected trigger still created {leaked}"
 
 
@@ -45,9 +39,8 @@ def test_trigger_returns_the_queued_record(ava: AvaClient, profile: TargetProfil
     worker_id = worker(profile, "complete")
     sent = {"incident_id": "inc_01hxyz", "channel": "#security-ops"}
     response = ava.trigger({"worker_id": worker_id, "priority": 2, "input": sent})
-    assert response.status_code == 201, response.text
-    record = body_of(response)["data"]
-    missing = [f for f in FIELDS if f not in record]
+    record = ava.data(response, "trigger a job", TRIGGER_STATUSES)
+    missing = [f for f in RECORD_FIELDS if f not in record]
     assert not missing, f"the record lacks {missing}"
     assert isinstance(record["id"], str) and record["id"]
     assert record["worker_id"] == worker_id
@@ -64,6 +57,13 @@ def test_trigger_returns_the_queued_record(ava: AvaClient, profile: TargetProfil
     assert polled["created_at"] == record["created_at"]
 
 
+@req("ava.jobs.trigger.status-201")
+def test_the_reference_answers_a_trigger_201(ava: AvaClient, profile: TargetProfile) -> None:
+    response = ava.trigger({"worker_id": worker(profile, "complete")})
+    assert response.status_code == 201, f"HTTP {response.status_code}: {response.text[:200]}"
+    assert body_of(response)["data"]["status"] == "queued"
+
+
 @req("ava.jobs.trigger.trigger-default", "ava.jobs.trigger.priority-default")
 def test_trigger_and_priority_default_to_manual_and_5(
     ava: AvaClient, profile: TargetProfile
@@ -75,23 +75,56 @@ def test_trigger_and_priority_default_to_manual_and_5(
 
 
 @req("ava.jobs.trigger.input")
-def test_input_is_kept_and_defaults_to_an_empty_object(
-    ava: AvaClient, profile: TargetProfile
-) -> None:
+def test_input_is_kept(ava: AvaClient, profile: TargetProfile) -> None:
     nested = {"a": [1, 2, {"b": None}], "unicode": "ünïcødé ✓", "n": 1.5}
     assert ava.job(ava.start(worker(profile, "complete"), input=nested)["id"])["input"] == nested
+    # The document gives no default for an omitted input: none (null) or an empty payload.
+    assert ava.start(worker(profile, "complete"))["input"] in ({}, None)
+
+
+@req("ava.jobs.trigger.input-default-empty")
+def test_the_reference_records_an_omitted_input_as_an_empty_object(
+    ava: AvaClient, profile: TargetProfile
+) -> None:
     assert ava.start(worker(profile, "complete"))["input"] == {}
 
 
 @req("ava.jobs.trigger.input")
-@pytest.mark.parametrize(
-    "value", [[1, 2], "text", 5, None], ids=["array", "string", "number", "null"]
-)
+@pytest.mark.parametrize("value", [[1, 2], "text", 5], ids=["array", "string", "number"])
 def test_input_that_is_not_an_object_is_rejected(
     ava: AvaClient, profile: TargetProfile, value: Any
 ) -> None:
-    response = ava.trigger({"worker_id": worker(profile, "complete"), "input": value})
-    ava_error_envelope(response, 400, "validation_error", "input")
+    invalid(ava.trigger({"worker_id": worker(profile, "complete"), "input": value}), "input")
+
+
+# "Required: No" says the field may be left out; it is silent on an explicit null. A server may
+# reject it (it is not an object / not an integer) or read it as omitted (the documented default).
+NULLABLE: dict[str, tuple[Any, ...]] = {"input": ({}, None), "priority": (5,)}
+
+
+@req("ava.jobs.trigger.optional-null")
+@pytest.mark.parametrize("name", sorted(NULLABLE))
+def test_an_explicit_null_is_rejected_or_read_as_omitted(
+    ava: AvaClient, profile: TargetProfile, name: str
+) -> None:
+    response = ava.trigger({"worker_id": worker(profile, "complete"), name: None})
+    if response.status_code in TRIGGER_STATUSES:
+        record = ava.data(response, f"trigger with {name}: null", TRIGGER_STATUSES)
+        assert record[name] in NULLABLE[name], (
+            f"{name}: null was accepted but recorded as {record[name]!r}, not as omitted"
+        )
+        assert ava.job(record["id"])[name] == record[name]
+    else:
+        invalid(response, name)
+
+
+@req("ava.jobs.trigger.null-rejected")
+@pytest.mark.parametrize("name", sorted(NULLABLE))
+def test_the_reference_rejects_an_explicit_null(
+    ava: AvaClient, profile: TargetProfile, name: str
+) -> None:
+    response = ava.trigger({"worker_id": worker(profile, "complete"), name: None})
+    ava_error_envelope(response, 400, "validation_error", name)
 
 
 @req("ava.jobs.trigger.trigger-values")
@@ -115,7 +148,7 @@ def test_other_trigger_values_are_rejected(
         "trigger": trigger,
         "input": {"marker": marker},
     }
-    ava_error_envelope(ava.trigger(body), 400, "validation_error", "trigger")
+    invalid(ava.trigger(body), "trigger")
     nothing_created(ava, worker(profile, "complete"), marker)
 
 
@@ -130,8 +163,8 @@ def test_priority_bounds_are_accepted(
 @req("ava.jobs.trigger.priority-bounds")
 @pytest.mark.parametrize(
     "priority",
-    [0, 11, -1, 100, "5", 5.5, True, None, [5]],
-    ids=["0", "11", "-1", "100", "string", "fraction", "boolean", "null", "array"],
+    [0, 11, -1, 100, "5", 5.5, True, [5]],
+    ids=["0", "11", "-1", "100", "string", "fraction", "boolean", "array"],
 )
 def test_priority_out_of_range_or_not_an_integer_is_rejected(
     ava: AvaClient, profile: TargetProfile, priority: Any
@@ -142,7 +175,7 @@ def test_priority_out_of_range_or_not_an_integer_is_rejected(
         "priority": priority,
         "input": {"marker": marker},
     }
-    ava_error_envelope(ava.trigger(body), 400, "validation_error", "priority")
+    invalid(ava.trigger(body), "priority")
     nothing_created(ava, worker(profile, "complete"), marker)
 
 
@@ -153,18 +186,37 @@ def test_priority_out_of_range_or_not_an_integer_is_rejected(
     ids=["empty", "blank", "number", "null", "input-only"],
 )
 def test_worker_id_is_required(ava: AvaClient, body: dict[str, Any]) -> None:
-    ava_error_envelope(ava.trigger(body), 400, "validation_error", "worker_id")
+    invalid(ava.trigger(body), "worker_id")
+
+
+def unknown_worker_refused(response: Any) -> tuple[int, str]:
+    """FACTS.md allows either answer: resource_not_found 404, or validation_error naming
+    worker_id. Returns (status, code) so callers can compare cases."""
+    if response.status_code == 404:
+        error = ava_error_envelope(response, 404, "resource_not_found")
+    else:
+        error = invalid(response, "worker_id")
+    return response.status_code, str(error["code"])
 
 
 @req("ava.jobs.trigger.unknown-worker")
-def test_unknown_worker_is_not_found(ava: AvaClient) -> None:
-    response = ava.trigger({"worker_id": f"wkr_unknown_{uuid.uuid4().hex[:12]}"})
-    ava_error_envelope(response, 404, "resource_not_found")
+def test_unknown_worker_is_refused(ava: AvaClient) -> None:
+    unknown_worker_refused(ava.trigger({"worker_id": f"wkr_unknown_{uuid.uuid4().hex[:12]}"}))
 
 
 @req("ava.jobs.trigger.unknown-worker", "ava.access.tenant-isolation")
-def test_another_tenants_worker_is_not_found(ava: AvaClient, profile: TargetProfile) -> None:
-    response = ava.trigger({"worker_id": profile.need("ava.other_worker_id")})
+def test_another_tenants_worker_is_refused_like_an_unknown_one(
+    ava: AvaClient, profile: TargetProfile
+) -> None:
+    other = unknown_worker_refused(ava.trigger({"worker_id": profile.need("ava.other_worker_id")}))
+    unknown = unknown_worker_refused(ava.trigger({"worker_id": f"wkr_unknown_{uuid.uuid4().hex}"}))
+    # Answering differently would tell a caller which ids exist in other tenants.
+    assert other == unknown, f"another tenant's worker gets {other}, an unknown one {unknown}"
+
+
+@req("ava.jobs.trigger.unknown-worker-404")
+def test_the_reference_answers_an_unknown_worker_404(ava: AvaClient) -> None:
+    response = ava.trigger({"worker_id": f"wkr_unknown_{uuid.uuid4().hex[:12]}"})
     ava_error_envelope(response, 404, "resource_not_found")
 
 
@@ -178,7 +230,8 @@ def test_scheduled_at_must_be_a_date_time(
     ava: AvaClient, profile: TargetProfile, value: Any
 ) -> None:
     body = {"worker_id": worker(profile, "complete"), "scheduled_at": value}
-    ava_error_envelope(ava.trigger(body), 400, "validation_error", "scheduled_at")
+    # "ISO 8601 datetime": a date alone (2025-06-01) is ISO 8601 but not a datetime.
+    invalid(ava.trigger(body), "scheduled_at")
 
 
 @req("ava.jobs.trigger.body")
@@ -203,4 +256,4 @@ def test_a_body_that_is_not_a_json_object_is_rejected(
         content=content,
         headers={"Content-Type": content_type},
     )
-    ava_error_envelope(response, 400, "validation_error")
+    invalid(response)

@@ -87,6 +87,9 @@ FORCED_OUTCOMES: tuple[str, ...] = ("complete", "fail", "timeout")
 
 COMPLETED_EVENT = "ava.job.completed"
 FAILED_EVENT = "ava.job.failed"
+# Not in the document: only the webhook_extra_events variant sends these.
+STARTED_EVENT = "ava.job.started"
+CANCELLED_EVENT = "ava.job.cancelled"
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -303,14 +306,21 @@ class AvaModel:
             (secret or "").encode(), self.secret.encode()
         ):
             raise Unauthenticated("a valid x-internal-secret header is required")
+        # FACTS.md lists unauthorized 401 and forbidden 403; which one a caller without an
+        # identity gets is open (the reference: 401, the variant: 403).
+        refuse = (
+            Forbidden if self.settings.variant.missing_identity_status == 403 else Unauthenticated
+        )
         if not tenant_id:
-            raise Unauthenticated("the x-tenant-id header is required")
+            raise refuse("the x-tenant-id header is required")
         tenant = self.tenants.get(tenant_id)
         if tenant is None:
-            raise Unauthenticated("x-tenant-id does not name a known tenant")
+            raise refuse("x-tenant-id does not name a known tenant")
         if not user_id:
-            raise Unauthenticated("the x-user-id header is required")
+            raise refuse("the x-user-id header is required")
         if not role:
+            if self.settings.variant.missing_role_status == 401:
+                raise Unauthenticated("the x-platform-role header is required")
             raise Forbidden("the x-platform-role header is required")
         if role not in ROLES:
             raise Forbidden("x-platform-role is not a known role")
@@ -343,6 +353,8 @@ class AvaModel:
             raise InvalidInput("trigger", f"trigger must be one of {', '.join(TRIGGERS)}")
         worker = self.workers.get(worker_id)
         if worker is None or worker.tenant_id != who.tenant.id:
+            if self.settings.variant.unknown_worker == "validation":
+                raise InvalidInput("worker_id", "worker_id does not name a worker of this tenant")
             raise NotFound("worker", worker_id)
         now = self.engine.now()
         job = Job(
@@ -360,8 +372,14 @@ class AvaModel:
         self.jobs.save(job.id, job)
         self.logs.save(job.id, [])
         # Never inline: the caller gets the record as queued, and execution happens afterwards.
-        due = max(now + self.settings.start_delay_ms, scheduled_ms or now)
-        self._at(job, due, self._enqueue)
+        if scheduled_ms is not None and scheduled_ms > now:
+            self._at(job, max(now + self.settings.start_delay_ms, scheduled_ms), self._enqueue)
+        else:
+            # A queued job competes by priority from the moment it is queued: were it to join the
+            # queue only after the start delay, a slot freed meanwhile would go to a job of lower
+            # priority that joined earlier (seen with slow pacing).
+            self._join(job)
+            self._at(job, now + self.settings.start_delay_ms, self._dispatch_job)
         self.engine.notify(job.id)
         return job
 
@@ -371,6 +389,8 @@ class AvaModel:
         job = self.jobs.get(job_id)
         # Another tenant's job is indistinguishable from a missing one: no existence leak.
         if job is None or job.tenant_id != who.tenant.id:
+            if job is not None and self.settings.variant.other_tenant_status == 403:
+                raise Forbidden("this job belongs to another tenant")
             raise NotFound("job", job_id)
         return job
 
@@ -384,6 +404,9 @@ class AvaModel:
         created_after_ms: int | None = None,
         created_before_ms: int | None = None,
     ) -> list[Job]:
+        variant = self.settings.variant
+        # The variant's exclusive bounds leave out a job created exactly at a bound.
+        edge = 1 if variant.exclusive_bounds else 0
         found = [
             j
             for j in self.jobs.values()
@@ -391,10 +414,10 @@ class AvaModel:
             and (worker_id is None or j.worker_id == worker_id)
             and (status is None or j.status is status)
             and (trigger is None or j.trigger == trigger)
-            and (created_after_ms is None or j.created_ms >= created_after_ms)
-            and (created_before_ms is None or j.created_ms <= created_before_ms)
+            and (created_after_ms is None or j.created_ms >= created_after_ms + edge)
+            and (created_before_ms is None or j.created_ms <= created_before_ms - edge)
         ]
-        found.sort(key=lambda j: (-j.created_ms, -j.seq))
+        found.sort(key=lambda j: (j.created_ms, j.seq), reverse=variant.list_order == "newest")
         return found
 
     def job_logs(
@@ -403,8 +426,15 @@ class AvaModel:
         job = self.get_job(who, job_id)
         if not 1 <= limit <= MAX_LOG_LIMIT:
             raise InvalidInput("limit", f"limit must be 1 to {MAX_LOG_LIMIT}")
-        lines = [ln for ln in self.logs.get(job.id) or [] if level is None or ln.level == level]
+        lines = [ln for ln in self.logs.get(job.id) or [] if self._level_matches(ln, level)]
         return job, lines[:limit]
+
+    def _level_matches(self, line: LogLine, level: str | None) -> bool:
+        if level is None:
+            return True
+        if self.settings.variant.log_level_at_least and level in LOG_LEVELS:
+            return LOG_LEVELS.index(line.level) >= LOG_LEVELS.index(level)
+        return line.level == level
 
     # -- cancelling ----------------------------------------------------------------------------
 
@@ -437,11 +467,19 @@ class AvaModel:
         job = self.jobs.get(job_id)
         if job is None or job.status is not JobStatus.QUEUED:
             return
+        self._join(job)
+        self._dispatch(job.tenant_id, now)
+
+    def _join(self, job: Job) -> None:
         # The sequence is taken when the job becomes eligible: FIFO among equal priorities is
         # the order jobs joined the queue, which for a scheduled job is its scheduled time.
         entry = (job.priority, next(self._eligible), job.id)
         heapq.heappush(self._queue(job.tenant_id).heap, entry)
-        self._dispatch(job.tenant_id, now)
+
+    def _dispatch_job(self, job_id: str, now: int) -> None:
+        job = self.jobs.get(job_id)
+        if job is not None:
+            self._dispatch(job.tenant_id, now)
 
     def _dispatch(self, tenant_id: str, now: int) -> None:
         queue = self._queue(tenant_id)
@@ -459,6 +497,7 @@ class AvaModel:
         self._queue(job.tenant_id).running.add(job.id)
         self._write(job, now, "info", "Worker handler started")
         self._save(job)
+        self._announce_extra(STARTED_EVENT, job, now)
         # A timer, not a call: finishing starts the next job, which must not recurse.
         self._at(job, now, self._advance)
 
@@ -505,10 +544,21 @@ class AvaModel:
         if job.id in queue.running:
             queue.running.discard(job.id)
             self._dispatch(job.tenant_id, now)
-        if status is JobStatus.COMPLETED:
-            self.outbox.publish(COMPLETED_EVENT, job.id, job_record(job), now)
-        elif status is JobStatus.FAILED:
-            self.outbox.publish(FAILED_EVENT, job.id, job_record(job), now)
+        variant = self.settings.variant
+        event = {JobStatus.COMPLETED: COMPLETED_EVENT, JobStatus.FAILED: FAILED_EVENT}.get(status)
+        if event is not None:
+            record = job_record(job, variant)
+            self.outbox.publish(event, job.id, record, now, shape=variant.webhook_shape)
+        elif status is JobStatus.CANCELLED:
+            self._announce_extra(CANCELLED_EVENT, job, now)
+
+    def _announce_extra(self, event: str, job: Job, now: int) -> None:
+        """An event the document does not name, sent only by the variant that proves receivers
+        (the suite's included) ignore what they did not subscribe to."""
+        variant = self.settings.variant
+        if variant.webhook_extra_events:
+            record = job_record(job, variant)
+            self.outbox.publish(event, job.id, record, now, shape=variant.webhook_shape)
 
     def _write(self, job: Job, now: int, level: LogLevel, msg: str) -> None:
         lines = self.logs.get(job.id)
@@ -576,9 +626,9 @@ class AvaModel:
         return frozenset(self._queue(tenant_id).running)
 
 
-def job_record(job: Job) -> dict[str, Any]:
+def job_record(job: Job, variant: AvaVariant | None = None) -> dict[str, Any]:
     """The job as the API and its webhooks render it: every field, always present."""
-    return {
+    record = {
         "id": job.id,
         "worker_id": job.worker_id,
         "tenant_id": job.tenant_id,
@@ -595,6 +645,16 @@ def job_record(job: Job) -> dict[str, Any]:
         "output": job.output if job.status is JobStatus.COMPLETED else None,
         "error": job.error if job.status is JobStatus.FAILED else None,
     }
+    if variant is None:
+        return record
+    if job.status is JobStatus.CANCELLED and not variant.cancelled_completed_at:
+        # Only the statuses are documented: this variant leaves a cancelled job unfinished in time.
+        record["completed_at"] = None
+        record["duration_ms"] = None
+    if variant.extra_fields:
+        record["updated_at"] = iso(job.completed_ms or job.started_ms or job.created_ms)
+        record["x_vendor"] = {"queue": "default", "attempt": 1}
+    return record
 
 
 def log_record(line: LogLine) -> dict[str, Any]:

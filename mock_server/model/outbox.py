@@ -119,13 +119,27 @@ class Outbox:
     # -- events --------------------------------------------------------------------------------
 
     def publish(
-        self, event_type: str, subject: str, data: Mapping[str, Any], now: int
+        self,
+        event_type: str,
+        subject: str,
+        data: Mapping[str, Any],
+        now: int,
+        *,
+        shape: str = "envelope",
     ) -> list[Delivery]:
-        """One delivery per endpoint, all carrying the same bytes (so the same event id)."""
+        """One delivery per endpoint, all carrying the same bytes (so the same event id).
+
+        `shape` "envelope" sends `{id, type, created_at, data}`; "job" sends
+        `{id, event, created_at, job}`: the document promises only that the payload includes the
+        full record, so where it sits and what names the event are a sender's choice."""
         if not self.endpoints:
             return []
         event_id = f"evt_{secrets.token_hex(12)}"
-        event = {"id": event_id, "type": event_type, "created_at": iso(now), "data": dict(data)}
+        event: dict[str, Any]
+        if shape == "job":
+            event = {"id": event_id, "event": event_type, "created_at": iso(now), "job": dict(data)}
+        else:
+            event = {"id": event_id, "type": event_type, "created_at": iso(now), "data": dict(data)}
         body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
         made = []
         for endpoint in self.endpoints:

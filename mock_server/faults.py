@@ -93,6 +93,11 @@ FAULTS: dict[str, Fault] = {
             "any active share token opens every receptor named in a public path",
         ),
         Fault(
+            "strait-cancel-terminal-ok",
+            "strait.cancel.terminal-400",
+            "Strait cancel of a finished run answers 200 with the run instead of 400",
+        ),
+        Fault(
             "revoked-token-works",
             "auvy.public.token.revocable",
             "revoked and rotated-out share tokens keep working",
@@ -166,8 +171,15 @@ class FaultMiddleware:
             ]
             if any(k == b"authorization" for k, _ in scope["headers"]):
                 scope = {**scope, "headers": headers}
-        swallow_400 = (self.on("cancel-terminal-ok") and path.endswith("/cancel")) or (
-            self.on("input-accepts-anything") and path.endswith("/input")
+        swallow_400 = (
+            (self.on("cancel-terminal-ok") and path.endswith("/cancel"))
+            or (self.on("input-accepts-anything") and path.endswith("/input"))
+            or (
+                # DELETE /v1/runs/{runID}; the run is then read back as if it had been canceled.
+                self.on("strait-cancel-terminal-ok")
+                and scope["method"] == "DELETE"
+                and re.search(r"/v1/runs/[^/]+$", path) is not None
+            )
         )
         ava = "/v1/ava/jobs" in path
         swallow_409 = self.on("ava-cancel-terminal-ok") and ava and path.endswith("/cancel")

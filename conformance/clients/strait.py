@@ -71,7 +71,113 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
     "waiting": frozenset({"executing", "completed", "failed", "canceled", "timed_out"}),
     "dead_letter": frozenset({"queued"}),
 }
+# What a paused run reports: the document's enum has no `paused`, so a pause shows as `waiting`;
+# the live system reports `paused` (FACTS.md), the spec's recorded deviation.
+PAUSED = frozenset({"waiting", "paused"})
+# FACTS.md: "Pause only from executing; resume only from paused -> queued; restart from executing or
+# paused -> queued", and a live run can be canceled; for a target that reports `paused`.
+PAUSED_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "executing": frozenset({"paused"}),
+    "paused": frozenset({"queued", "canceled"}),
+}
+# The run record's fields as the document lists them. Comparisons of a run before and after
+# something look at these only: a target may add fields of its own, and they may change.
+RUN_FIELDS = (
+    "id",
+    "job_id",
+    "project_id",
+    "status",
+    "attempt",
+    "payload",
+    "result",
+    "metadata",
+    "error",
+    "triggered_by",
+    "scheduled_at",
+    "started_at",
+    "finished_at",
+    "heartbeat_at",
+    "next_retry_at",
+    "expires_at",
+    "parent_run_id",
+    "priority",
+    "idempotency_key",
+    "job_version",
+    "workflow_step_run_id",
+    "max_attempts_override",
+    "timeout_secs_override",
+    "retry_backoff",
+    "retry_initial_delay_secs",
+    "retry_max_delay_secs",
+    "execution_trace",
+    "debug_mode",
+    "continuation_of",
+    "lineage_depth",
+    "tags",
+    "job_version_id",
+    "created_by",
+    "batch_id",
+    "concurrency_key",
+    "created_at",
+)
 HOLD_S = 3600  # how far ahead a held run is scheduled: it stays delayed for the whole test
+
+
+def documented(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's documented fields (absent ones as None): what `same_run` compares."""
+    return {name: run.get(name) for name in RUN_FIELDS}
+
+
+def same_run(after: Mapping[str, Any], before: Mapping[str, Any]) -> bool:
+    return documented(after) == documented(before)
+
+
+def items_of(body: Any, what: str = "list") -> list[dict[str, Any]]:
+    """A list of runs: the document's plain array, or the live system's `{data, next_cursor,
+    has_more}` wrapper (FACTS.md; the spec's recorded deviation)."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict) and isinstance(body.get("data"), list):
+        data: list[dict[str, Any]] = body["data"]
+        return data
+    raise ConformanceFailure(
+        f"the {what} is neither an array nor a {{data: [...]}} page", repr(body)[:300]
+    )
+
+
+def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The Strait error envelope `{"error": {code, message, details?}, "request_id"?}` (FACTS.md)
+    with any code: for answers whose code no document gives."""
+    if response.status_code != status:
+        raise ConformanceFailure(
+            f"expected HTTP {status}, got {response.status_code}", response.text[:300]
+        )
+    body = body_of(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str) or not error["code"]:
+        raise ConformanceFailure(
+            "error body is not the Strait envelope {error: {code, message}}", repr(body)[:300]
+        )
+    if not isinstance(error.get("message"), str) or not error["message"]:
+        raise ConformanceFailure("error.message is missing or empty", repr(body)[:300])
+    return error
+
+
+def refused(response: httpx.Response) -> dict[str, Any]:
+    """A malformed or out-of-range value: FACTS.md's table has both bad_request 400 and
+    validation_failed 422, and no document says which such a value gets."""
+    if response.status_code not in (400, 422):
+        raise ConformanceFailure(
+            f"expected HTTP 400 or 422, got {response.status_code}", response.text[:300]
+        )
+    error = error_of(response, response.status_code)
+    expected = "bad_request" if response.status_code == 400 else "validation_failed"
+    if error["code"] != expected:
+        raise ConformanceFailure(
+            f"a {response.status_code} carries code {error['code']!r}, not {expected}",
+            repr(error)[:300],
+        )
+    return error
 
 
 def new_batch() -> str:
@@ -90,8 +196,14 @@ def format_ts(moment: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
-def parse_ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+def parse_ts(value: object) -> datetime:
+    """An RFC 3339 date-time; anything else (a missing field's None too) fails naming it."""
+    if not isinstance(value, str):
+        raise ConformanceFailure("expected an RFC 3339 date-time", repr(value)[:300])
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ConformanceFailure("not an RFC 3339 date-time", value[:300]) from None
 
 
 def from_now(seconds: float) -> str:
@@ -291,7 +403,12 @@ class StraitClient:
             try:
                 for item in stream:
                     if isinstance(item, SseEvent):
-                        read.frames.append(json.loads(item.data))
+                        frame = json.loads(item.data)
+                        if not isinstance(frame, dict):
+                            raise ConformanceFailure(
+                                "a stream frame is not a JSON object", item.data[:300]
+                            )
+                        read.frames.append(frame)
                     elif isinstance(item, SseComment):
                         read.comments.append(item.text)
                         if until_comment:
@@ -306,8 +423,10 @@ class StraitClient:
         return self.runs(payload_contains=json.dumps({"nonce": marker}), limit=100)
 
     def runs(self, **params: Any) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = expect(self.list_runs(params), 200, "list runs")
-        return found
+        return items_of(expect(self.list_runs(params), 200, "list runs"))
+
+    def dlq(self, project_id: str | None = None) -> list[dict[str, Any]]:
+        return items_of(expect(self.list_dlq(project_id), 200, "list the DLQ"), "DLQ list")
 
     def pages(self, limit: int, **params: Any) -> Iterator[list[dict[str, Any]]]:
         """Every page of a listing, following created_at cursors until a short page."""

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from conformance.checks import body_of, status_is, strait_error_envelope
-from conformance.clients.strait import STATUSES, StraitClient, parse_ts
+from conformance.clients.strait import PAUSED, STATUSES, StraitClient, parse_ts
 
 req = pytest.mark.req
 Job = Callable[[str], str]
@@ -66,18 +66,39 @@ TRACE_FIELDS = (
 )
 
 
+# What no run can be without: the record's identity, where it is, and when it was made. The other
+# documented fields may be left out while they do not apply (a null and an absent field say the
+# same); that the reference always sends them is its decision.
+CORE_FIELDS = ("id", "job_id", "project_id", "status", "attempt", "payload", "created_at")
+
+
 def has_documented_fields(run: dict[str, Any]) -> None:
-    missing = [name for name in DOCUMENTED_FIELDS if name not in run]
-    assert not missing, f"the run lacks documented fields {missing}"
+    missing = [name for name in CORE_FIELDS if name not in run]
+    assert not missing, f"the run lacks fields {missing}"
     for name, types in DOCUMENTED_FIELDS.items():
+        if name not in run:
+            continue
         value = run[name]
         # bool is an int in Python; only debug_mode may be one.
         wrong = isinstance(value, bool) and bool not in types
         assert isinstance(value, types) and not wrong, f"{name} = {value!r}"
-    assert run["status"] in STATUSES, run["status"]
+    # The live system's paused is the spec's recorded deviation.
+    assert run["status"] in {*STATUSES, *PAUSED}, run["status"]
     for name in ("scheduled_at", "started_at", "finished_at", "heartbeat_at", "created_at"):
-        if run[name] is not None:
+        if run.get(name) is not None:
             parse_ts(run[name])
+
+
+@req("strait.decision.every-field-present")
+def test_the_reference_sends_every_documented_field(strait: StraitClient, strait_job: Job) -> None:
+    for run in (
+        strait.finish(strait_job("complete"), "completed"),
+        strait.run(strait.held(strait_job("complete"))["id"]),
+    ):
+        missing = [name for name in DOCUMENTED_FIELDS if name not in run]
+        assert not missing, f"the run lacks documented fields {missing}"
+        if run["status"] == "delayed":
+            strait.cancel(run["id"])
 
 
 @req("strait.runs.get")
@@ -89,7 +110,7 @@ def test_get_returns_the_run(strait: StraitClient, strait_job: Job) -> None:
         run = body_of(response)
         assert run["id"] == made["id"] and run["job_id"] == made["job_id"]
         assert run["payload"] == {"x": 1} and run["status"] == "delayed"
-        assert run["created_at"] == made["created_at"]
+        assert parse_ts(run["created_at"]) == parse_ts(made["created_at"])
     finally:
         strait.cancel(made["id"])
 
@@ -105,9 +126,9 @@ def test_get_of_an_unknown_run_is_404(strait: StraitClient, run_id: str) -> None
 def test_a_finished_run_has_every_documented_field(strait: StraitClient, strait_job: Job) -> None:
     run = strait.finish(strait_job("complete"), "completed", metadata={"k": "v"}, tags={"t": "1"})
     has_documented_fields(run)
-    assert run["metadata"] == {"k": "v"} and run["tags"] == {"t": "1"}
-    assert isinstance(run["result"], dict), "a completed run has no result object"
-    assert run["error"] is None, "a completed run carries an error"
+    assert run.get("metadata") == {"k": "v"} and run.get("tags") == {"t": "1"}
+    assert isinstance(run.get("result"), dict), "a completed run has no result object"
+    assert run.get("error") is None, "a completed run carries an error"
 
 
 @req("strait.runs.fields")
@@ -119,7 +140,7 @@ def test_a_run_that_never_executed_has_every_documented_field(
         run = strait.run(made["id"])
         has_documented_fields(run)
         for name in ("started_at", "finished_at", "heartbeat_at", "result", "error"):
-            assert run[name] is None, f"a run that never executed has {name} = {run[name]!r}"
+            assert run.get(name) is None, f"a run that never executed has {name} = {run[name]!r}"
     finally:
         strait.cancel(made["id"])
 
@@ -127,13 +148,14 @@ def test_a_run_that_never_executed_has_every_documented_field(
 @req("strait.runs.execution-trace")
 def test_a_finished_run_carries_its_execution_trace(strait: StraitClient, strait_job: Job) -> None:
     run = strait.finish(strait_job("complete"), "completed")
-    trace = run["execution_trace"]
+    trace = run.get("execution_trace")
     assert isinstance(trace, dict), f"a run that executed has execution_trace {trace!r}"
-    assert sorted(trace) == sorted(TRACE_FIELDS), sorted(trace)
+    # The documented timings; a target may time more.
+    assert set(TRACE_FIELDS) <= set(trace), sorted(set(TRACE_FIELDS) - set(trace))
     for name in TRACE_FIELDS:
         assert trace[name] is None or (isinstance(trace[name], int) and trace[name] >= 0), name
     assert isinstance(trace["total_ms"], int), "total_ms is not set once the run finished"
-    created, finished = parse_ts(run["created_at"]), parse_ts(run["finished_at"])
+    created, finished = parse_ts(run["created_at"]), parse_ts(run.get("finished_at"))
     span_ms = (finished - created).total_seconds() * 1000
     assert trace["total_ms"] <= span_ms + 1, f"total_ms {trace['total_ms']} > {span_ms:.0f} ms"
 
@@ -154,9 +176,9 @@ def test_an_executing_run_has_started_and_a_heartbeat_but_no_finish(
 ) -> None:
     run = strait.executing(strait_job("long"))
     try:
-        assert run["started_at"] is not None and run["heartbeat_at"] is not None, run
-        assert run["finished_at"] is None, "an executing run has finished_at"
-        assert parse_ts(run["created_at"]) <= parse_ts(run["started_at"])
-        assert parse_ts(run["started_at"]) <= parse_ts(run["heartbeat_at"])
+        assert run.get("started_at") is not None and run.get("heartbeat_at") is not None, run
+        assert run.get("finished_at") is None, "an executing run has finished_at"
+        assert parse_ts(run["created_at"]) <= parse_ts(run.get("started_at"))
+        assert parse_ts(run.get("started_at")) <= parse_ts(run.get("heartbeat_at"))
     finally:
         strait.cancel(run["id"])

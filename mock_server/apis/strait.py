@@ -7,6 +7,7 @@ Errors are the Strait envelope (`StraitEnvelope`), whose 422 and 410 come from t
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,10 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from .. import sse
-from ..errors import StraitEnvelope
+from ..clock import iso
+from ..errors import RequestInvalid, StraitEnvelope
 from ..model.engine import Engine
 from ..model.errors import Gone, Unprocessable
 from ..model.strait import (
+    MAX_LIMIT,
     TERMINAL,
     ApiKey,
     Run,
@@ -27,13 +30,25 @@ from ..model.strait import (
     chunks_key,
     run_record,
 )
-from ..model.stream import Entry
+from ..model.stream import Entry, ReadResult
+from ..model.stream_id import StreamId
 from ..responses import JSONResponse
 from ..spec import Operation, Spec, ValidRequest
+from ..variants.strait import StraitVariant
 from .ava import _require_encodable, parse_time
 from .base import ApiApp, Handler, bearer_token
 
 KEEPALIVE = b": keepalive\n\n"
+
+
+class BodyValidation422(StraitEnvelope):
+    """The `body_validation_422` variant: a body value the schema refuses is 422
+    validation_failed; malformed JSON (no field to blame) stays 400."""
+
+    def kind_of(self, exc: Exception) -> str:
+        if isinstance(exc, RequestInvalid) and exc.location == "body" and exc.field:
+            return "unprocessable"
+        return super().kind_of(exc)
 
 
 class StraitApp(ApiApp[ApiKey]):
@@ -50,6 +65,8 @@ class StraitApp(ApiApp[ApiKey]):
     ) -> None:
         self.model = model
         self.ping_interval_s = ping_interval_s
+        if model.settings.variant.body_validation_422:
+            self.envelope = BodyValidation422()
         super().__init__(spec, engine, max_body_bytes=max_body_bytes)
 
     def build_handlers(self) -> Mapping[str, Handler]:
@@ -88,11 +105,27 @@ class StraitApp(ApiApp[ApiKey]):
     def authenticate(self, request: Request, operation: Operation) -> ApiKey:
         return self.model.authenticate(bearer_token(request))
 
+    @property
+    def variant(self) -> StraitVariant:
+        return self.model.settings.variant
+
     def render(self, run: Run) -> dict[str, Any]:
-        return run_record(run, self.model.jobs.get(run.job_id))
+        return run_record(run, self.model.jobs.get(run.job_id), self.variant)
 
     def runs(self, runs: list[Run]) -> JSONResponse:
         return JSONResponse([self.render(r) for r in runs])
+
+    def listing(self, runs: list[Run], limit: int | None) -> JSONResponse:
+        """GET /v1/runs and /dlq: the document's array, or the live system's page (variant)."""
+        if not self.variant.list_page:
+            return self.runs(runs)
+        full = limit is not None and len(runs) == limit
+        page = {
+            "data": [self.render(r) for r in runs],
+            "next_cursor": iso(runs[-1].created_ms) if full else None,
+            "has_more": full,
+        }
+        return JSONResponse(page)
 
     # -- creating and reading ------------------------------------------------------------------
 
@@ -124,7 +157,7 @@ class StraitApp(ApiApp[ApiKey]):
     async def list_runs(self, req: ValidRequest, who: ApiKey, _: Request) -> Response:
         q = req.query
         cursor = q.get("cursor")
-        return self.runs(
+        return self.listing(
             self.model.list_runs(
                 who,
                 q["project_id"],
@@ -136,11 +169,12 @@ class StraitApp(ApiApp[ApiKey]):
                 triggered_by=q.get("triggered_by"),
                 batch_id=q.get("batch_id"),
                 payload_contains=q.get("payload_contains"),
-            )
+            ),
+            min(q["limit"], MAX_LIMIT),
         )
 
     async def list_dead_letters(self, req: ValidRequest, who: ApiKey, _: Request) -> Response:
-        return self.runs(self.model.dead_letters(who, req.query["project_id"]))
+        return self.listing(self.model.dead_letters(who, req.query["project_id"]), None)
 
     async def get_run(self, req: ValidRequest, who: ApiKey, _: Request) -> Response:
         return JSONResponse(self.render(self.model.get_run(who, req.path["runID"])))
@@ -186,13 +220,16 @@ class StraitApp(ApiApp[ApiKey]):
     # -- streams -------------------------------------------------------------------------------
 
     async def stream_run(self, req: ValidRequest, who: ApiKey, _: Request) -> Response:
+        gone = self._gone(who, req.path["runID"])
+        if gone is not None:
+            return gone
         run = self._streamable(who, req.path["runID"])
         run_id = run.id
         body = sse.deliver(
             self.engine,
             run_id,
             lambda after: self.model.read_stream(run_id, after),
-            after=None,
+            after=self._start_of(self.model.read_stream(run_id, None)),
             is_terminal_entry=lambda entry: self._ends(run_id, entry, "last_change"),
             is_finished=lambda: self._finished(run_id),
             ping_interval_s=self.ping_interval_s,
@@ -202,13 +239,16 @@ class StraitApp(ApiApp[ApiKey]):
         return StreamingResponse(body, media_type="text/event-stream", headers=dict(sse.HEADERS))
 
     async def stream_chunks(self, req: ValidRequest, who: ApiKey, _: Request) -> Response:
+        gone = self._gone(who, req.path["runID"])
+        if gone is not None:
+            return gone
         run = self._streamable(who, req.path["runID"])
         run_id = run.id
         body = sse.deliver(
             self.engine,
             chunks_key(run_id),
             lambda after: self.model.read_chunks(run_id, after),
-            after=None,
+            after=self._start_of(self.model.read_chunks(run_id, None)),
             is_terminal_entry=lambda entry: self._ends(run_id, entry, "last_chunk"),
             is_finished=lambda: self._finished(run_id),
             ping_interval_s=self.ping_interval_s,
@@ -216,6 +256,23 @@ class StraitApp(ApiApp[ApiKey]):
             with_ids=False,
         )
         return StreamingResponse(body, media_type="text/event-stream", headers=dict(sse.HEADERS))
+
+    def _start_of(self, history: ReadResult) -> StreamId | None:
+        """Where a new connection starts: the run's whole history (the reference), or only what
+        happens from now on (the `replay_history` variant off)."""
+        if self.variant.replay_history or not history.entries:
+            return None
+        return history.entries[-1].id
+
+    def _gone(self, who: ApiKey, run_id: str) -> Response | None:
+        """The 410 of a finished run with the variant's code (FACTS.md's table has none)."""
+        if self.variant.gone_code == StraitVariant().gone_code:
+            return None
+        run = self.model.get_run(who, run_id)
+        if not run.terminal:
+            return None
+        error = {"code": self.variant.gone_code, "message": "run already in terminal state"}
+        return JSONResponse({"error": error, "request_id": str(uuid.uuid4())}, status_code=410)
 
     def _streamable(self, who: ApiKey, run_id: str) -> Run:
         run = self.model.get_run(who, run_id)
@@ -240,7 +297,9 @@ class StraitApp(ApiApp[ApiKey]):
     # -- controlling ---------------------------------------------------------------------------
 
     async def cancel_run(self, req: ValidRequest, who: ApiKey, _: Request) -> Response:
-        self.model.cancel(who, req.path["runID"])
+        run = self.model.cancel(who, req.path["runID"])
+        if self.variant.cancel_answers_run:
+            return JSONResponse(self.render(run))
         return Response(status_code=204)
 
     async def replay_run(self, req: ValidRequest, who: ApiKey, _: Request) -> Response:
@@ -282,7 +341,10 @@ class StraitApp(ApiApp[ApiKey]):
 
     async def reset_idempotency_key(self, req: ValidRequest, who: ApiKey, _: Request) -> Response:
         run = self.model.reset_idempotency_key(who, req.path["runID"])
-        return JSONResponse({"status": "reset", "run_id": run.id})
+        answer: dict[str, Any] = {"status": "reset", "run_id": run.id}
+        if self.variant.extra_fields:
+            answer["reset_at"] = iso(self.engine.now())
+        return JSONResponse(answer)
 
     async def reschedule(self, req: ValidRequest, who: ApiKey, _: Request) -> Response:
         body = req.body or {}

@@ -99,8 +99,12 @@ TERMINAL_MESSAGE = "run already in terminal state"
 KEY_PATTERN = re.compile(r"strait_[0-9a-f]{64}")
 
 
-def wire_status(status: RunStatus) -> str:
-    return S.WAITING.value if status is S.PAUSED else status.value
+def wire_status(status: RunStatus, paused: bool = False) -> str:
+    """The status as responses report it: a paused run is `waiting` (the document's enum), or
+    with the `paused_status` variant the live system's `paused`."""
+    if status is S.PAUSED and not paused:
+        return S.WAITING.value
+    return status.value
 
 
 class Behaviour(StrEnum):
@@ -346,6 +350,13 @@ class StraitModel:
             raise Unauthenticated("a valid API key is required (Authorization: Bearer strait_...)")
         return key
 
+    def _wire(self, status: RunStatus) -> str:
+        return wire_status(status, self.settings.variant.paused_status)
+
+    def _foreign(self, who: ApiKey, project_id: str) -> bool:
+        """Whether a listing names another project and the variant answers it with nothing."""
+        return self.settings.variant.foreign_project_empty and project_id != who.project_id
+
     def _project(self, who: ApiKey, project_id: str) -> Project:
         # Another project's id reads as unknown, like another project's run.
         if project_id != who.project_id or project_id not in self.projects:
@@ -451,6 +462,8 @@ class StraitModel:
         batch_id: str | None = None,
         payload_contains: str | None = None,
     ) -> list[Run]:
+        if self._foreign(who, project_id):
+            return []
         self._project(who, project_id)
         if limit <= 0:
             raise InvalidInput("limit", "limit must be a positive integer")
@@ -468,7 +481,7 @@ class StraitModel:
             r
             for r in self.runs.values()
             if r.project_id == project_id
-            and (status is None or wire_status(r.status) == status)
+            and (status is None or self._wire(r.status) == status)
             and (metadata_key is None or metadata_key in r.metadata)
             and (metadata_value is None or r.metadata.get(metadata_key or "") == metadata_value)
             and (cursor_ms is None or r.created_ms < cursor_ms)
@@ -480,6 +493,8 @@ class StraitModel:
         return found[: min(limit, MAX_LIMIT)]
 
     def dead_letters(self, who: ApiKey, project_id: str) -> list[Run]:
+        if self._foreign(who, project_id):
+            return []
         self._project(who, project_id)
         found = [
             r
@@ -527,7 +542,7 @@ class StraitModel:
         return {
             "run_id": run.id,
             "job_id": run.job_id,
-            "status": wire_status(run.status),
+            "status": self._wire(run.status),
             "dependencies": list(deps),
             "dependencies_satisfied": all(d["depends_on_job_id"] in done for d in deps),
         }
@@ -538,7 +553,7 @@ class StraitModel:
         last = checkpoints[-1] if checkpoints else None
         return {
             "run_id": run.id,
-            "status": wire_status(run.status),
+            "status": self._wire(run.status),
             "attempt": run.attempt,
             "paused": run.status is S.PAUSED,
             "checkpoint_sequence": last["sequence"] if last else None,
@@ -573,10 +588,10 @@ class StraitModel:
             if run is None or run.project_id != who.project_id:
                 out.append(BulkItem(run_id, "not_found", "run not found"))
             elif run.status not in CANCELLABLE:
-                out.append(BulkItem(run_id, wire_status(run.status), TERMINAL_MESSAGE))
+                out.append(BulkItem(run_id, self._wire(run.status), TERMINAL_MESSAGE))
             else:
                 self._cancel(run, self.engine.now())
-                out.append(BulkItem(run_id, wire_status(run.status)))
+                out.append(BulkItem(run_id, self._wire(run.status)))
         return out
 
     def bulk_cancel_all(
@@ -600,7 +615,7 @@ class StraitModel:
             and (job_id is None or r.job_id == job_id)
             and (batch_id is None or r.batch_id == batch_id)
             and (triggered_by is None or r.triggered_by == triggered_by)
-            and (status is None or wire_status(r.status) == status)
+            and (status is None or self._wire(r.status) == status)
         ]
         return self.bulk_cancel(who, matching)
 
@@ -611,7 +626,7 @@ class StraitModel:
 
     def _check_replayable(self, run: Run) -> None:
         if run.status not in REPLAYABLE:
-            raise IllegalTransition("run", run.id, wire_status(run.status), "replay")
+            raise IllegalTransition("run", run.id, self._wire(run.status), "replay")
 
     def _replay(self, run: Run) -> Run:
         job = self.jobs[run.job_id]
@@ -635,6 +650,8 @@ class StraitModel:
             run = self.runs.get(run_id)
             if run is None or run.project_id != who.project_id or run.status not in REPLAYABLE:
                 bad.append(run_id)
+        if bad and self.settings.variant.bulk_replay_partial:
+            return [self._replay(self.runs[r]) for r in run_ids if r not in bad]
         if bad:
             raise InvalidInput(
                 "run_ids",
@@ -646,7 +663,7 @@ class StraitModel:
     def dlq_replay(self, who: ApiKey, run_id: str) -> Run:
         run = self.get_run(who, run_id)
         if run.status is not S.DEAD_LETTER:
-            raise Conflict(f"run is not in dead_letter (it is {wire_status(run.status)})")
+            raise Conflict(f"run is not in dead_letter (it is {self._wire(run.status)})")
         self._dlq_replay(run)
         return run
 
@@ -670,6 +687,8 @@ class StraitModel:
         else:
             runs = [self.get_run(who, run_id) for run_id in run_ids or []]
             waiting = [r.id for r in runs if r.status is not S.DEAD_LETTER]
+            if waiting and self.settings.variant.bulk_dlq_mixed_400:
+                raise InvalidInput("run_ids", f"not in dead_letter: {', '.join(waiting)}")
             if waiting:
                 raise Conflict(f"not in dead_letter: {', '.join(waiting)}")
         for run in runs:
@@ -695,7 +714,7 @@ class StraitModel:
         run = self.get_run(who, run_id)
         if run.status not in (S.DELAYED, S.QUEUED):
             raise Conflict(
-                f"only delayed or queued runs can be rescheduled, not {wire_status(run.status)}"
+                f"only delayed or queued runs can be rescheduled, not {self._wire(run.status)}"
             )
         now = self.engine.now()
         run.scheduled_ms = scheduled_ms
@@ -715,7 +734,7 @@ class StraitModel:
     def pause(self, who: ApiKey, run_id: str) -> Run:
         run = self.get_run(who, run_id)
         if run.status is not S.EXECUTING:
-            raise Conflict(f"only executing runs can be paused, not {wire_status(run.status)}")
+            raise Conflict(f"only executing runs can be paused, not {self._wire(run.status)}")
         now = self.engine.now()
         self._unschedule(run, "step", "timeout")
         self._move(run, S.PAUSED, now)
@@ -725,7 +744,7 @@ class StraitModel:
     def resume(self, who: ApiKey, run_id: str) -> Run:
         run = self.get_run(who, run_id)
         if run.status is not S.PAUSED:
-            raise Conflict(f"only paused runs can be resumed, not {wire_status(run.status)}")
+            raise Conflict(f"only paused runs can be resumed, not {self._wire(run.status)}")
         self._requeue(run, "run.resumed", {})
         return run
 
@@ -733,7 +752,7 @@ class StraitModel:
         run = self.get_run(who, run_id)
         if run.status not in (S.EXECUTING, S.PAUSED):
             raise Conflict(
-                f"only executing or paused runs can be restarted, not {wire_status(run.status)}"
+                f"only executing or paused runs can be restarted, not {self._wire(run.status)}"
             )
         self._requeue(run, "run.restarted", {"machine_preset": machine_preset})
         return run
@@ -765,11 +784,21 @@ class StraitModel:
             return
         run.dequeued_ms = now
         run.next_retry_ms = None
-        self._move(run, S.DEQUEUED, now)
+        if not self._skips_dequeued(run):
+            self._move(run, S.DEQUEUED, now)
         self._at(run, "step", now + self.settings.step_ms, self._execute)
 
+    def _skips_dequeued(self, run: Run) -> bool:
+        """queued -> executing directly (FACTS.md's table allows it); a run that cannot start
+        still shows dequeued, the only way to system_failed."""
+        return (
+            self.settings.variant.skip_dequeued
+            and self.jobs[run.job_id].behaviour is not Behaviour.SYSTEM_FAIL
+        )
+
     def _execute(self, run: Run, now: int) -> None:
-        if run.status is not S.DEQUEUED:
+        ready = S.QUEUED if self._skips_dequeued(run) else S.DEQUEUED
+        if run.status is not ready:
             return
         job = self.jobs[run.job_id]
         if job.behaviour is Behaviour.SYSTEM_FAIL:
@@ -983,6 +1012,8 @@ class StraitModel:
     def _chunk(self, run: Run, now: int, text: str, *, done: bool) -> None:
         self.records[run.id].chunks += 1
         frame = {"type": "stream_chunk", "chunk": text, "stream_id": f"llm-{run.attempt}"}
+        if self.settings.variant.unknown_frames:
+            self.streams.append(chunks_key(run.id), {"type": "x_token_usage", "tokens": 1}, now)
         run.last_chunk = self.streams.append(chunks_key(run.id), {**frame, "done": done}, now)
         self.engine.notify(chunks_key(run.id))
 
@@ -992,14 +1023,17 @@ class StraitModel:
         before = run.status
         TRANSITIONS.check(run.id, before, target, f"move to {target.value}")
         run.status = target
-        if wire_status(before) != wire_status(target):
+        if self._wire(before) != self._wire(target):
             change = {
                 "type": "status_change",
                 "run_id": run.id,
-                "from": wire_status(before),
-                "to": wire_status(target),
+                "from": self._wire(before),
+                "to": self._wire(target),
                 "timestamp": iso(now),
             }
+            if self.settings.variant.unknown_frames:
+                probe = {"type": "x_queue_position", "run_id": run.id, "position": 0}
+                self.streams.append(run.id, probe, now)
             run.last_change = self.streams.append(run.id, change, now)
         self.engine.notify(run.id)
 
@@ -1041,7 +1075,7 @@ class StraitModel:
         if run.terminal:
             raise RunTerminal(run, outcome)
         if target is S.WAITING and run.status in (S.WAITING, S.PAUSED):
-            raise IllegalTransition("run", run.id, wire_status(run.status), outcome)
+            raise IllegalTransition("run", run.id, self._wire(run.status), outcome)
         now = self.engine.now()
         job = self.jobs[run.job_id]
         self._unschedule(run, "step", "expiry")
@@ -1091,13 +1125,26 @@ def chunks_key(run_id: str) -> str:
     return f"{run_id}:chunks"
 
 
-def run_record(run: Run, job: Job | None) -> dict[str, Any]:
-    """The run as every route renders it: each documented field, null when it does not apply."""
+def run_record(run: Run, job: Job | None, variant: StraitVariant | None = None) -> dict[str, Any]:
+    """The run as every route renders it: each documented field, null when it does not apply
+    (or, with the variant's switches, left out, and with fields no document names)."""
+    variant = variant or StraitVariant()
+    record = _documented_record(run, job, variant)
+    if variant.omit_nulls:
+        record = {k: v for k, v in record.items() if v is not None}
+    if variant.extra_fields:
+        stamps = [run.created_ms, run.started_ms, run.heartbeat_ms, run.finished_ms]
+        record["updated_at"] = iso(max(s for s in stamps if s is not None))
+        record["x_region"] = "eu-west-1"
+    return record
+
+
+def _documented_record(run: Run, job: Job | None, variant: StraitVariant) -> dict[str, Any]:
     return {
         "id": run.id,
         "job_id": run.job_id,
         "project_id": run.project_id,
-        "status": wire_status(run.status),
+        "status": wire_status(run.status, variant.paused_status),
         "attempt": run.attempt,
         "payload": run.payload,
         "result": run.result,

@@ -9,4 +9,10 @@
 - `test_races.py`: concurrent requests that must end in one consistent state.
 
 How hard they push is `depth.py` (`--depth`, `--seed`); how a failure reads is `repro.py`.
+
+Each property demands only what the documents (or FACTS.md) promise and accepts every answer they
+allow, so any correct deployment passes it. Where the reference server makes a choice they leave
+open, that choice is checked by a separate test marked with a `decision` requirement
+(`*.properties.lifecycle-reference`, `*.properties.bad-input-rejected`,
+`*.properties.schema-rejects-invalid`): binding on the reference, informational elsewhere.
 """

@@ -82,10 +82,14 @@ def test_seed(run_seed: int, nodeid: str) -> int:
 test_seed.__test__ = False  # type: ignore[attr-defined]
 
 
-def settings_for(max_examples: int, *, steps: int | None = None) -> hypothesis.settings:
+def settings_for(
+    max_examples: int, *, steps: int | None = None, shrink: bool = True
+) -> hypothesis.settings:
     """Hypothesis settings for a suite that talks to a live server: no deadline (latency is the
     server's, not the test's), no example database (a run must replay from its seed alone, not
-    from files a previous run left behind), and no health checks that assume fast, local data."""
+    from files a previous run left behind), and no health checks that assume fast, local data.
+    Without `shrink`, a failure is reported as first found: for inputs already small, where every
+    shrinking attempt would cost a live job on the target."""
     # Imported here, not at the top: the plugin imports this module for --depth in every process,
     # and an xdist controller, which runs no test, would otherwise load hypothesis for nothing
     # (seconds when pytest rewrites its asserts without a bytecode cache).
@@ -94,6 +98,8 @@ def settings_for(max_examples: int, *, steps: int | None = None) -> hypothesis.s
     extra: dict[str, Any] = {}
     if steps is not None:
         extra["stateful_step_count"] = steps
+    if not shrink:
+        extra["phases"] = [p for p in hypothesis.Phase if p is not hypothesis.Phase.shrink]
     return hypothesis.settings(
         max_examples=max_examples,
         deadline=None,

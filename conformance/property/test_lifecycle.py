@@ -1,4 +1,8 @@
-"""The lifecycle state machines (machines.py) against the target, one per API."""
+"""The lifecycle state machines (machines.py) against the target, one per API.
+
+Each API's model runs as a document test, accepting every answer the documents allow; AUVY and AVA
+also run it in reference mode, a decision test demanding the reference server's own choices where
+the documents leave one open (informational against any other target)."""
 
 from __future__ import annotations
 
@@ -40,6 +44,8 @@ def _context(
     depth: Depth,
     settle_s: float,
     fixtures: dict[str, str],
+    *,
+    reference: bool = False,
 ) -> Context:
     if not fixtures:
         pytest.skip("the profile names none of the fixtures the model knows")
@@ -51,11 +57,21 @@ def _context(
         recorder=FullRecorder(),
         settle_s=settle_s,
         fixtures=fixtures,
+        reference=reference,
     )
 
 
-@pytest.mark.req("auvy.properties.lifecycle")
+@pytest.mark.parametrize(
+    "reference",
+    [
+        pytest.param(False, id="document", marks=pytest.mark.req("auvy.properties.lifecycle")),
+        pytest.param(
+            True, id="reference", marks=pytest.mark.req("auvy.properties.lifecycle-reference")
+        ),
+    ],
+)
 def test_auvy_lifecycle(
+    reference: bool,
     auvy: AuvyClient,
     profile: TargetProfile,
     depth: Depth,
@@ -69,14 +85,24 @@ def test_auvy_lifecycle(
         if profile.has(f"auvy.pathways.{k}.id")
     }
     settle = float(profile.get("auvy.job_timeout_s", 30))
-    ctx = _context("auvy.properties.lifecycle", request, run_seed, depth, settle, fixtures)
+    req = "auvy.properties.lifecycle" + ("-reference" if reference else "")
+    ctx = _context(req, request, run_seed, depth, settle, fixtures, reference=reference)
     ctx.extra["workspace_id"] = profile.need("auvy.workspace_id")
     auvy.api.recorder = ctx.recorder
     _run(auvy_machine(auvy, ctx), depth, prop_seed)
 
 
-@pytest.mark.req("ava.properties.lifecycle")
+@pytest.mark.parametrize(
+    "reference",
+    [
+        pytest.param(False, id="document", marks=pytest.mark.req("ava.properties.lifecycle")),
+        pytest.param(
+            True, id="reference", marks=pytest.mark.req("ava.properties.lifecycle-reference")
+        ),
+    ],
+)
 def test_ava_lifecycle(
+    reference: bool,
     ava: AvaClient,
     profile: TargetProfile,
     depth: Depth,
@@ -90,7 +116,8 @@ def test_ava_lifecycle(
         if profile.has(f"ava.workers.{k}.id")
     }
     settle = float(profile.get("ava.job_timeout_s", 30))
-    ctx = _context("ava.properties.lifecycle", request, run_seed, depth, settle, fixtures)
+    req = "ava.properties.lifecycle" + ("-reference" if reference else "")
+    ctx = _context(req, request, run_seed, depth, settle, fixtures, reference=reference)
     ava.api.recorder = ctx.recorder
     _run(ava_machine(ava, ctx), depth, prop_seed)
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from ..checks import ConformanceFailure, body_of, event_ids_strictly_increase, status_is
+from ..checks import ConformanceFailure, body_of, event_ids_strictly_increase
 from ..clients.auvy import AuvyClient, StreamRead
 from ..profile import TargetProfile
 from .depth import Depth, settings_for
@@ -46,7 +47,10 @@ def _pieces_join(
     got.extend(rest.ids)
     terminal = terminal or rest.terminal
     full = read(None, None)
-    event_ids_strictly_increase(got)
+    try:
+        event_ids_strictly_increase(got)
+    except ConformanceFailure as exc:
+        raise ConformanceFailure(f"pieces {pieces}: {exc.title}", exc.detail) from None
     if got != full.ids:
         missing = [i for i in full.ids if i not in got]
         extra = [i for i in got if i not in full.ids]
@@ -59,9 +63,16 @@ def _pieces_join(
         raise ConformanceFailure("the resumed stream ends differently", f"{terminal!r}")
 
 
+def _accepted(response: httpx.Response, what: str) -> None:
+    if not 200 <= response.status_code < 300:
+        raise ConformanceFailure(f"{what} answered {response.status_code}", response.text[:300])
+
+
 def _run(test: Callable[[list[int]], None], depth: Depth, seed: int, replay: str) -> None:
     @hypothesis.seed(seed)
-    @settings_for(depth.sse_examples)
+    # At most 5 pieces of at most 4 events: a failing pattern is already short, and shrinking it
+    # would start a job and read its stream several times per attempt.
+    @settings_for(depth.sse_examples, shrink=False)
     @hypothesis.given(pieces=PIECES)
     def run(pieces: list[int]) -> None:
         test(pieces)
@@ -91,7 +102,8 @@ def test_private_stream_resumes_with_exactly_the_missing_suffix(
             return auvy.read_stream(job_id, after, max_events=count)
 
         def finish() -> None:
-            status_is(auvy.cancel(job_id), 200)
+            # Any 2xx accepts a cancel; only a finished job's is documented (400).
+            _accepted(auvy.cancel(job_id), "cancel of a running job")
 
         _pieces_join(read, pieces, finish)
 
@@ -120,7 +132,8 @@ def test_public_stream_resumes_with_exactly_the_missing_suffix(
             token=token,
             json_body={"message": "hello"},
         )
-        status_is(response, 200)
+        # "receptor fires return a job_id"; the status of that answer is not documented.
+        _accepted(response, "a public execute")
         job_id = str(body_of(response)["job_id"])
 
         def read(after: str | None, count: int | None) -> StreamRead:

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import shlex
 
+import httpx
 import pytest
 
+from conformance.checks import ConformanceFailure
 from conformance.profile import REFERENCE_PROFILE, TargetProfile
 from conformance.property.battery import battery
-from conformance.property.depth import DEPTHS, DepthError, resolve_depth, test_seed
+from conformance.property.depth import (
+    DEPTHS,
+    DepthError,
+    resolve_depth,
+    settings_for,
+    test_seed,
+)
 from conformance.property.fixtures import finishing_fixtures, retargets
 from conformance.property.headroom import with_headroom
+from conformance.property.machines import intervention_of
 from conformance.property.repro import Step, render_failure, render_steps, replay_command
 from conformance.property.targets import auth_headers, battery_identity
+from conformance.property.test_bad_input import allowed_statuses, code_problem
 from conformance.property.test_schemathesis import _retarget
 from conformance.report import Exchange
 
@@ -44,6 +54,14 @@ def test_deep_pushes_harder_than_quick_everywhere() -> None:
     for name in quick.__dataclass_fields__:
         if name != "name":
             assert getattr(deep, name) >= getattr(quick, name), name
+
+
+def test_shrinking_can_be_left_out_where_every_attempt_costs_a_live_job() -> None:
+    import hypothesis
+
+    assert hypothesis.Phase.shrink in settings_for(3).phases
+    assert hypothesis.Phase.shrink not in settings_for(3, shrink=False).phases
+    assert hypothesis.Phase.generate in settings_for(3, shrink=False).phases
 
 
 def test_a_test_seed_depends_on_the_run_seed_and_the_test_only() -> None:
@@ -138,7 +156,89 @@ def test_the_battery_covers_every_operation_with_auth_and_body_cases() -> None:
         assert wanted in labels, wanted
     assert all(c.allowed >= {400, 401, 404} for c in cases)
     assert next(c for c in cases if c.label == "huge body").allowed == {400, 401, 404, 413}
-    assert not next(c for c in cases if c.label == "mode twice").strict
+    # The path parameter is a placeholder that names nothing: every case must be refused.
+    assert all(c.strict and c.refused_by_reference for c in cases)
+
+
+def _list_operation(body_required: bool = False) -> dict[str, object]:
+    """A list route without path parameters: only the documents decide what must be refused."""
+    op: dict[str, object] = {
+        "operationId": "listThings",
+        "parameters": [
+            {"name": "status", "in": "query", "schema": {"enum": ["a", "b"]}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+            {"name": "cursor", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        ],
+        "responses": {"200": {}, "400": {}, "401": {}},
+    }
+    if body_required:
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["worker_id"],
+                        "properties": {
+                            "worker_id": {"type": "string"},
+                            "trigger": {"enum": ["manual", "event"]},
+                        },
+                    }
+                }
+            },
+        }
+    return {"security": [{"bearer": []}], "paths": {"/v1/things": {"post": op}}}
+
+
+def test_what_the_documents_leave_open_need_only_be_refused_by_the_reference() -> None:
+    cases = {c.label: c for c in battery("auvy", _list_operation(), {})}
+    for label in ("unknown status value", "limit not a number", "cursor malformed"):
+        assert not cases[label].strict, label
+        assert cases[label].refused_by_reference, label
+    for label in ("status twice", "limit control characters"):
+        assert not cases[label].strict and not cases[label].refused_by_reference, label
+    assert cases["no credentials"].strict and cases["malformed credentials"].strict
+
+
+def test_a_bad_strait_cursor_must_be_refused_as_facts_say() -> None:
+    cases = {c.label: c for c in battery("strait", _list_operation(), {})}
+    assert cases["cursor malformed"].strict
+    assert not cases["limit not a number"].strict
+
+
+def test_a_required_body_makes_every_malformed_body_invalid() -> None:
+    cases = {c.label: c for c in battery("ava", _list_operation(body_required=True), {})}
+    for label in (
+        "malformed JSON",
+        "wrong content type",
+        "deeply nested JSON",
+        "huge body",
+        "empty body",
+        "body is list",
+        "body is NoneType",
+        # lacks the required worker_id
+        "unknown trigger value",
+        # a worker id that names nothing
+        "worker_id with control characters",
+    ):
+        assert cases[label].strict, label
+
+
+def test_other_targets_may_answer_what_the_documents_give_the_same_error() -> None:
+    cases = {c.label: c for c in battery("ava", _list_operation(body_required=True), {})}
+    bad = cases["malformed JSON"]
+    assert allowed_statuses("ava", bad, reference=True) == {400, 401}
+    assert allowed_statuses("ava", bad, reference=False) == {400, 401, 413, 415, 422}
+    assert 422 not in allowed_statuses("auvy", bad, reference=False)
+    assert 414 not in allowed_statuses("ava", bad, reference=False)
+
+
+def test_an_error_code_must_be_the_one_the_table_gives_its_status() -> None:
+    assert code_problem("auvy", 400, {"code": "VALIDATION_ERROR", "message": "x"}) is None
+    assert code_problem("auvy", 400, {"code": "NOT_FOUND", "message": "x"})
+    assert code_problem("ava", 422, {"error": {"code": "validation_error"}}) is None
+    assert code_problem("strait", 422, {"error": {"code": "bad_request"}})
+    assert code_problem("strait", 413, {"error": {"code": "too_large"}}) is None
 
 
 # --- the fuzz identity: generated requests never run as the main one -------------------------
@@ -214,3 +314,39 @@ def test_without_a_battery_identity_the_battery_skips_rather_than_use_another(ap
     with pytest.raises(pytest.skip.Exception, match=rf"no \[{api}.battery\]"):
         battery_identity(profile, api)
     assert auth_headers(profile, api)  # the fuzz identity is untouched
+
+
+# --- finding the intervention a waiting job asks about ----------------------------------------
+
+
+class _Interventions:
+    """Stands in for AuvyClient.list_interventions."""
+
+    def __init__(self, status: int, body: object) -> None:
+        self.answer = httpx.Response(status, json=body)
+        self.asked: list[object] = []
+
+    def list_interventions(self, **kw: object) -> httpx.Response:
+        self.asked.append(kw.get("params"))
+        return self.answer
+
+
+def test_the_intervention_comes_from_waiting_for_when_it_names_one() -> None:
+    client = _Interventions(500, {})
+    snap = {"status": "waiting", "waitingFor": {"interventionId": "int_1"}}
+    assert intervention_of(client, "job_1", snap) == "int_1"  # type: ignore[arg-type]
+    assert client.asked == []
+
+
+def test_otherwise_the_documented_listing_names_it() -> None:
+    # FACTS.md: the shape of waitingFor is not published; GET /v1/interventions filters by job_id.
+    client = _Interventions(200, {"interventions": [{"id": "int_2", "job_id": "job_1"}]})
+    snap = {"status": "waiting", "waitingFor": {"kind": "approval"}}
+    assert intervention_of(client, "job_1", snap) == "int_2"  # type: ignore[arg-type]
+    assert client.asked == [{"job_id": "job_1", "status": "pending"}]
+
+
+def test_a_waiting_job_that_names_no_intervention_fails_saying_so() -> None:
+    client = _Interventions(200, {"interventions": []})
+    with pytest.raises(ConformanceFailure, match="names no intervention"):
+        intervention_of(client, "job_1", {"status": "waiting"})  # type: ignore[arg-type]

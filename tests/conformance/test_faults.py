@@ -5,9 +5,7 @@ requirement by name (a MUST failure also fails the exit status; a SHOULD one is 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from conformance.requirements import load_catalog
 from conformance.server import ReferenceServer
 from mock_server.faults import FAULTS
+from tests.conformance.suite_run import pytest_run
 
 REPO = Path(__file__).resolve().parents[2]
 CI_PROFILE = REPO / "fixtures" / "server" / "ci.toml"
@@ -23,14 +22,10 @@ CI_PROFILE = REPO / "fixtures" / "server" / "ci.toml"
 def run_suite(
     target: str, requirements: list[str], report_dir: Path
 ) -> subprocess.CompletedProcess[str]:
-    args = [
-        sys.executable,
-        "-m",
-        "pytest",
+    wanted = [arg for requirement in requirements for arg in ("--req", requirement)]
+    return pytest_run(
         "conformance",
         "-q",
-        "-p",
-        "no:xdist",
         "--target",
         target,
         # The target is the reference server itself: its own choices are binding here too.
@@ -39,12 +34,7 @@ def run_suite(
         f"--report-dir={report_dir}",
         "--junitxml",
         str(report_dir / "junit.xml"),
-    ]
-    for requirement in requirements:
-        args += ["--req", requirement]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+        *wanted,
     )
 
 

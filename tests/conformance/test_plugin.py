@@ -5,31 +5,16 @@ and a SHOULD-only failure does not fail the run."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conformance.server import ReferenceServer
+from tests.conformance.suite_run import pytest_run
 
 REPO = Path(__file__).resolve().parents[2]
 CI_PROFILE = REPO / "fixtures" / "server" / "ci.toml"
-
-
-def pytest_run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:xdist", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

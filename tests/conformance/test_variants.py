@@ -11,11 +11,9 @@ otherwise (the "choices" preset does so on purpose), so their failures are print
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import pytest
 from conformance.server import ReferenceServer
 from conformance.webhooks import HOOK_PATH
 from mock_server.variants import PRESETS
+from tests.conformance.suite_run import pytest_run
 
 REPO = Path(__file__).resolve().parents[2]
 CI_PROFILE = REPO / "fixtures" / "server" / "ci.toml"
@@ -71,14 +70,9 @@ def target_profile(tmp_path: Path, webhook_port: int) -> Path:
 def run_suite(
     target: str, profile: Path, report_dir: Path, workers: int
 ) -> subprocess.CompletedProcess[str]:
-    args = [
-        sys.executable,
-        "-m",
-        "pytest",
+    return pytest_run(
         "conformance",
         "-q",
-        "-p",
-        "no:randomly",
         "-n",
         str(workers),
         "--target",
@@ -86,16 +80,8 @@ def run_suite(
         "--profile",
         str(profile),
         f"--report-dir={report_dir}",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        args,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
+        xdist=True,
         timeout=RUN_TIMEOUT_S,
-        check=False,
     )
 
 

@@ -9,9 +9,7 @@ against a started reference server with a partial profile (incomplete, exit 6) a
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +28,7 @@ from conformance.requirements import (
     load_catalog,
 )
 from conformance.server import ReferenceServer
+from tests.conformance.suite_run import pytest_run
 
 REPO = Path(__file__).resolve().parents[2]
 CI_PROFILE = REPO / "fixtures" / "server" / "ci.toml"
@@ -229,22 +228,6 @@ def test_the_skip_tag_round_trips() -> None:
 
 
 # --- the plugin, on tiny suites ------------------------------------------------------------------
-
-
-def pytest_run(
-    *args: str, cwd: Path = REPO, xdist: bool = False
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    plugins = ["-p", "no:randomly"] + ([] if xdist else ["-p", "no:xdist"])
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", *plugins, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def ids_of(authority: Authority, level: Level = "MUST", api: str = "auvy") -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -66,6 +66,10 @@ class ManualClock:
         self._now = now_ms
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
 def iso(ms: int | None) -> str | None:
     """RFC 3339 with milliseconds and a Z, as every API here renders timestamps."""
     if ms is None:
@@ -84,7 +88,10 @@ def _iso_ms(ms: int) -> str:
 def _iso_seconds(seconds: int) -> str:
     # Cached: a job's timestamps are rendered on every status read, and formatting a datetime
     # was a tenth of a status request's time.
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime("%Y"): it does not pad years below 1000 ("763-10-10"), which RFC 3339's
+    # four-digit date-fullyear forbids.
+    t = datetime.fromtimestamp(seconds, tz=UTC)
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
 
 
 def parse_iso(text: str) -> int:
@@ -92,4 +99,5 @@ def parse_iso(text: str) -> int:
     dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+    # Integer arithmetic: timestamp() * 1000 is a float and loses a millisecond (8.123 s).
+    return (dt - _EPOCH) // _MS

@@ -170,10 +170,14 @@ def banner(base: str, profile: ServerProfile, api: str | None) -> str:
     from .seed import describe_auvy, describe_ava, describe_strait
 
     lines = [f"mock_server listening on {base}", f"  profile: {profile.source}"]
+    served = [(name, f"{base}/{name}") for name in APIS] if api is None else [(api, base)]
+    for name, url in served:
+        lines.append(f"  {name}: {url}")
+        lines.append(f"    docs {url}/docs  openapi {url}/openapi.json (or .yaml)")
     if api is None:
-        lines += [f"  {name}: {base}/{name}" for name in APIS]
-    else:
-        lines.append(f"  {api}: {base}")
+        lines.append(
+            f"  docs: {base}/docs  (every API; index of the documents: {base}/openapi.json)"
+        )
     lines.append(f"  control: {base}/_mock  (health, reset, clock, forced outcomes, scenarios)")
     lines.append(f"  inspector: {base}/_mock/inspector/")
     lines += describe_auvy(profile.auvy.seed)

@@ -13,12 +13,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .clock import Clock
 from .control import control_app
 from .cors import OpenCORS, with_vary_origin
+from .describe import DescribedApi, index_routes
 from .errors import RouteNotFound
 from .faults import FaultMiddleware
 from .profile import AvaWebhook, ServerProfile
@@ -166,17 +167,29 @@ def create_app(
         def section(app: ASGIApp) -> ASGIApp:
             return SectionMiddleware(app, shared=store_world)
 
+    # Each API answers its own description routes (mock_server.describe) in front of its pipeline.
     served: dict[str, ASGIApp] = {
-        "auvy": world.auvy_app,
-        "ava": world.ava_app,
-        "strait": world.strait_app,
+        name: DescribedApi(api, world.specs[name], api.envelope)
+        for name, api in (
+            ("auvy", world.auvy_app),
+            ("ava", world.ava_app),
+            ("strait", world.strait_app),
+        )
     }
-    mounts = [Mount("/_mock", app=control_app(world))]
+    if root_api is not None and root_api not in served:
+        raise ValueError(f"unknown API {root_api}; known: {', '.join(sorted(served))}")
+    prefixes = {root_api: ""} if root_api is not None else {name: f"/{name}" for name in world.apis}
+    mounts: list[BaseRoute] = [Mount("/_mock", app=control_app(world, prefixes))]
     if root_api is not None:
-        if root_api not in served:
-            raise ValueError(f"unknown API {root_api}; known: {', '.join(sorted(served))}")
         mounts.append(_mount("", served[root_api]))
     else:
+        titles = {prefixes[n]: str(world.specs[n].document["info"]["title"]) for n in world.apis}
+        index, docs = index_routes(titles, list(titles))
+        mounts += [
+            Route("/openapi.json", index, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
+            Route("/docs/{name}", docs, methods=["GET"]),
+        ]
         mounts.extend(_mount(f"/{name}", served[name]) for name in world.apis)
 
     @contextlib.asynccontextmanager

@@ -7,7 +7,7 @@ conformance suite never depends on them, since a real deployment has none.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +67,21 @@ def _guard(fn: Endpoint) -> Endpoint:
     return wrapped
 
 
-def control_app(world: World) -> Starlette:
+def control_app(world: World, prefixes: Mapping[str, str] | None = None) -> Starlette:
+    """`prefixes` maps each served API to where it is mounted ("" at the root); health lists
+    each one's description and docs routes from it, for the inspector to link."""
+    mounted = dict(prefixes) if prefixes is not None else {name: f"/{name}" for name in world.apis}
+    described = {
+        name: {
+            "docs": f"{prefix}/docs",
+            "openapi_json": f"{prefix}/openapi.json",
+            "openapi_yaml": f"{prefix}/openapi.yaml",
+        }
+        for name, prefix in mounted.items()
+    }
+
     async def health(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "apis": sorted(world.apis)})
+        return JSONResponse({"status": "ok", "apis": sorted(world.apis), "described": described})
 
     async def reset(_: Request) -> JSONResponse:
         world.reset()

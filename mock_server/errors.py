@@ -111,6 +111,7 @@ def field_of(exc: Exception) -> str | None:
 
 class AuvyEnvelope(Envelope):
     """Flat `{"code", "message", "field"?}`; an illegal move (cancel after completion) is a 400.
+    An undeclared method on a known path is a 405 METHOD_NOT_ALLOWED with `Allow`.
     A 429 also carries `retryAfter` (seconds), which AUVY's SDK reads besides the header."""
 
     api = "auvy"
@@ -124,7 +125,9 @@ class AuvyEnvelope(Envelope):
         "cost_cap": (403, "cost_cap"),
         "not_found": (404, "RESOURCE_NOT_FOUND"),
         "route_not_found": (404, "NOT_FOUND"),
-        "method_not_allowed": (404, "NOT_FOUND"),
+        # The documents list no 405; a 404 whose message says "not allowed" contradicted itself
+        # (x-decision in openapi/auvy.yaml's info).
+        "method_not_allowed": (405, "METHOD_NOT_ALLOWED"),
         "rate_limited": (429, "RATE_LIMIT"),
         "internal": (500, "INTERNAL_SERVER_ERROR"),
     }

@@ -258,9 +258,19 @@ class Route:
 
 
 class Spec:
-    def __init__(self, name: str, document: Mapping[str, Any], routes: Sequence[Route]) -> None:
+    def __init__(
+        self,
+        name: str,
+        document: Mapping[str, Any],
+        routes: Sequence[Route],
+        *,
+        text: str | None = None,
+    ) -> None:
         self.name = name
         self.document = document
+        # The YAML source as written (comments, order, block styles): what <prefix>/openapi.yaml
+        # serves, so readers see the file itself rather than a re-dump of the parsed document.
+        self.text = text
         self.routes = tuple(routes)
         # A template's parameters never match a "/", so only routes with as many slashes as the
         # path can match it: trying just those (in the same order) gives the same answer without
@@ -275,7 +285,8 @@ class Spec:
 
     @classmethod
     def load(cls, path: Path) -> Spec:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        document = yaml.safe_load(text)
         uri = _BASE_URI + path.stem
         registry: Registry[Any] = Registry().with_resource(
             uri, Resource.from_contents(document, default_specification=DRAFT202012)
@@ -296,7 +307,7 @@ class Spec:
             routes.append(Route(template, pattern, names, ops))
         # Literal segments beat parameters at each position (/v1/runs/dlq before /v1/runs/{id}).
         routes.sort(key=lambda r: [s.startswith("{") for s in r.template.split("/")])
-        return cls(path.stem, document, routes)
+        return cls(path.stem, document, routes, text=text)
 
     def match(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
         """The most specific path that matches decides (OpenAPI: concrete paths before

@@ -777,22 +777,33 @@ def test_unknown_and_foreign_jobs_are_404(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [
-        ("GET", "/v1/nope"),
-        ("GET", "/v1/jobs/"),
-        ("GET", "/v2/jobs"),
-        ("GET", "/"),
-        ("DELETE", "/v1/jobs"),
-        ("PUT", "/v1/jobs/abc/status"),
-        ("GET", "/v1/jobs/abc/cancel"),
-        ("POST", "/v1/jobs/abc/status"),
-    ],
+    [("GET", "/v1/nope"), ("GET", "/v1/jobs/"), ("GET", "/v2/jobs"), ("GET", "/")],
 )
-def test_unknown_routes_and_wrong_methods_are_404_not_found(
-    client: Client, method: str, path: str
-) -> None:
+def test_unknown_routes_are_404_not_found(client: Client, method: str, path: str) -> None:
     error(client.api(method, path), 404, "NOT_FOUND")
     error(client.api(method, path, key=None), 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/v1/jobs", "GET, POST"),
+        ("PUT", "/v1/jobs/abc/status", "GET"),
+        ("GET", "/v1/jobs/abc/cancel", "POST"),
+        ("POST", "/v1/jobs/abc/status", "GET"),
+        ("PATCH", "/v1/public/receptors/by-id/abc", "GET"),
+    ],
+)
+def test_a_wrong_method_is_405_with_allow_before_authentication(
+    client: Client, method: str, path: str, allow: str
+) -> None:
+    """The x-decision in auvy.yaml's info: status, code and message agree, and Allow names the
+    path's methods, whether or not the caller is authenticated."""
+    for key in (MAIN, None):
+        response = client.api(method, path, key=key)
+        message = error(response, 405, "METHOD_NOT_ALLOWED")
+        assert f"{method} is not allowed" in message
+        assert response.headers["allow"] == allow
 
 
 def test_unknown_paths_outside_the_prefixes_are_404_json(client: Client) -> None:

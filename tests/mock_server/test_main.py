@@ -88,6 +88,11 @@ def test_the_banner_lists_urls_keys_and_pathways() -> None:
     assert lines[0] == "mock_server listening on http://127.0.0.1:9999"
     assert f"  profile: {profile.source}" in lines
     assert "  auvy: http://127.0.0.1:9999/auvy" in lines
+    for name in ("auvy", "ava", "strait"):
+        url = f"http://127.0.0.1:9999/{name}"
+        assert f"    docs {url}/docs  openapi {url}/openapi.json (or .yaml)" in lines
+    assert any(line.startswith("  docs: http://127.0.0.1:9999/docs ") for line in lines)
+    assert any("http://127.0.0.1:9999/openapi.json" in line for line in lines)
     assert any(line.startswith("  control: http://127.0.0.1:9999/_mock") for line in lines)
     for token in (
         "auvy_test_acme_rw",
@@ -107,4 +112,8 @@ def test_the_banner_lists_urls_keys_and_pathways() -> None:
 def test_the_banner_for_one_api_at_the_root() -> None:
     text = banner("http://127.0.0.1:1", ServerProfile.load(), "auvy")
     assert "  auvy: http://127.0.0.1:1" in text.splitlines()
+    assert (
+        "    docs http://127.0.0.1:1/docs  openapi http://127.0.0.1:1/openapi.json (or .yaml)"
+        in (text.splitlines())
+    )
     assert "/auvy" not in text.split("control:")[0].split("auvy:")[1]

@@ -205,7 +205,25 @@ async function force(api, id, outcome) {
   if (state.source === null || state.source.readyState === EventSource.CLOSED) follow();
 }
 
+// Each served API's description routes (its docs page and OpenAPI document), as health lists
+// them: under the API's prefix, or at the root when one API is served there.
+async function linkDescriptions() {
+  const { described = {} } = await call("GET", "/health");
+  for (const [api, links] of Object.entries(described)) {
+    const holder = document.querySelector(`.describe[data-api="${api}"]`);
+    if (holder === null) continue;
+    const link = (href, text) => el("a", { href, target: "_blank", rel: "noopener" }, text);
+    holder.replaceChildren(
+      link(links.docs, "docs"), " · ",
+      link(links.openapi_json, "openapi.json"), " · ",
+      link(links.openapi_yaml, "openapi.yaml"),
+    );
+    holder.hidden = false;
+  }
+}
+
 async function init() {
+  await linkDescriptions();
   state.outcomes = await call("GET", "/outcomes");
   const { scenarios } = await call("GET", "/scenarios");
   $("scenario").replaceChildren(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -233,17 +233,22 @@ class WireMiddleware:
     def __init__(self, app: ASGIApp, variant: WireVariant) -> None:
         self.app = app
         self.variant = variant
+        # An API's OpenAPI document (and the root index of them, mock_server.describe) is no API
+        # data: a member added to it would be a keyword OpenAPI does not define, and tools reading
+        # it would reject it. It is still framed, compressed and pretty-printed.
+        self.described = replace(variant, extra_fields=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        coding = self.variant.content_coding
+        variant = self.described if scope["path"].endswith("/openapi.json") else self.variant
+        coding = variant.content_coding
         if coding:
             accept = _header(list(scope["headers"]), b"accept-encoding")
             if accept is None or not accepts(accept.decode("latin-1"), coding):
                 coding = ""
-        response = _Response(self.variant, coding, scope["method"] == "HEAD", send)
+        response = _Response(variant, coding, scope["method"] == "HEAD", send)
         await self.app(scope, receive, response.send)
 
 

@@ -27,7 +27,7 @@ from mock_server.describe import (
     yaml_form,
 )
 from mock_server.errors import AuvyEnvelope
-from mock_server.profile import ServerProfile
+from mock_server.profile import ServerProfile, with_variants
 from mock_server.spec import SPEC_DIR, Spec
 from tests.mock_server.asgi import asgi_request
 
@@ -145,6 +145,25 @@ def test_the_https_scheme_of_the_request_is_kept(app: Starlette) -> None:
             return await c.get("/auvy/openapi.json")
 
     assert served(asyncio.run(go()))["servers"][0]["url"] == "https://secure.test/auvy"
+
+
+@pytest.mark.parametrize("preset", ["wire", "wire-cr"])
+def test_a_wire_variant_frames_the_document_but_adds_nothing_to_it(preset: str) -> None:
+    """Extra members are for API data; in a description they would be keywords OpenAPI does not
+    define. Pretty-printing, chunking and compression still apply."""
+    profile = with_variants(ServerProfile.from_dict(PROFILE), [preset])
+    assert profile.variant.wire.extra_fields
+    app = create_app(profile, clock=ManualClock())
+    for api in APIS:
+        document = served(get(app, f"/{api}/openapi.json", **{"Accept-Encoding": "gzip"}))
+        openapi_spec_validator.validate(document)
+        expected = source(api)
+        del expected["servers"], document["servers"]
+        assert document == expected
+    index = get(app, "/openapi.json").json()
+    assert set(index) == {"description", "apis", "docs"}
+    # API data still gets its extra members.
+    assert "x_vendor" in json.dumps(get(app, "/_mock/health").json())
 
 
 def test_with_one_api_at_the_root_its_routes_are_at_the_root() -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,11 +218,14 @@ class DescribedApi:
         return docs_page(self.title, root + DOCS, {"url": root + "/openapi.json"})
 
 
-def index_routes(titles: Mapping[str, str], prefixes: Sequence[str]) -> tuple[Any, Any]:
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def index_routes(titles: Mapping[str, str], prefixes: Sequence[str]) -> tuple[Endpoint, Endpoint]:
     """The root's /openapi.json (an index) and /docs (one Swagger UI for every API), as
     Starlette endpoints; `titles` maps each prefix to its API's title."""
 
-    async def index(request: Request) -> JSONResponse:
+    async def index(request: Request) -> Response:
         base = f"{request.url.scheme}://{request.url.netloc}"
         return JSONResponse(
             {

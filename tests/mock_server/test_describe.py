@@ -193,6 +193,9 @@ def test_against_a_real_server_the_url_is_where_it_listens() -> None:
             for suffix in ("json", "yaml"):
                 response = httpx.get(f"{url}/{api}/openapi.{suffix}", timeout=10)
                 assert served(response)["servers"][0]["url"] == f"{url}/{api}"
+        head = httpx.head(f"{url}/ava/openapi.yaml", timeout=10)
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-type"] == "application/yaml"
     finally:
         server.stop()
 

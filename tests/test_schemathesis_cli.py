@@ -48,7 +48,7 @@ def reference() -> dict[str, Any]:
 def project(api: str) -> dict[str, Any]:
     """The configuration's [[project]] of `api`, which schemathesis picks by the spec's title."""
     title = spec_document(api)["info"]["title"]
-    found = [p for p in config()["project"] if p["title"] == title]
+    found: list[dict[str, Any]] = [p for p in config()["project"] if p["title"] == title]
     assert len(found) == 1, f"fixtures/schemathesis.toml needs one [[project]] titled {title!r}"
     return found[0]
 

@@ -207,10 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.fd is not None:
         sock = socket.socket(fileno=args.fd)
     else:
-        sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((args.host, args.port))
+            sock = listening_socket(args.host, args.port)
         except OSError as exc:
             print(f"mock_server: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
             return 2
@@ -249,6 +247,21 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
     server.run(sockets=[sock])
     return 0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn. Its protocol is named (IPPROTO_TCP, not 0): asyncio sets
+    TCP_NODELAY only on connections of such a socket, and without it a keep-alive client (curl,
+    requests) waits a delayed ACK, about 40 ms, for the body of every response after the first."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 if __name__ == "__main__":

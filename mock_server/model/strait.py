@@ -17,7 +17,6 @@ success a structured output) exist so that every read endpoint returns real data
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -460,7 +459,7 @@ class StraitModel:
         cursor_ms: int | None = None,
         triggered_by: str | None = None,
         batch_id: str | None = None,
-        payload_contains: str | None = None,
+        payload_contains: Any = None,
     ) -> list[Run]:
         if self._foreign(who, project_id):
             return []
@@ -469,14 +468,10 @@ class StraitModel:
             raise InvalidInput("limit", "limit must be a positive integer")
         if metadata_value is not None and metadata_key is None:
             raise InvalidInput("metadata_value", "metadata_value needs metadata_key")
-        wanted: Any = None
-        if payload_contains is not None:
-            try:
-                wanted = json.loads(payload_contains)
-            except (ValueError, RecursionError):
-                wanted = None
-            if not isinstance(wanted, dict):
-                raise InvalidInput("payload_contains", "payload_contains must be a JSON object")
+        # The decoded JSON of the query parameter (the spec layer parsed it).
+        wanted: Any = payload_contains
+        if wanted is not None and not isinstance(wanted, dict):
+            raise InvalidInput("payload_contains", "payload_contains must be a JSON object")
         found = [
             r
             for r in self.runs.values()

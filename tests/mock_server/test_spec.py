@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mock_server.errors import MethodNotAllowed, RequestInvalid, RouteNotFound
+from mock_server.model.stream_id import InvalidStreamId, StreamId
 from mock_server.spec import SPEC_DIR, Operation, Spec, ValidRequest, load_specs
 
 WORKSPACE = "3f1c0a52-6a4e-4c8e-9d43-6b1f0e7a9a01"
@@ -41,6 +44,11 @@ MINI = textwrap.dedent(
             - {name: tag, in: query, required: true, schema: {type: string, enum: [a, b]}}
             - {name: X-Tenant, in: header, required: true, schema: {type: string, minLength: 2}}
             - {name: session, in: cookie, schema: {type: string}}
+            - name: filter
+              in: query
+              content:
+                application/json:
+                  schema: {type: object, properties: {n: {type: integer}}}
           responses: {'200': {description: ok}}
       /v1/runs/{id}/events:
         get:
@@ -296,7 +304,10 @@ def test_parameters_are_coerced_to_their_declared_type(
         ("limit", "+5", "limit must be an integer"),
         ("limit", "", "limit must be an integer"),
         ("limit", " 5", "limit must be an integer"),
-        ("limit", "1" * 19, "limit must be an integer"),
+        ("limit", "1" * 20, "limit must be an integer"),
+        ("limit", str(2**63), "limit must be an integer"),
+        ("limit", str(-(2**63) - 1), "limit must be an integer"),
+        ("limit", str(2**63 - 1), f"limit: {2**63 - 1} is greater than the maximum of 50"),
         ("limit", "0", "limit: 0 is less than the minimum of 1"),
         ("limit", "51", "limit: 51 is greater than the maximum of 50"),
         ("ratio", "abc", "ratio must be a number"),
@@ -318,6 +329,48 @@ def test_bad_query_values_name_the_parameter(mini: Spec, name: str, raw: str, me
     err = invalid(dlq(mini), query=query, headers=TENANT)
     assert (err.location, err.field) == ("query", name)
     assert err.message == message
+
+
+def test_int64_bounds_are_integers(mini: Spec) -> None:
+    """OpenAPI's int64: its whole range is an integer, so a schema maximum decides."""
+    for raw in (str(2**63 - 1), str(-(2**63))):
+        err = invalid(dlq(mini), query=[*GOOD, ("limit", raw)], headers=TENANT)
+        assert "must be an integer" not in err.message
+
+
+def test_a_json_content_parameter_is_decoded_and_validated(mini: Spec) -> None:
+    got = validate(dlq(mini), query=[*GOOD, ("filter", '{"n": 2, "tags": ["x"]}')], headers=TENANT)
+    assert got.query["filter"] == {"n": 2, "tags": ["x"]}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("{nope", "filter is not JSON"),
+        ("", "filter is not JSON"),
+        ("NaN", "filter is not JSON"),
+        ("[1]", "filter: [1] is not of type 'object'"),
+        ('{"n": "two"}', "filter: 'two' is not of type 'integer'"),
+        ("[" * 100_000, "filter is nested too deeply"),
+    ],
+)
+def test_a_json_content_parameter_that_is_not_its_schema_is_refused(
+    mini: Spec, raw: str, message: str
+) -> None:
+    err = invalid(dlq(mini), query=[*GOOD, ("filter", raw)], headers=TENANT)
+    assert (err.location, err.field, err.message) == ("query", "filter", message)
+
+
+def test_a_parameter_with_non_json_content_is_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /x:\n    get:\n"
+        "      operationId: find\n      parameters:\n"
+        "        - {name: q, in: query, content: {text/plain: {schema: {type: string}}}}\n"
+        "      responses: {'200': {description: ok}}\n"
+    )
+    with pytest.raises(ValueError, match="needs one application/json content"):
+        Spec.load(path)
 
 
 def test_required_parameters(mini: Spec) -> None:
@@ -368,6 +421,53 @@ def test_auvy_stream_after_parameter(auvy: Spec) -> None:
     for bad in ("12", "a-b", "12-0-1", "-1-0"):
         err = invalid(op, path={"jobId": "j"}, query=[("after", bad)])
         assert err.field == "after"
+
+
+@pytest.mark.parametrize(
+    ("after", "ok"),
+    [
+        (f"{2**64 - 1}-{2**64 - 1}", True),
+        (f"{2**64}-0", False),
+        (f"0-{2**64}", False),
+        ("0007-00", True),
+        ("0" * 100 + "1-0", True),
+        ("0" * 126 + "-0", False),  # 128 characters
+    ],
+)
+def test_auvy_stream_after_is_a_redis_stream_id(auvy: Spec, after: str, ok: bool) -> None:
+    op = auvy.operations["streamJob"]
+    if ok:
+        assert validate(op, path={"jobId": "j"}, query=[("after", after)]).query["after"] == after
+    else:
+        assert invalid(op, path={"jobId": "j"}, query=[("after", after)]).field == "after"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ms=st.integers(0, 2**65) | st.sampled_from([2**64 - 1, 2**64, 10**19, 10**19 - 1]),
+    seq=st.integers(0, 2**65),
+    zeros=st.integers(0, 3),
+)
+def test_the_after_pattern_is_the_stream_id_parser(ms: int, seq: int, zeros: int) -> None:
+    """The spec's pattern for `after` spells out what StreamId.parse accepts, so a client
+    generating from the spec (schemathesis) sends only ids the server takes."""
+    schema = _after_schema()
+    text = "0" * zeros + f"{ms}-{seq}"
+    try:
+        StreamId.parse(text)
+        parses = True
+    except InvalidStreamId:
+        parses = False
+    matches = re.search(schema["pattern"], text) is not None and len(text) <= schema["maxLength"]
+    assert matches == parses
+
+
+def _after_schema() -> Mapping[str, Any]:
+    import yaml
+
+    document = yaml.safe_load((SPEC_DIR / "auvy.yaml").read_text(encoding="utf-8"))
+    schema: Mapping[str, Any] = document["components"]["parameters"]["After"]["schema"]
+    return schema
 
 
 def test_auvy_job_id_bounds(auvy: Spec) -> None:

@@ -172,6 +172,8 @@ class TestOutcome:
     needs: tuple[str, ...] = ()
     # The failure's traceback (masked and capped), for whoever debugs the suite itself.
     traceback: str = ""
+    # A skip that is the live system's recorded deviation (conformance.deviations), not a gap.
+    deviation: bool = False
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -186,6 +188,7 @@ class TestOutcome:
             "message": self.message,
             "needs": list(self.needs),
             "traceback": self.traceback,
+            "deviation": self.deviation,
             "exchanges": [e.to_dict() for e in self.exchanges],
         }
 
@@ -206,6 +209,7 @@ class TestOutcome:
                     message=_text(d, "message", where) if "message" in d else "",
                     needs=tuple(_strings(d.get("needs", []), f"{where} needs")),
                     traceback=_text(d, "traceback", where) if "traceback" in d else "",
+                    deviation=d.get("deviation") is True,
                     exchanges=tuple(
                         Exchange.from_dict(e)
                         for e in _objects(d.get("exchanges", []), f"{where} exchanges")
@@ -331,6 +335,9 @@ def build_report(
                     for o in tested
                     if o.outcome == "skipped"
                 ],
+                "deviations": [
+                    {"test": o.nodeid, "what": o.message} for o in tested if o.deviation
+                ],
             }
         )
 
@@ -403,6 +410,12 @@ def build_report(
             "tests": test_counts_total,
         },
         "not_checked": unchecked,
+        # What the target answered as the live system does where the spec records it.
+        "deviations": [
+            {"id": r["id"], "informational": r["informational"], **d}
+            for r in requirements
+            for d in r["deviations"]  # type: ignore[attr-defined]
+        ],
         "classes": classes,
         "requirements": requirements,
         "tests": [o.to_dict() for o in outcomes],

@@ -711,6 +711,26 @@ def _informational_html(requirements: Sequence[Mapping[str, object]]) -> str:
     )
 
 
+def _deviations_html(deviations: Sequence[Mapping[str, object]]) -> str:
+    if not deviations:
+        return ""
+    rows = "".join(
+        f'<tr><td><a href="#req-{_e(_text(d, "id", "deviation"))}">'
+        f"<code>{_e(_text(d, 'id', 'deviation'))}</code></a></td>"
+        f"<td><code>{_e(_text(d, 'test', 'deviation'))}</code></td>"
+        f"<td>{_e(_text(d, 'what', 'deviation'))}</td></tr>\n"
+        for d in deviations
+    )
+    return (
+        '<section id="deviations">\n<h2>Recorded deviations</h2>\n'
+        "<p>The target answered as the live system does where FACTS.md records that it differs "
+        "from the document, and the spec records the difference (<code>x-deviation</code>). "
+        "Neither a pass nor a failure.</p>\n"
+        "<table><thead><tr><th>Requirement</th><th>Test</th><th>What was seen</th></tr></thead>"
+        f"\n<tbody>\n{rows}</tbody></table>\n</section>\n"
+    )
+
+
 def _all_tests_html(tests: Sequence[Mapping[str, object]]) -> str:
     rows = []
     for test in tests:
@@ -793,6 +813,7 @@ def write_html(report: Mapping[str, object], path: Path) -> None:
         f"<nav><ul>{nav}</ul></nav>\n</header>\n<main>\n"
         + _not_checked_html(unchecked, verdict)
         + "".join(_class_html(c, requirements, outcomes_by_nodeid) for c in classes)
+        + _deviations_html(_objects(report.get("deviations", []), "report deviations"))
         + _informational_html(requirement_list)
         + _failures_html(requirement_list)
         + _all_tests_html(tests)

@@ -424,6 +424,18 @@ def test_a_recorded_deviation_is_listed_with_its_requirement() -> None:
     assert report_for([outcome("t.py::test_1", "passed", CANCEL)])["deviations"] == []
 
 
+def test_the_html_lists_recorded_deviations(tmp_path: Path) -> None:
+    seen = TestOutcome(
+        "t.py::test_live", "skipped", (CANCEL,), 0.1, "a <paused> run", deviation=True
+    )
+    path = tmp_path / "r.html"
+    write_html(report_for([seen]), path)
+    page = path.read_text()
+    assert '<section id="deviations">' in page and "a &lt;paused&gt; run" in page
+    write_html(report_for([outcome("t.py::test_1", "passed", CANCEL)]), path)
+    assert 'id="deviations"' not in path.read_text()
+
+
 def test_test_outcome_round_trip_and_validation() -> None:
     original = outcome("t.py::test_1", "failed", CANCEL, message="m", exchanges=(exchange(),))
     wire = json.loads(json.dumps(original.to_dict()))

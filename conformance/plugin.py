@@ -34,6 +34,7 @@ from typing import Any, Final
 
 import pytest
 
+from . import deviations
 from .checks import ConformanceFailure
 from .clients.http import Recorder
 from .masking import Masker
@@ -588,8 +589,9 @@ def _merge(nodeid: str, reports: list[pytest.TestReport], masker: Masker) -> Tes
             outcome="skipped",
             requirements=requirements,
             duration_s=duration,
-            message=masker.text(without_needs_tag(reason)),
+            message=masker.text(without_needs_tag(deviations.without_tag(reason))),
             needs=needed_keys(reason),
+            deviation=deviations.is_deviation(reason),
         )
     if passed_call:
         return TestOutcome(
@@ -700,6 +702,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             line(f"  no test ran ({len(not_run)}; deselected, or none exists):")
             for req_id in not_run:
                 line(f"    {req_id}")
+    recorded: list[Mapping[str, object]] = list(report.get("deviations") or [])  # type: ignore[call-overload]
+    if recorded:
+        line(f"recorded deviations (the live system's answers the spec records): {len(recorded)}")
+        for entry in recorded:
+            line(f"  {entry['id']}: {entry['what']}")
     info = [r for r in report["requirements"] if r.get("informational")]  # type: ignore[attr-defined]
     if info:
         by_status: dict[str, int] = {}

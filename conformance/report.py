@@ -172,6 +172,8 @@ class TestOutcome:
     needs: tuple[str, ...] = ()
     # The failure's traceback (masked and capped), for whoever debugs the suite itself.
     traceback: str = ""
+    # A skip that is the live system's recorded deviation (conformance.deviations), not a gap.
+    deviation: bool = False
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -186,6 +188,7 @@ class TestOutcome:
             "message": self.message,
             "needs": list(self.needs),
             "traceback": self.traceback,
+            "deviation": self.deviation,
             "exchanges": [e.to_dict() for e in self.exchanges],
         }
 
@@ -206,6 +209,7 @@ class TestOutcome:
                     message=_text(d, "message", where) if "message" in d else "",
                     needs=tuple(_strings(d.get("needs", []), f"{where} needs")),
                     traceback=_text(d, "traceback", where) if "traceback" in d else "",
+                    deviation=d.get("deviation") is True,
                     exchanges=tuple(
                         Exchange.from_dict(e)
                         for e in _objects(d.get("exchanges", []), f"{where} exchanges")
@@ -331,6 +335,9 @@ def build_report(
                     for o in tested
                     if o.outcome == "skipped"
                 ],
+                "deviations": [
+                    {"test": o.nodeid, "what": o.message} for o in tested if o.deviation
+                ],
             }
         )
 
@@ -403,6 +410,12 @@ def build_report(
             "tests": test_counts_total,
         },
         "not_checked": unchecked,
+        # What the target answered as the live system does where the spec records it.
+        "deviations": [
+            {"id": r["id"], "informational": r["informational"], **d}
+            for r in requirements
+            for d in r["deviations"]  # type: ignore[attr-defined]
+        ],
         "classes": classes,
         "requirements": requirements,
         "tests": [o.to_dict() for o in outcomes],
@@ -698,6 +711,26 @@ def _informational_html(requirements: Sequence[Mapping[str, object]]) -> str:
     )
 
 
+def _deviations_html(deviations: Sequence[Mapping[str, object]]) -> str:
+    if not deviations:
+        return ""
+    rows = "".join(
+        f'<tr><td><a href="#req-{_e(_text(d, "id", "deviation"))}">'
+        f"<code>{_e(_text(d, 'id', 'deviation'))}</code></a></td>"
+        f"<td><code>{_e(_text(d, 'test', 'deviation'))}</code></td>"
+        f"<td>{_e(_text(d, 'what', 'deviation'))}</td></tr>\n"
+        for d in deviations
+    )
+    return (
+        '<section id="deviations">\n<h2>Recorded deviations</h2>\n'
+        "<p>The target answered as the live system does where FACTS.md records that it differs "
+        "from the document, and the spec records the difference (<code>x-deviation</code>). "
+        "Neither a pass nor a failure.</p>\n"
+        "<table><thead><tr><th>Requirement</th><th>Test</th><th>What was seen</th></tr></thead>"
+        f"\n<tbody>\n{rows}</tbody></table>\n</section>\n"
+    )
+
+
 def _all_tests_html(tests: Sequence[Mapping[str, object]]) -> str:
     rows = []
     for test in tests:
@@ -780,6 +813,7 @@ def write_html(report: Mapping[str, object], path: Path) -> None:
         f"<nav><ul>{nav}</ul></nav>\n</header>\n<main>\n"
         + _not_checked_html(unchecked, verdict)
         + "".join(_class_html(c, requirements, outcomes_by_nodeid) for c in classes)
+        + _deviations_html(_objects(report.get("deviations", []), "report deviations"))
         + _informational_html(requirement_list)
         + _failures_html(requirement_list)
         + _all_tests_html(tests)

@@ -65,8 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="behave as another conformant implementation (repeatable; over the profile's "
         "[variant] table): " + ", ".join(sorted(VARIANTS)) + ". wire, wire-cr and latency "
         "change only the framing (gzip/deflate, CRLF/CR line ends, tiny chunks, extra fields, "
-        "pretty JSON, latency), slow makes jobs take seconds; fixtures/server/wire-dev.toml "
-        "shows a [variant.wire] table",
+        "pretty JSON, latency), slow makes jobs take seconds, strait-live answers Strait with "
+        "the live system's shapes (fixtures/server/strait-live.toml); "
+        "fixtures/server/wire-dev.toml shows a [variant.wire] table",
     )
     p.add_argument(
         "--ava-webhook",

@@ -23,6 +23,7 @@ from conformance.clients.strait import (
     refused,
     same_run,
 )
+from conformance.deviations import recorded_deviation
 from conformance.profile import TargetProfile
 
 req = pytest.mark.req
@@ -109,6 +110,8 @@ def test_the_reference_answers_cancel_with_204(
     run = run_in(strait, strait_job, "delayed")
     cleanup.append(run["id"])
     response = strait.cancel(run["id"])
+    if response.status_code == 200 and body_of(response).get("status") == "canceled":
+        recorded_deviation("cancel answers 200 with the canceled run, not the document's Empty")
     status_is(response, 204)
     assert not response.content, "a 204 cancel carried a body"
 
@@ -264,6 +267,8 @@ def test_the_reference_reports_a_paused_run_as_waiting(
     cleanup.append(run["id"])
     response = strait.action("pause", run["id"])
     status_is(response, 200)
+    if body_of(response)["status"] == "paused" and strait.run(run["id"])["status"] == "paused":
+        recorded_deviation("a paused run reports `paused`, which the document's enum lacks")
     assert body_of(response)["status"] == "waiting", body_of(response)["status"]
     assert strait.run(run["id"])["status"] == "waiting"
     resumed = strait.action("resume", run["id"])

@@ -7,8 +7,9 @@ answer (`tests/conformance/test_variants.py` runs the whole suite against every 
 frontend developers can check that their clients survive the same wire differences.
 
 A server profile may carry a `[variant]` table with one sub-table per area
-(`[variant.wire]`, `[variant.auvy]`, `[variant.ava]`, `[variant.strait]`); `--variant NAME`
-(repeatable) applies a named preset on top. Every switch defaults to the reference behaviour.
+(`[variant.wire]`, `[variant.auvy]`, `[variant.ava]`, `[variant.strait]`) and a `presets` list
+of named presets, applied first; `--variant NAME` (repeatable) applies a named preset on top.
+Every switch defaults to the reference behaviour.
 Each area's switches live in the module named for it; this module only composes them.
 """
 
@@ -67,6 +68,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "strait": dict(strait.OTHER_CHOICES),
     },
     **{name: {"wire": dict(table)} for name, table in wire.PRESETS.items()},
+    # The live Strait system's shapes where FACTS.md records a deviation (`[variant] presets =
+    # ["strait-live"]` in a server profile, or `--variant strait-live`).
+    "strait-live": {"strait": dict(strait.LIVE)},
 }
 
 T = TypeVar("T")
@@ -104,12 +108,18 @@ def variant_from_table(raw: object, base: Variant | None = None) -> Variant:
     """A [variant] table (sub-tables per area) applied over `base` (default: the reference)."""
     if not isinstance(raw, Mapping):
         raise VariantError("[variant] must be a table")
-    unknown = sorted(set(raw) - set(AREAS))
+    unknown = sorted(set(raw) - set(AREAS) - {"presets"})
     if unknown:
         raise VariantError(
-            f"unknown key(s) in [variant]: {', '.join(unknown)} (areas: {', '.join(AREAS)})"
+            f"unknown key(s) in [variant]: {', '.join(unknown)} "
+            f"(areas: {', '.join(AREAS)}; or presets)"
         )
     variant = base or Variant()
+    names = raw.get("presets", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise VariantError("[variant] presets must be a list of preset names")
+    # First, so that the profile's own switches refine the presets it names.
+    variant = apply_presets(variant, names)
     for name, cls in AREAS.items():
         if name in raw:
             part = _area(cls, getattr(variant, name), raw[name], f"[variant.{name}]")

@@ -132,3 +132,36 @@ def test_a_reference_server_that_cannot_start_stops_the_run_with_its_output(
     assert "reference server exited at start-up" in output
     assert "step_ms must be a non-negative integer" in output  # what the server said
     assert not (tmp_path / "conformance.json").exists(), "a run that checked nothing left a verdict"
+
+
+def test_the_live_wire_is_reported_as_recorded_deviations(tmp_path: Path) -> None:
+    with ReferenceServer(CI_PROFILE, extra_args=("--variant", "strait-live")) as live:
+        result = pytest_run(
+            "conformance",
+            "--target",
+            live.url,
+            "--req",
+            "strait.decision",
+            # A requirement the live shape meets: it passes, whatever the deviations.
+            "--req",
+            "strait.list.runs",
+            f"--report-dir={tmp_path}",
+            "--junitxml",
+            str(tmp_path / "junit.xml"),
+        )
+    report = json.loads((tmp_path / "conformance.json").read_text())
+    seen = {d["id"]: d["what"] for d in report["deviations"]}
+    assert set(seen) == {
+        "strait.decision.cancel-204",
+        "strait.decision.pause-waiting",
+        "strait.decision.list-plain-array",
+    }, result.stdout[-2000:]
+    assert (
+        "2 of 2 lists answer {data, next_cursor, has_more}"
+        in seen["strait.decision.list-plain-array"]
+    )
+    status = {r["id"]: r["status"] for r in report["requirements"]}
+    assert {status[i] for i in seen} == {"skip"}, "a recorded deviation is neither pass nor fail"
+    assert status["strait.list.runs"] == "pass" and report["verdict"] == "conformant"
+    assert "recorded deviations (the live system's answers the spec records): 3" in result.stdout
+    assert result.returncode == 0, result.stdout[-2000:]

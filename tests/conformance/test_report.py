@@ -171,6 +171,7 @@ def test_requirement_entry_lists_tests_failures_and_skips() -> None:
             },
         ],
         "skips": [{"test": "t.py::test_d", "reason": "needs a paused job", "needs": []}],
+        "deviations": [],
     }
 
 
@@ -402,6 +403,37 @@ def test_exchange_copies_header_mappings() -> None:
 def test_exchange_from_dict_rejects_bad_shapes(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         exchange(**changes)
+
+
+def test_a_recorded_deviation_is_listed_with_its_requirement() -> None:
+    seen = TestOutcome(
+        "t.py::test_live", "skipped", (CANCEL,), 0.1, "cancel answers 200", deviation=True
+    )
+    assert TestOutcome.from_dict(json.loads(json.dumps(seen.to_dict()))) == seen
+    report = report_for([seen, outcome("t.py::test_gap", "skipped", CANCEL, message="no key")])
+    entry = requirement_entries(report)[CANCEL]
+    assert entry["deviations"] == [{"test": "t.py::test_live", "what": "cancel answers 200"}]
+    assert report["deviations"] == [
+        {
+            "id": CANCEL,
+            "informational": False,
+            "test": "t.py::test_live",
+            "what": "cancel answers 200",
+        }
+    ]
+    assert report_for([outcome("t.py::test_1", "passed", CANCEL)])["deviations"] == []
+
+
+def test_the_html_lists_recorded_deviations(tmp_path: Path) -> None:
+    seen = TestOutcome(
+        "t.py::test_live", "skipped", (CANCEL,), 0.1, "a <paused> run", deviation=True
+    )
+    path = tmp_path / "r.html"
+    write_html(report_for([seen]), path)
+    page = path.read_text()
+    assert '<section id="deviations">' in page and "a &lt;paused&gt; run" in page
+    write_html(report_for([outcome("t.py::test_1", "passed", CANCEL)]), path)
+    assert 'id="deviations"' not in path.read_text()
 
 
 def test_test_outcome_round_trip_and_validation() -> None:

@@ -36,7 +36,7 @@ REFERENCE_PROFILE = REPO / "fixtures" / "reference.toml"
 RUNS: tuple[tuple[tuple[str, ...], int], ...] = (
     (("choices", "wire"), 2),
     (("wire-cr", "slow"), 8),
-    (("latency",), 8),
+    (("latency", "strait-live"), 8),
 )
 # A whole run took 70-180 s on a busy 2-core machine; far beyond that something hangs.
 RUN_TIMEOUT_S = 900

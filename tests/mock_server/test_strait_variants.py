@@ -13,9 +13,9 @@ from conformance.spec_check import ResponseSpec
 from mock_server.app import create_app
 from mock_server.clock import ManualClock
 from mock_server.errors import RequestError
-from mock_server.profile import ServerProfile
+from mock_server.profile import FIXTURES, ProfileError, ServerProfile
 from mock_server.variants import PRESETS, VariantError, variant_from_table
-from mock_server.variants.strait import OTHER_CHOICES, StraitVariant
+from mock_server.variants.strait import LIVE, OTHER_CHOICES, StraitVariant
 from mock_server.world import World
 
 from .asgi import asgi_request
@@ -94,6 +94,39 @@ def test_every_switch_has_its_other_answer_in_the_choices_preset() -> None:
     for name, value in OTHER_CHOICES.items():
         assert value != getattr(defaults, name), name
     assert PRESETS["choices"]["strait"] == OTHER_CHOICES
+
+
+def test_the_live_preset_is_what_facts_records_and_a_profile_names_it() -> None:
+    assert PRESETS["strait-live"] == {"strait": LIVE}
+    # Each of the live shapes is one of the allowed answers the choices preset already proves.
+    assert LIVE.items() <= OTHER_CHOICES.items()
+    live = StraitVariant(cancel_answers_run=True, paused_status=True, list_page=True)
+    named = ServerProfile.from_dict({"variant": {"presets": ["strait-live"]}})
+    assert named.variant.strait == live
+    # The profile's own switches refine the presets it names, whatever the key order.
+    refined = {"strait": {"list_page": False}, "presets": ["strait-live"]}
+    assert variant_from_table(refined).strait == StraitVariant(
+        cancel_answers_run=True, paused_status=True
+    )
+    shipped = ServerProfile.load(FIXTURES / "server" / "strait-live.toml")
+    assert shipped.variant.strait == live and shipped.variant.describe() == [
+        "strait.cancel_answers_run = True",
+        "strait.paused_status = True",
+        "strait.list_page = True",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("presets", "message"),
+    [
+        ("strait-live", "presets must be a list of preset names"),
+        ([1], "presets must be a list of preset names"),
+        (["strait-dead"], "unknown variant 'strait-dead'"),
+    ],
+)
+def test_a_bad_presets_list_is_a_profile_error(presets: object, message: str) -> None:
+    with pytest.raises(ProfileError, match=message):
+        ServerProfile.from_dict({"variant": {"presets": presets}})
 
 
 @pytest.mark.parametrize("table", [{"gone_code": ""}, {"gone_code": "no such"}, {"list_page": 1}])

@@ -166,8 +166,9 @@ def server() -> Iterator[str]:
 
 
 def schema_location(api: str, server_url: str) -> list[str]:
-    """The spec and the API's base URL as `st run` takes them."""
-    return [str(REPO / "openapi" / f"{api}.yaml"), "--url", f"{server_url}/{api}"]
+    """The document the server serves, as a user would point `st run` at it: its `servers` is the
+    URL it was reached at, so no `--url` is needed."""
+    return [f"{server_url}/{api}/openapi.json"]
 
 
 @pytest.mark.parametrize("api", APIS)

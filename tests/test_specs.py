@@ -89,6 +89,23 @@ def test_the_document_is_valid_openapi_3_1(path: Path) -> None:
     openapi_spec_validator.validate(document)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML lets a later key silently replace an earlier one; in a spec that hides an edit."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            assert key not in seen, f"duplicate key {key!r} at {key_node.start_mark}"
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.name)
+def test_no_mapping_repeats_a_key(path: Path) -> None:
+    yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+
+
 @pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.name)
 def test_operation_ids_are_lower_camel_case_and_unique(path: Path) -> None:
     seen: dict[str, str] = {}

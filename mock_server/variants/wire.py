@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CODINGS: Final = ("", "gzip", "deflate")
 LINE_ENDINGS: Final = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}
 JSON_STYLES: Final = ("compact", "pretty")
+SSE_FIELD_STYLES: Final = ("spaced", "split")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class WireVariant:
     sse_retry: int = 0
     # A comment line (`: x-vendor note`) after every event and at the start of every stream.
     sse_comments: bool = False
+    # "split": an event's JSON data indented over several `data:` lines (the client joins them
+    # with LF, and JSON allows the whitespace), and no space after a field's colon (`id:1-0`);
+    # both are the event-stream format's own rules, and servers that pretty-print do it.
+    sse_field_style: str = "spaced"
     # Multiply every API's step_ms and start_delay_ms (and Strait's second_ms): jobs that
     # take seconds instead of milliseconds. Applied where the world is built.
     slow_factor: int = 1
@@ -62,6 +67,8 @@ class WireVariant:
             return f"sse_line_ending must be one of {', '.join(map(repr, LINE_ENDINGS))}"
         if self.json_style not in JSON_STYLES:
             return f"json_style must be one of {', '.join(map(repr, JSON_STYLES))}"
+        if self.sse_field_style not in SSE_FIELD_STYLES:
+            return f"sse_field_style must be one of {', '.join(map(repr, SSE_FIELD_STYLES))}"
         for name in ("chunk_bytes", "latency_ms", "sse_write_delay_ms", "sse_retry"):
             if getattr(self, name) < 0:
                 return f"{name} must not be negative"
@@ -98,7 +105,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Bare CR line ends, and uncompressed 3-byte writes: every line, event and multi-byte UTF-8
     # character of a body straddles writes (under a coding, the decoder would hand the client
     # whole flushes). 1-byte writes cost twice the time of the whole run for nothing more.
-    "wire-cr": {"sse_line_ending": "cr", "chunk_bytes": 3, "extra_fields": True},
+    # Event data over several lines, each a line of its own only by a bare CR.
+    "wire-cr": {
+        "sse_line_ending": "cr",
+        "chunk_bytes": 3,
+        "extra_fields": True,
+        "sse_field_style": "split",
+    },
     # A distant server behind a zlib "deflate" proxy: every response starts 100 ms late, events
     # trickle in pieces.
     "latency": {
@@ -203,6 +216,14 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
 
 def _without(headers: list[tuple[bytes, bytes]], *names: bytes) -> list[tuple[bytes, bytes]]:
     return [(k, v) for k, v in headers if k.lower() not in names]
+
+
+def _unspaced(line: bytes) -> bytes:
+    """`field: value` as `field:value`, unless the value itself starts with a space."""
+    name, colon, value = line.partition(b":")
+    if not colon or not name or not value.startswith(b" ") or value.startswith(b"  "):
+        return line
+    return name + b":" + value[1:]
 
 
 def _kind(content_type: bytes) -> str:
@@ -377,7 +398,13 @@ class _Response:
         tail = lines.pop()
         out: list[bytes] = []
         rewrite = v.extra_fields or v.json_style != "compact"
+        split = v.sse_field_style == "split"
         for line in lines:
+            if split and line.startswith(b"data:"):
+                out.extend(d + eol for d in self._data_lines(line[5:].removeprefix(b" ")))
+                continue
+            if split:
+                line = _unspaced(line)
             if rewrite and line.startswith(b"data:"):
                 payload = line[5:].removeprefix(b" ")
                 line = b"data: " + self._rewrite_json(
@@ -388,6 +415,22 @@ class _Response:
                 out.append(b": x-vendor note" + eol)
         out.append(tail)
         return b"".join(out)
+
+    def _data_lines(self, payload: bytes) -> list[bytes]:
+        """An event's data as indented JSON, one `data:` line per line of it."""
+        try:
+            value = json.loads(payload)
+        except ValueError:
+            return [b"data:" + payload if not payload.startswith(b" ") else b"data: " + payload]
+        if self.v.extra_fields:
+            value = with_extra_fields(value)
+        pretty = self.v.json_style == "pretty"
+        if pretty:
+            value = reversed_members(value)
+        text = json.dumps(value, indent=2, ensure_ascii=pretty).encode()
+        # The parser drops one space after the colon, so an indented line keeps its indent only
+        # behind a space of its own; the others go without (both forms are allowed).
+        return [b"data: " + t if t.startswith(b" ") else b"data:" + t for t in text.split(b"\n")]
 
     async def _write(self, data: bytes, *, more: bool) -> None:
         if self.compressor is not None:

@@ -231,6 +231,29 @@ def test_retry_line_and_vendor_comments() -> None:
     assert "ping" in comments
 
 
+def test_split_fields_spread_the_data_over_lines_and_drop_the_space() -> None:
+    raw = body_of(call(wired(sse_field_style="split"), "/stream"))
+    lines = raw.decode().split("\n")
+    assert "id:1" in lines and "id: 1" not in lines
+    assert "data:{" in lines and 'data:   "pct": 10,' in lines, lines
+    items = sse_items(raw)
+    events = [i for i in items if isinstance(i, SseEvent)]
+    assert [e.json() for e in events] == EVENTS
+    assert [e.id for e in events] == ["1", "2"]
+    assert all("\n" in e.data for e in events)
+    assert SseComment("ping") in items
+
+
+def test_split_fields_with_cr_ends_and_extra_fields() -> None:
+    switches = PRESETS["wire-cr"]["wire"]
+    messages = call(wired(**switches), "/stream")
+    raw = body_of(messages)
+    assert b"\n" not in raw
+    events = [i for i in sse_items(raw) if isinstance(i, SseEvent)]
+    for got, sent in zip(events, EVENTS, strict=True):
+        assert {k: v for k, v in got.json().items() if not k.startswith("x_vendor")} == sent
+
+
 def test_the_whole_wire_preset_stream_still_parses() -> None:
     switches = PRESETS["wire"]["wire"]
     messages = call(wired(**switches), "/stream", accept_encoding="gzip")
@@ -384,6 +407,7 @@ def test_every_preset_is_valid_and_together_they_cover_every_switch() -> None:
         ({"wire": {"content_coding": "br"}}, "content_coding must be one of"),
         ({"wire": {"sse_line_ending": "lfcr"}}, "sse_line_ending must be one of"),
         ({"wire": {"json_style": "tabs"}}, "json_style must be one of"),
+        ({"wire": {"sse_field_style": "folded"}}, "sse_field_style must be one of"),
         ({"wire": {"latency_ms": -1}}, "latency_ms must not be negative"),
         ({"wire": {"slow_factor": 0}}, "slow_factor must be at least 1"),
         ({"wire": "gzip"}, "[variant.wire] must be a table"),

@@ -238,7 +238,12 @@ def create_app(
         first_key = next(iter(world.auvy.keys), None)
         middleware.append(
             Middleware(
-                FaultMiddleware, faults=faults, first_key=first_key, receptors=world.receptors
+                FaultMiddleware,
+                faults=faults,
+                first_key=first_key,
+                first_tenant=next(iter(world.ava.tenants), None),
+                strait_keys=world.strait.keys,
+                receptors=world.receptors,
             )
         )
     app = MockServer(

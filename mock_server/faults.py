@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +98,16 @@ FAULTS: dict[str, Fault] = {
             "Strait cancel of a finished run answers 200 with the run instead of 400",
         ),
         Fault(
+            "ava-tenant-blind",
+            "ava.access.tenant-isolation",
+            "every AVA request acts for the seed world's first tenant, whatever x-tenant-id says",
+        ),
+        Fault(
+            "strait-project-blind",
+            "strait.access.other-project-404",
+            "every valid Strait key acts as the first key of the seed world (its project)",
+        ),
+        Fault(
             "revoked-token-works",
             "auvy.public.token.revocable",
             "revoked and rotated-out share tokens keep working",
@@ -132,6 +142,8 @@ class FaultMiddleware:
         faults: Iterable[str],
         *,
         first_key: str | None = None,
+        first_tenant: str | None = None,
+        strait_keys: Mapping[str, object] | None = None,
         receptors: Receptors | None = None,
     ) -> None:
         unknown = sorted(set(faults) - set(FAULTS))
@@ -140,6 +152,9 @@ class FaultMiddleware:
         self.app = app
         self.faults = frozenset(faults)
         self.first_key = first_key
+        self.first_tenant = first_tenant
+        # The model's own key table, read at request time (a reset refills it in place).
+        self.strait_keys: Mapping[str, object] = strait_keys if strait_keys is not None else {}
         self.receptors = receptors
 
     def on(self, name: str) -> bool:
@@ -164,13 +179,15 @@ class FaultMiddleware:
             and scope["method"] == "GET"
         ):
             scope = _rewrite_query(scope, lambda q: [(k, v) for k, v in q if k != "status"])
-        if self.on("workspace-blind") and self.first_key:
-            headers = [
-                (k, b"Bearer " + self.first_key.encode()) if k == b"authorization" else (k, v)
-                for k, v in scope["headers"]
-            ]
-            if any(k == b"authorization" for k, _ in scope["headers"]):
-                scope = {**scope, "headers": headers}
+        if self.on("workspace-blind") and self.first_key and "/auvy/" in path:
+            scope = _with_header(scope, b"authorization", b"Bearer " + self.first_key.encode())
+        if self.on("strait-project-blind") and "/strait/" in path:
+            # Only a key the model knows: an unknown or malformed one still gets its 401.
+            first = next(iter(self.strait_keys), None)
+            if first is not None and _bearer(scope) in self.strait_keys:
+                scope = _with_header(scope, b"authorization", b"Bearer " + first.encode())
+        if self.on("ava-tenant-blind") and self.first_tenant and "/v1/ava/" in path:
+            scope = _with_header(scope, b"x-tenant-id", self.first_tenant.encode())
         swallow_400 = (
             (self.on("cancel-terminal-ok") and path.endswith("/cancel"))
             or (self.on("input-accepts-anything") and path.endswith("/input"))
@@ -299,6 +316,21 @@ class FaultMiddleware:
         first = next(p for p in parts if p["type"] == "http.response.start")
         body = b"".join(p.get("body", b"") for p in parts if p["type"] == "http.response.body")
         return {**first}, body
+
+
+def _with_header(scope: Scope, name: bytes, value: bytes) -> Scope:
+    """The scope with header `name` (when the request sent it) replaced by `value`."""
+    headers: list[tuple[bytes, bytes]] = list(scope["headers"])
+    if not any(k == name for k, _ in headers):
+        return scope
+    return {**scope, "headers": [(k, value if k == name else v) for k, v in headers]}
+
+
+def _bearer(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"authorization" and value.startswith(b"Bearer "):
+            return str(value[7:].decode("latin-1"))
+    return None
 
 
 def _without_priority(receive: Receive) -> Receive:

@@ -103,6 +103,11 @@ FAULTS: dict[str, Fault] = {
             "every AVA request acts for the seed world's first tenant, whatever x-tenant-id says",
         ),
         Fault(
+            "ava-logs-limit-ignored",
+            "ava.jobs.logs.max-limit",
+            "AVA logs ignore `limit`: every read returns the default 100 lines",
+        ),
+        Fault(
             "strait-project-blind",
             "strait.access.other-project-404",
             "every valid Strait key acts as the first key of the seed world (its project)",
@@ -179,6 +184,8 @@ class FaultMiddleware:
             and scope["method"] == "GET"
         ):
             scope = _rewrite_query(scope, lambda q: [(k, v) for k, v in q if k != "status"])
+        if self.on("ava-logs-limit-ignored") and "/v1/ava/jobs/" in path and path.endswith("/logs"):
+            scope = _rewrite_query(scope, lambda q: [(k, v) for k, v in q if k != "limit"])
         if self.on("workspace-blind") and self.first_key and "/auvy/" in path:
             scope = _with_header(scope, b"authorization", b"Bearer " + self.first_key.encode())
         if self.on("strait-project-blind") and "/strait/" in path:

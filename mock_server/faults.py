@@ -108,6 +108,11 @@ FAULTS: dict[str, Fault] = {
             "AVA logs ignore `limit`: every read returns the default 100 lines",
         ),
         Fault(
+            "strait-list-ignores-status",
+            "strait.list.status",
+            "GET /v1/runs ignores its status filter",
+        ),
+        Fault(
             "strait-project-blind",
             "strait.access.other-project-404",
             "every valid Strait key acts as the first key of the seed world (its project)",
@@ -186,6 +191,12 @@ class FaultMiddleware:
             scope = _rewrite_query(scope, lambda q: [(k, v) for k, v in q if k != "status"])
         if self.on("ava-logs-limit-ignored") and "/v1/ava/jobs/" in path and path.endswith("/logs"):
             scope = _rewrite_query(scope, lambda q: [(k, v) for k, v in q if k != "limit"])
+        if (
+            self.on("strait-list-ignores-status")
+            and path.endswith("/v1/runs")
+            and scope["method"] == "GET"
+        ):
+            scope = _rewrite_query(scope, lambda q: [(k, v) for k, v in q if k != "status"])
         if self.on("workspace-blind") and self.first_key and "/auvy/" in path:
             scope = _with_header(scope, b"authorization", b"Bearer " + self.first_key.encode())
         if self.on("strait-project-blind") and "/strait/" in path:

@@ -40,12 +40,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the target profile: base paths, and which keys belong to which workspace/project",
     )
     p.add_argument("--report-dir", type=Path, default=Path("reports"))
-    p.add_argument(
-        "--decisions",
-        choices=("enforce", "inform"),
-        default="inform",
-        help="whether the reference server's own choices count (default inform: never fatal)",
-    )
     p.add_argument("--job-cap", type=int, default=JOB_CAP, help="jobs kept in memory (LRU)")
     return p.parse_args(argv)
 
@@ -64,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
         profile=profile.data,
         apis=list(dict.fromkeys(apis)),
         catalog=catalog,
-        decisions=args.decisions == "enforce",
         job_cap=args.job_cap,
     )
     if args.fd is not None:

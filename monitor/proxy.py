@@ -101,7 +101,7 @@ class Monitor:
         masker = Masker.from_profile(profile)
         self.ledger = Ledger(masker, str(self.upstream))
         self.jobs = Jobs() if job_cap is None else Jobs(job_cap)
-        self.checker = Checker(Tenants(profile), self.jobs, self.ledger, decisions=decisions)
+        self.checker = Checker(Tenants(profile), self.jobs, self.ledger)
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self._seq = 0
         self._client: httpx.AsyncClient | None = None

@@ -13,7 +13,8 @@ import pytest
 
 from conformance.masking import Masker
 from conformance.profile import REFERENCE_PROFILE, TargetProfile
-from monitor.checks import Checker, strait_reachable
+from conformance.requirements import load_catalog
+from monitor.checks import MONITORED, Checker, strait_reachable
 from monitor.exchange import Event, Exchange
 from monitor.ledger import Ledger
 from monitor.routes import Router
@@ -451,3 +452,12 @@ def test_violations_keep_the_exchange_with_credentials_masked() -> None:
     assert KEYS["main"] not in json.dumps(exchange.to_dict())
     assert exchange.request_headers["authorization"].startswith("Bearer auvy_")
     assert exchange.request_headers["authorization"].endswith("…")
+
+
+def test_every_monitored_requirement_is_catalogued_and_none_is_a_decision() -> None:
+    catalog = load_catalog()
+    for api, requirements in MONITORED.items():
+        for requirement in requirements:
+            found = catalog.get(requirement)  # raises for an unknown id
+            assert found.api == api
+            assert not found.is_decision, f"{requirement} would fail a foreign upstream"

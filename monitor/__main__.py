@@ -60,9 +60,15 @@ def main(argv: list[str] | None = None) -> int:
         catalog=catalog,
         job_cap=args.job_cap,
     )
+    sockets: list[socket.socket] | None = None
     if args.fd is not None:
-        config = uvicorn.Config(monitor, fd=args.fd, log_level="warning", lifespan="on")
-        where = f"fd {args.fd}"
+        # A TCP socket as such: uvicorn's own `fd` takes it for a Unix socket, and asyncio
+        # then leaves Nagle's algorithm on (40 ms stalls with delayed ACKs).
+        sock = socket.socket(fileno=args.fd)
+        sockets = [sock]
+        config = uvicorn.Config(monitor, log_level="warning", lifespan="on")
+        host, port = sock.getsockname()[:2]
+        where = f"http://{host}:{port}"
     else:
         host, _, port = args.listen.rpartition(":")
         config = uvicorn.Config(
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     # process before the reports are written.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(server, monitor))
+        asyncio.run(_serve(server, monitor, sockets))
     data = report.build(
         monitor.ledger,
         catalog,
@@ -108,13 +114,14 @@ def ledger_line(data: dict[str, object]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
 
-async def _serve(server: uvicorn.Server, monitor: Monitor) -> None:
+async def _serve(
+    server: uvicorn.Server, monitor: Monitor, sockets: list[socket.socket] | None
+) -> None:
     try:
-        await server.serve()
+        await server.serve(sockets=sockets)
     finally:
         await monitor.aclose()
 
 
 if __name__ == "__main__":
-    socket.setdefaulttimeout(None)
     sys.exit(main())

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from conformance.masking import Masker
@@ -33,6 +32,7 @@ from .routes import Router
 from .sse import Decoder, EventReader
 from .state import Jobs
 from .tenants import Tenants
+from .upstream import Pool, Response, UpstreamError
 
 HOP_BY_HOP = frozenset(
     {
@@ -92,7 +92,8 @@ class Monitor:
         decisions: bool = False,
         job_cap: int | None = None,
     ) -> None:
-        self.upstream = httpx.URL(upstream.rstrip("/"))
+        self.upstream = upstream.rstrip("/")
+        self.pool = Pool(self.upstream)
         self.apis = apis
         self.catalog = catalog
         self.decisions = decisions
@@ -104,24 +105,10 @@ class Monitor:
         self.checker = Checker(Tenants(profile), self.jobs, self.ledger)
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self._seq = 0
-        self._client: httpx.AsyncClient | None = None
         self.check_errors = 0
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(connect=10.0, read=None, write=30.0, pool=10.0),
-                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-                follow_redirects=False,
-                trust_env=False,
-            )
-        return self._client
-
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self.pool.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -149,14 +136,8 @@ class Monitor:
                 break
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         query: bytes = scope.get("query_string", b"")
-        target = self.upstream.raw_path.rstrip(b"/") + raw_path + (b"?" + query if query else b"")
+        target = raw_path + (b"?" + query if query else b"")
         headers = forwardable(list(scope["headers"]), drop_host=True)
-        request = httpx.Request(
-            scope["method"],
-            self.upstream.copy_with(raw_path=target),
-            headers=headers,
-            content=bytes(body),
-        )
         self._seq += 1
         exchange = Exchange(
             seq=self._seq,
@@ -170,20 +151,20 @@ class Monitor:
         route = self.router.match(exchange.method, exchange.path)
         snapshot = self.checker.begin(route, exchange) if route is not None else None
         try:
-            upstream = await self.client.send(request, stream=True)
-        except httpx.HTTPError as error:
-            exchange.error = f"upstream: {type(error).__name__}: {error}"
+            upstream = await self.pool.request(scope["method"], target, headers, bytes(body))
+        except UpstreamError as error:
+            exchange.error = f"upstream: {error}"
             await _send_bad_gateway(send, exchange.error)
             self._done(route, exchange, snapshot)
             return
         try:
-            exchange.status = upstream.status_code
-            raw_headers = forwardable(list(upstream.headers.raw), drop_host=False)
+            exchange.status = upstream.status
+            raw_headers = forwardable(upstream.headers, drop_host=False)
             exchange.response_headers = _joined(raw_headers)
             await send(
                 {
                     "type": "http.response.start",
-                    "status": upstream.status_code,
+                    "status": upstream.status,
                     "headers": raw_headers,
                 }
             )
@@ -194,7 +175,7 @@ class Monitor:
             self._done(route, exchange, snapshot)
 
     async def _relay(
-        self, upstream: httpx.Response, exchange: Exchange, receive: Receive, send: Send
+        self, upstream: Response, exchange: Exchange, receive: Receive, send: Send
     ) -> None:
         decoder = Decoder(exchange.response_headers.get("content-encoding", ""))
         reader = EventReader() if exchange.media_type == "text/event-stream" else None
@@ -203,7 +184,7 @@ class Monitor:
         kept = bytearray()
 
         async def pump() -> None:
-            async for chunk in upstream.aiter_raw():
+            async for chunk in upstream.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 plain = decoder.feed(chunk)
                 if reader is not None:

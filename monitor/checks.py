@@ -51,6 +51,7 @@ MONITORED: Final[Mapping[str, tuple[str, ...]]] = {
         "auvy.stream.resume-after-disconnect",
         "auvy.stream.replay-without-after",
         "auvy.stream.terminal-event",
+        "auvy.stream.ends-after-terminal",
         "auvy.jobs.status.completed-final",
         "auvy.jobs.status.failed-final",
         "auvy.jobs.cancel.terminal-400",
@@ -100,6 +101,9 @@ _STRAIT_RUN_RECORDS = frozenset(
         "rescheduleRun",
     }
 )
+# How long the upstream may keep a stream open after its terminal event (the SHOULD of
+# auvy.stream.ends-after-terminal): a response still open this long after it is held open.
+ENDS_WITHIN_S = 3.0
 _FINAL_REQUIREMENT = {
     "completed": "auvy.jobs.status.completed-final",
     "failed": "auvy.jobs.status.failed-final",
@@ -343,6 +347,7 @@ class Checker:
             )
         elif ends:
             end = events[ends[0]]
+            self._ends_after_terminal(exchange, end.at)
             end_id = pack(end.id) if end.id else None
             kind = kinds[ends[0]] or ""
             if end_id is not None and state.terminal_event not in (None, (end_id, kind)):
@@ -361,6 +366,22 @@ class Checker:
                 self._observe_status("auvy", state, final, exchange, snapshot)
         if valid and not state.overflow:
             self._stream_agreement(state, exchange, valid, after)
+
+    def _ends_after_terminal(self, exchange: Exchange, terminal_at: float) -> None:
+        """The upstream closes the response once it sent the terminal event: judged when it
+        did (within ENDS_WITHIN_S), or when the client waited longer than that for it."""
+        if terminal_at <= 0 or exchange.finished_at <= 0:
+            return
+        open_for = exchange.finished_at - terminal_at
+        if open_for > ENDS_WITHIN_S and (exchange.complete or exchange.client_closed):
+            self.ledger.broke(
+                "auvy.stream.ends-after-terminal",
+                f"{exchange.brief()}: the response stayed open {open_for:.1f} s after the "
+                f"terminal event (allowed: {ENDS_WITHIN_S:g} s)",
+                exchange,
+            )
+        elif exchange.complete:
+            self.ledger.held("auvy.stream.ends-after-terminal")
 
     def _stream_agreement(
         self, state: JobState, exchange: Exchange, ids: list[int], after: int | None

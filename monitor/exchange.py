@@ -24,6 +24,7 @@ class Event:
     id: str | None
     data: str
     event: str | None = None
+    at: float = 0.0  # time.monotonic() when the proxy read it
 
     def json(self) -> Any:
         return json.loads(self.data)

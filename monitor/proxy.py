@@ -189,6 +189,7 @@ class Monitor:
                 plain = decoder.feed(chunk)
                 if reader is not None:
                     for event in reader.feed(plain):
+                        event.at = time.monotonic()
                         exchange.add_event(event)
                 elif len(kept) < BODY_CAP:
                     kept.extend(plain[: BODY_CAP - len(kept)])

@@ -54,7 +54,11 @@ class Traffic:
         query: str = "",
         events: list[tuple[str | None, Any]] | None = None,
         event_field: str | None = None,
+        open_after_s: float = 0.0,
+        client_closed: bool = False,
     ) -> Exchange:
+        """One exchange; an event stream's events arrive at t=100 s, and the response ends
+        `open_after_s` later, by the upstream or (`client_closed`) by the client."""
         exchange = Exchange(
             seq=next(self._seq),
             method=method,
@@ -69,12 +73,15 @@ class Traffic:
         if events is not None:
             exchange.response_headers = {"content-type": "text/event-stream"}
             exchange.events = [
-                Event(i, d if isinstance(d, str) else json.dumps(d), event_field) for i, d in events
+                Event(i, d if isinstance(d, str) else json.dumps(d), event_field, at=100.0)
+                for i, d in events
             ]
+            exchange.finished_at = 100.0 + open_after_s
         elif body is not None:
             exchange.response_headers = {"content-type": "application/json"}
             exchange.response_body = json.dumps(body).encode()
-        exchange.complete = True
+        exchange.complete = not client_closed
+        exchange.client_closed = client_closed
         self.checker.finish(route, exchange, snapshot)
         return exchange
 
@@ -206,6 +213,23 @@ def test_exactly_one_terminal_event_ends_the_stream_and_the_same_one_each_time()
     moved.send("GET", STREAM, 200, events=stream("1-0", "2-0"))
     moved.send("GET", STREAM, 200, events=stream("1-0", "2-0", "3-0"))
     assert moved.failed("auvy.stream.terminal-event")
+
+
+def test_the_stream_ends_soon_after_its_terminal_event() -> None:
+    good = Traffic()
+    good.send("GET", STREAM, 200, events=stream("1-0", "2-0"), open_after_s=0.01)
+    assert good.held("auvy.stream.ends-after-terminal")
+    held_open = Traffic()
+    held_open.send("GET", STREAM, 200, events=stream("1-0", "2-0"), open_after_s=20)
+    assert held_open.failed("auvy.stream.ends-after-terminal")
+    waited = Traffic()
+    waited.send("GET", STREAM, 200, events=stream("1-0", "2-0"), open_after_s=5, client_closed=True)
+    assert waited.failed("auvy.stream.ends-after-terminal")
+    impatient = Traffic()
+    impatient.send(
+        "GET", STREAM, 200, events=stream("1-0", "2-0"), open_after_s=0.01, client_closed=True
+    )
+    assert impatient.unobserved("auvy.stream.ends-after-terminal")
 
 
 def test_a_resumed_read_loses_nothing_an_earlier_read_saw() -> None:

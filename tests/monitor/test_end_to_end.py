@@ -43,6 +43,7 @@ FAULT_GROUPS = (
     ("after-inclusive", "cancel-terminal-ok", "strait-cancel-terminal-ok", "untyped-errors"),
     ("resume-drops-first", "ava-cancel-terminal-ok", "workspace-blind"),
     ("stream-without-ids",),
+    ("stream-stays-open",),  # alone: it holds every stream of the others open for 20 s
 )
 FAULT_TRAFFIC = {
     "after-inclusive": "auvy/test_stream.py::test_after_is_exclusive",
@@ -54,6 +55,9 @@ FAULT_TRAFFIC = {
     ),
     "ava-cancel-terminal-ok": "ava/test_cancel.py::test_cancel_of_a_finished_job_is_a_conflict",
     "workspace-blind": "auvy/test_stream.py::test_stream_of_another_workspaces_job_is_404",
+    "stream-stays-open": (
+        "auvy/test_stream.py::test_server_closes_the_stream_after_the_terminal_event[private]"
+    ),
     "stream-without-ids": (
         "auvy/test_stream.py::test_every_event_has_an_id_and_json_data_with_a_type"
     ),
@@ -153,6 +157,8 @@ def test_the_monitor_fails_the_requirement_a_fault_breaks(
     if "MUST" in levels:
         assert exit_status == 1, monitor.output()[-2000:]
         assert report["verdict"] == "not conformant"
+    else:
+        assert exit_status == 0, f"a {levels} failure must not fail the run"
 
 
 def _json(path: Path) -> Any:

@@ -110,7 +110,8 @@ def monitor(session: nox.Session) -> None:
     nox -s monitor -- --upstream https://staging.example.com --listen 127.0.0.1:9000
         [--api auvy] [--profile FILE] [--report-dir DIR]
     """
-    session.install("-e", ".")
+    # The conformance extra: the monitor reuses the suite's profile, catalog and checks.
+    session.install("-e", ".[conformance]")
     session.run("python", "-m", "monitor", *session.posargs)
 
 

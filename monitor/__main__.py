@@ -39,7 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=REFERENCE_PROFILE,
         help="the target profile: base paths, and which keys belong to which workspace/project",
     )
-    p.add_argument("--report-dir", type=Path, default=Path("reports"))
+    p.add_argument(
+        "--report-dir", type=Path, default=Path("reports"), help="where reports go on exit"
+    )
     p.add_argument("--job-cap", type=int, default=JOB_CAP, help="jobs kept in memory (LRU)")
     return p.parse_args(argv)
 

@@ -18,10 +18,9 @@ two observations is judged by reachability along the table; a `status_change` fr
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from conformance.checks import ConformanceFailure
@@ -32,10 +31,10 @@ from conformance.clients.strait import PAUSED_TRANSITIONS, TRANSITIONS
 from conformance.clients.strait import TERMINAL as STRAIT_TERMINAL
 from conformance.spec_check import ResponseSpec
 
-from .exchange import Exchange
+from .exchange import Event, Exchange
 from .ledger import Ledger
 from .routes import Route
-from .state import Jobs, JobState, pack, unpack
+from .state import IDS_CAP, Jobs, JobState, pack, unpack
 from .tenants import Tenants
 
 # Every requirement the monitor can observe, per API: the reports' scope. Documents and FACTS.md
@@ -125,6 +124,25 @@ def strait_reachable(before: str, after: str) -> bool:
     return after in seen
 
 
+_NOT_JSON: Final = object()
+
+
+@dataclass(slots=True)
+class StreamProgress:
+    """What one event-stream answer showed so far: a summary, not its events."""
+
+    after: int | None = None  # AUVY: the packed `after` of the request
+    after_checked: bool = False
+    count: int = 0
+    ids: list[int] = field(default_factory=list)  # packed, at most IDS_CAP
+    ids_overflow: bool = False
+    last_id: int | None = None
+    terminal: tuple[int | None, str, float] | None = None  # (packed id, type, arrival)
+    broken: set[str] = field(default_factory=set)
+    previous: str | None = None  # Strait: the last status_change's `to`
+    changes: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """What was known of the job a request names when the request arrived."""
@@ -203,18 +221,12 @@ class Checker:
             spec.check(
                 route.operation_id, status, exchange.response_headers, body, has_body=has_body
             )
-            if is_stream and status == 200 and exchange.events:
-                for event in exchange.events:
-                    try:
-                        data = event.json()
-                    except ValueError:
-                        continue  # the stream checks judge the wire format
-                    spec.check_event(route.operation_id, data)
-        except KeyError:
-            pass  # the operation declares no event schema
         except ConformanceFailure as failure:
             self.ledger.broke(requirement, f"{exchange.brief()}: {failure}", exchange)
             return
+        progress = exchange.progress
+        if isinstance(progress, StreamProgress) and requirement in progress.broken:
+            return  # an event broke it, and said so when it arrived
         self.ledger.held(requirement)
 
     # -- AUVY -----------------------------------------------------------------------------------
@@ -283,79 +295,28 @@ class Checker:
         self.ledger.held(requirement)
 
     def _auvy_stream(self, state: JobState, exchange: Exchange, snapshot: Snapshot) -> None:
-        events = exchange.events or []
-        brief = exchange.brief()
-        # Wire format: every event an id and JSON data with a type, no event: field.
-        bad = next(
-            (e for e in events if e.id is None or e.event is not None or not _typed(e.data)), None
-        )
-        if bad is not None:
-            why = (
-                "has no id: line"
-                if bad.id is None
-                else "has an event: line"
-                if bad.event is not None
-                else "has no JSON data with a type"
-            )
-            self.ledger.broke(
-                "auvy.stream.wire-format", f"{brief}: an event {why}: {bad.data[:200]!r}", exchange
-            )
-        elif events:
-            self.ledger.held("auvy.stream.wire-format")
-        ids = [e.id for e in events if e.id is not None]
-        packed = [pack(i) for i in ids]
-        if not ids or exchange.events_dropped:
-            valid: list[int] = []
-        elif any(p is None for p in packed):
-            wrong = next(i for i, p in zip(ids, packed, strict=True) if p is None)
-            self.ledger.broke(
-                "auvy.stream.ids", f"{brief}: event id {wrong!r} is not <ms>-<seq>", exchange
-            )
+        """The end of an AUVY stream read: what its events showed (judged as they came, see
+        `stream_event`) held, and the rules across reads of the job."""
+        progress = exchange.progress
+        if not isinstance(progress, StreamProgress) or not progress.count:
             return
-        else:
-            valid = [p for p in packed if p is not None]
-            regress = next(((a, b) for a, b in itertools.pairwise(valid) if not a < b), None)
-            if regress is not None:
-                self.ledger.broke(
-                    "auvy.stream.ids",
-                    f"{brief}: event ids do not strictly increase: "
-                    f"{unpack(regress[0])} then {unpack(regress[1])}",
-                    exchange,
-                )
-                return
-            self.ledger.held("auvy.stream.ids")
-        after_text = exchange.params.get("after")
-        after = pack(after_text) if after_text else None
-        if after is not None and valid:
-            if valid[0] <= after:
-                self.ledger.broke(
-                    "auvy.stream.after-exclusive",
-                    f"{brief}: after={after_text} but the stream sent {unpack(valid[0])}",
-                    exchange,
-                )
-            else:
-                self.ledger.held("auvy.stream.after-exclusive")
-        # Exactly one terminal event, the last one, and the same one on every read.
-        kinds = [_type(e.data) for e in events]
-        ends = [i for i, kind in enumerate(kinds) if kind in AUVY_TERMINAL_EVENTS]
-        if len(ends) > 1 or (ends and ends[0] != len(events) - 1):
-            self.ledger.broke(
-                "auvy.stream.terminal-event",
-                f"{brief}: {len(ends)} terminal event(s), the first followed by "
-                f"{len(events) - 1 - ends[0]} more event(s)",
-                exchange,
-            )
-        elif ends:
-            end = events[ends[0]]
-            self._ends_after_terminal(exchange, end.at)
-            end_id = pack(end.id) if end.id else None
-            kind = kinds[ends[0]] or ""
+        for requirement, exercised in (
+            ("auvy.stream.wire-format", True),
+            ("auvy.stream.ids", bool(progress.ids) or progress.ids_overflow),
+            ("auvy.stream.after-exclusive", progress.after_checked),
+        ):
+            if exercised and requirement not in progress.broken:
+                self.ledger.held(requirement)
+        terminal = progress.terminal
+        if terminal is not None and "auvy.stream.terminal-event" not in progress.broken:
+            end_id, kind, at = terminal
+            self._ends_after_terminal(exchange, at)
             if end_id is not None and state.terminal_event not in (None, (end_id, kind)):
                 first_id, first_kind = state.terminal_event or (0, "")
                 self.ledger.broke(
                     "auvy.stream.terminal-event",
-                    f"{brief}: ends with {kind} {unpack(end_id)}, an earlier read ended with "
-                    f"{first_kind} {unpack(first_id)}",
+                    f"{exchange.brief()}: ends with {kind} {unpack(end_id)}, an earlier read "
+                    f"ended with {first_kind} {unpack(first_id)}",
                     exchange,
                 )
             else:
@@ -364,8 +325,142 @@ class Checker:
                     state.terminal_event = (end_id, kind)
                 final = "completed" if kind == "complete" else "failed"
                 self._observe_status("auvy", state, final, exchange, snapshot)
-        if valid and not state.overflow:
-            self._stream_agreement(state, exchange, valid, after)
+        if (
+            progress.ids
+            and not progress.ids_overflow
+            and "auvy.stream.ids" not in progress.broken
+            and not state.overflow
+        ):
+            self._stream_agreement(state, exchange, progress.ids, progress.after)
+
+    # -- event streams, event by event ---------------------------------------------------------
+
+    def stream_started(self, route: Route, exchange: Exchange) -> StreamProgress | None:
+        """Called when an event-stream answer starts: the stream checks run on each event as it
+        is forwarded (`stream_event`), so a violation shows at once and nothing but a compact
+        summary is kept, however long the stream."""
+        if exchange.status != 200 or exchange.media_type != "text/event-stream":
+            return None
+        if route.operation_id not in (*_AUVY_STREAMS, "streamRun"):
+            return None
+        after_text = exchange.params.get("after") if route.api == "auvy" else None
+        progress = StreamProgress(after=pack(after_text) if after_text else None)
+        exchange.progress = progress
+        return progress
+
+    def stream_event(self, route: Route, exchange: Exchange, event: Event) -> None:
+        progress = exchange.progress
+        if not isinstance(progress, StreamProgress):
+            return
+        progress.count += 1
+        try:
+            data: Any = json.loads(event.data)
+        except ValueError:
+            data = _NOT_JSON
+        schema = f"{route.api}.properties.schema"
+        if data is not _NOT_JSON and schema not in progress.broken:
+            try:
+                ResponseSpec.for_api(route.api, decisions=False).check_event(
+                    route.operation_id, data
+                )
+            except KeyError:
+                pass  # the operation declares no event schema
+            except ConformanceFailure as failure:
+                self._stream_broke(progress, schema, f"{exchange.brief()}: {failure}", exchange)
+        if route.api == "auvy":
+            self._auvy_event(progress, exchange, event, data)
+        else:
+            self._strait_event(progress, exchange, data)
+
+    def _stream_broke(
+        self, progress: StreamProgress, requirement: str, message: str, exchange: Exchange
+    ) -> None:
+        """One violation per requirement and stream: the first one."""
+        if requirement not in progress.broken:
+            progress.broken.add(requirement)
+            self.ledger.broke(requirement, message, exchange)
+
+    def _auvy_event(
+        self, progress: StreamProgress, exchange: Exchange, event: Event, data: Any
+    ) -> None:
+        brief = exchange.brief()
+        kind = data.get("type") if isinstance(data, dict) else None
+        if event.id is None or event.event is not None or not isinstance(kind, str):
+            why = (
+                "has no id: line"
+                if event.id is None
+                else "has an event: line"
+                if event.event is not None
+                else "has no JSON data with a type"
+            )
+            self._stream_broke(
+                progress,
+                "auvy.stream.wire-format",
+                f"{brief}: event {progress.count} {why}: {event.data[:200]!r}",
+                exchange,
+            )
+        packed: int | None = None
+        if event.id is not None:
+            packed = pack(event.id)
+            if packed is None:
+                self._stream_broke(
+                    progress,
+                    "auvy.stream.ids",
+                    f"{brief}: event id {event.id!r} is not <ms>-<seq>",
+                    exchange,
+                )
+            else:
+                if progress.last_id is not None and packed <= progress.last_id:
+                    self._stream_broke(
+                        progress,
+                        "auvy.stream.ids",
+                        f"{brief}: event ids do not strictly increase: "
+                        f"{unpack(progress.last_id)} then {event.id}",
+                        exchange,
+                    )
+                if progress.after is not None and not progress.after_checked:
+                    progress.after_checked = True
+                    if packed <= progress.after:
+                        self._stream_broke(
+                            progress,
+                            "auvy.stream.after-exclusive",
+                            f"{brief}: after={unpack(progress.after)} but the stream sent "
+                            f"{event.id}",
+                            exchange,
+                        )
+                progress.last_id = packed
+                if len(progress.ids) < IDS_CAP:
+                    progress.ids.append(packed)
+                else:
+                    progress.ids_overflow = True
+        if progress.terminal is not None:
+            self._stream_broke(
+                progress,
+                "auvy.stream.terminal-event",
+                f"{brief}: event {progress.count} ({kind}) follows the terminal "
+                f"{progress.terminal[1]} event",
+                exchange,
+            )
+        elif kind in AUVY_TERMINAL_EVENTS:
+            progress.terminal = (packed, kind, event.at)
+
+    def _strait_event(self, progress: StreamProgress, exchange: Exchange, data: Any) -> None:
+        if not isinstance(data, dict) or data.get("type") != "status_change":
+            return
+        before, after = data.get("from"), data.get("to")
+        if not isinstance(before, str) or not isinstance(after, str):
+            return
+        problem = ""
+        if progress.previous is not None and before != progress.previous:
+            problem = f"status_change from {before} follows a change to {progress.previous}"
+        elif after not in _STRAIT_EDGES.get(before, frozenset()):
+            problem = f"status_change {before} -> {after} is not in FACTS.md's table"
+        if problem:
+            self._stream_broke(
+                progress, "strait.stream.status-changes", f"{exchange.brief()}: {problem}", exchange
+            )
+        progress.previous = after
+        progress.changes += 1
 
     def _ends_after_terminal(self, exchange: Exchange, terminal_at: float) -> None:
         """The upstream closes the response once it sent the terminal event: judged when it
@@ -500,34 +595,16 @@ class Checker:
             self._strait_stream(state, exchange)
 
     def _strait_stream(self, state: JobState, exchange: Exchange) -> None:
-        requirement = "strait.stream.status-changes"
-        previous: str | None = None
-        checked = False
-        for event in exchange.events or []:
-            try:
-                frame = event.json()
-            except ValueError:
-                continue
-            if not isinstance(frame, dict) or frame.get("type") != "status_change":
-                continue
-            before, after = frame.get("from"), frame.get("to")
-            if not isinstance(before, str) or not isinstance(after, str):
-                continue
-            problem = ""
-            if previous is not None and before != previous:
-                problem = f"status_change from {before} follows a change to {previous}"
-            elif after not in _STRAIT_EDGES.get(before, frozenset()):
-                problem = f"status_change {before} -> {after} is not in FACTS.md's table"
-            if problem:
-                self.ledger.broke(requirement, f"{exchange.brief()}: {problem}", exchange)
-                return
-            previous, checked = after, True
-        if checked:
-            self.ledger.held(requirement)
-            assert previous is not None
-            state.status = previous
-            if previous in STRAIT_TERMINAL - {"dead_letter"}:
-                state.final = previous
+        progress = exchange.progress
+        if not isinstance(progress, StreamProgress) or not progress.changes:
+            return
+        if "strait.stream.status-changes" in progress.broken:
+            return
+        self.ledger.held("strait.stream.status-changes")
+        assert progress.previous is not None
+        state.status = progress.previous
+        if progress.previous in STRAIT_TERMINAL - {"dead_letter"}:
+            state.final = progress.previous
 
     # -- shared rules ---------------------------------------------------------------------------
 
@@ -677,19 +754,6 @@ def _json_or_none(exchange: Exchange) -> Any:
         return exchange.json_body()
     except (ValueError, UnicodeDecodeError):
         return None
-
-
-def _type(data: str) -> str | None:
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return None
-    kind = value.get("type") if isinstance(value, dict) else None
-    return kind if isinstance(kind, str) else None
-
-
-def _typed(data: str) -> bool:
-    return _type(data) is not None
 
 
 def _strait_run(body: object) -> dict[str, Any] | None:

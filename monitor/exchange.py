@@ -13,8 +13,9 @@ from conformance.masking import Masker
 # What is kept of a body for checking and reporting; a longer body is marked truncated and not
 # schema-checked (a cut JSON document would not parse).
 BODY_CAP = 256 * 1024
-# Events kept per stream response; later ones are counted, not kept (see `events_dropped`).
-EVENTS_CAP = 5_000
+# Events kept per stream response, for a report to show; later ones are counted, not kept (see
+# `events_dropped`). The checks see every event as it passes (`Checker.stream_event`).
+EVENTS_CAP = 50
 # What a report shows of one body.
 REPORT_BODY_CAP = 4_000
 
@@ -45,6 +46,8 @@ class Exchange:
     # An event stream's events (None for any other response).
     events: list[Event] | None = None
     events_dropped: int = 0
+    # The stream checks' running summary (checks.StreamProgress) of an event-stream answer.
+    progress: Any = None
     # The upstream ended the response itself (False: the client went away first, or it failed).
     complete: bool = False
     client_closed: bool = False
@@ -86,9 +89,9 @@ class Exchange:
         if self.events is not None:
             shown = "\n".join(
                 f"id: {e.id}\ndata: {e.data}\n" if e.id is not None else f"data: {e.data}\n"
-                for e in self.events[:50]
+                for e in self.events
             )
-            more = len(self.events) - 50 + self.events_dropped
+            more = self.events_dropped
             body = shown + (f"\n[{more} more events]" if more > 0 else "")
         else:
             body = self._body_text()

@@ -15,7 +15,8 @@ import asyncio
 import html
 import json
 import time
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,11 +25,11 @@ from starlette.types import Message, Receive, Scope, Send
 from conformance.masking import Masker
 from conformance.requirements import Catalog
 
-from .checks import Checker
+from .checks import Checker, Snapshot
 from .exchange import BODY_CAP, Exchange
 from .ledger import Ledger
 from .report import in_scope
-from .routes import Router
+from .routes import Route, Router
 from .sse import Decoder, EventReader
 from .state import Jobs
 from .tenants import Tenants
@@ -168,14 +169,21 @@ class Monitor:
                     "headers": raw_headers,
                 }
             )
-            await self._relay(upstream, exchange, receive, send)
+            if route is not None and snapshot is not None:
+                self._guarded(self.checker.stream_started, route, exchange)
+            await self._relay(upstream, exchange, receive, send, route)
         finally:
             await upstream.aclose()
             exchange.finished_at = time.monotonic()
             self._done(route, exchange, snapshot)
 
     async def _relay(
-        self, upstream: Response, exchange: Exchange, receive: Receive, send: Send
+        self,
+        upstream: Response,
+        exchange: Exchange,
+        receive: Receive,
+        send: Send,
+        route: Route | None,
     ) -> None:
         decoder = Decoder(exchange.response_headers.get("content-encoding", ""))
         reader = EventReader() if exchange.media_type == "text/event-stream" else None
@@ -191,6 +199,8 @@ class Monitor:
                     for event in reader.feed(plain):
                         event.at = time.monotonic()
                         exchange.add_event(event)
+                        if route is not None and exchange.progress is not None:
+                            self._guarded(self.checker.stream_event, route, exchange, event)
                 elif len(kept) < BODY_CAP:
                     kept.extend(plain[: BODY_CAP - len(kept)])
                     if len(kept) >= BODY_CAP:
@@ -218,16 +228,19 @@ class Monitor:
             if decoder.failed:
                 exchange.body_truncated = True
 
-    def _done(self, route: Any, exchange: Exchange, snapshot: Any) -> None:
+    def _done(self, route: Route | None, exchange: Exchange, snapshot: Snapshot | None) -> None:
         self.ledger.exchanges += 1
         if route is None or snapshot is None:
             return
-        try:
-            self.checker.finish(route, exchange, snapshot)
-        except Exception:  # a bug in a check must never break the traffic
-            self.check_errors += 1
-            import traceback
+        self._guarded(self.checker.finish, route, exchange, snapshot)
 
+    def _guarded(self, check: Callable[..., object], *args: object) -> None:
+        """Run a check; a bug in one must never break the traffic (it is counted and printed,
+        and /_monitor/status shows the count)."""
+        try:
+            check(*args)
+        except Exception:
+            self.check_errors += 1
             traceback.print_exc()
 
     # -- /_monitor/ ----------------------------------------------------------------------------

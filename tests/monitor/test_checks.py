@@ -71,11 +71,17 @@ class Traffic:
         snapshot = self.checker.begin(route, exchange)
         exchange.status = status
         if events is not None:
-            exchange.response_headers = {"content-type": "text/event-stream"}
-            exchange.events = [
-                Event(i, d if isinstance(d, str) else json.dumps(d), event_field, at=100.0)
-                for i, d in events
-            ]
+            exchange.response_headers = {
+                "content-type": "text/event-stream",
+                "cache-control": "no-cache",
+                "x-accel-buffering": "no",
+            }
+            self.checker.stream_started(route, exchange)
+            for ident, data in events:
+                text = data if isinstance(data, str) else json.dumps(data)
+                event = Event(ident, text, event_field, at=100.0)
+                exchange.add_event(event)
+                self.checker.stream_event(route, exchange, event)
             exchange.finished_at = 100.0 + open_after_s
         elif body is not None:
             exchange.response_headers = {"content-type": "application/json"}
@@ -187,6 +193,28 @@ def test_stream_ids_strictly_increase() -> None:
         bad = Traffic()
         bad.send("GET", STREAM, 200, events=stream(*ids))
         assert bad.failed("auvy.stream.ids"), ids
+
+
+def test_a_long_stream_is_checked_to_its_end_though_few_events_are_kept() -> None:
+    ids = [f"{n}-0" for n in range(1, 301)]
+    good = Traffic()
+    exchange = good.send("GET", STREAM, 200, events=stream(*ids))
+    assert good.held("auvy.stream.ids") and good.held("auvy.stream.terminal-event")
+    assert exchange.events is not None and len(exchange.events) < len(ids)  # kept for reports
+    ids[250] = "1-0"  # far past what is kept
+    bad = Traffic()
+    bad.send("GET", STREAM, 200, events=stream(*ids))
+    assert bad.failed("auvy.stream.ids")
+    assert "250-0 then 1-0" in bad.ledger.violations["auvy.stream.ids"][0].message
+
+
+def test_event_data_must_match_the_documented_event_schema() -> None:
+    good = Traffic()
+    good.send("GET", STREAM, 200, events=stream("1-0", "2-0"))
+    assert good.held("auvy.properties.schema")
+    bad = Traffic()
+    bad.send("GET", STREAM, 200, events=[("1-0", {"type": "state_update", "progress": "half"})])
+    assert bad.failed("auvy.properties.schema")
 
 
 def test_after_is_exclusive() -> None:

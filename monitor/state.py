@@ -4,8 +4,8 @@ Per job: its owner's tenant, the last status observed (and whether it was final)
 stream event's id, and for AUVY streams the ids seen (packed into ints) with the id ranges some
 read fully covered. Jobs are kept in an LRU table: at most `JOB_CAP` jobs (default 2,000), and
 per job at most `IDS_CAP` stream ids (default 1,000; a job past it stops being checked for lost
-entries). Worst case about 2,000 x (1,000 x ~60 B + ~1 KB) ≈ 120 MB; a typical job of a few
-dozen events costs a few kilobytes, so 2,000 jobs take a few MB.
+entries). Measured (tracemalloc): about 4 KB for a job whose stream had 30 entries, about 77 KB
+at the 1,000-id cap: at most about 155 MB with the defaults, 8 MB for 2,000 typical jobs.
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ class Traffic:
         event_field: str | None = None,
         open_after_s: float = 0.0,
         client_closed: bool = False,
+        response_headers: dict[str, str] | None = None,
     ) -> Exchange:
         """One exchange; an event stream's events arrive at t=100 s, and the response ends
         `open_after_s` later, by the upstream or (`client_closed`) by the client."""
@@ -75,6 +76,7 @@ class Traffic:
                 "content-type": "text/event-stream",
                 "cache-control": "no-cache",
                 "x-accel-buffering": "no",
+                **(response_headers or {}),
             }
             self.checker.stream_started(route, exchange)
             for ident, data in events:
@@ -280,6 +282,30 @@ def test_a_later_full_read_shows_what_a_resumed_read_skipped() -> None:
     assert not traffic.failed("auvy.stream.resume-after-disconnect")  # nothing to tell yet
     traffic.send("GET", STREAM, 200, events=stream("1-0", "2-0", "3-0", "4-0", "5-0"))
     assert traffic.failed("auvy.stream.resume-after-disconnect")
+
+
+def test_a_truncated_read_opens_with_its_gap_marker_and_may_lack_trimmed_entries() -> None:
+    marker = {"type": "truncated", "requested_after": "1-0", "first_retained": "4-0"}
+    traffic = Traffic()
+    traffic.send("GET", STREAM, 200, events=stream("1-0", "2-0", "3-0", "4-0", "5-0"))
+    traffic.send(
+        "GET",
+        STREAM,
+        200,
+        query="after=1-0",
+        events=[(None, marker), *stream("4-0", "5-0")],
+        response_headers={"x-stream-truncated": "true"},
+    )
+    for requirement in (
+        "auvy.stream.wire-format",
+        "auvy.stream.resume-after-disconnect",
+        "auvy.properties.schema",
+    ):
+        assert not traffic.failed(requirement), traffic.ledger.violations[requirement][0].message
+    # Without the header the same marker is an event without an id.
+    bare = Traffic()
+    bare.send("GET", STREAM, 200, query="after=1-0", events=[(None, marker), *stream("4-0")])
+    assert bare.failed("auvy.stream.wire-format")
 
 
 def test_a_replay_without_after_gives_what_was_seen() -> None:

@@ -43,6 +43,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--report-dir", type=Path, default=Path("reports"), help="where reports go on exit"
     )
     p.add_argument("--job-cap", type=int, default=JOB_CAP, help="jobs kept in memory (LRU)")
+    p.add_argument(
+        "--probe",
+        action="store_true",
+        help="re-read a job's status once (with the same credentials) when a status rule "
+        "breaks, and note the answer; without it the monitor sends nothing of its own",
+    )
     return p.parse_args(argv)
 
 
@@ -61,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         apis=list(dict.fromkeys(apis)),
         catalog=catalog,
         job_cap=args.job_cap,
+        probe=args.probe,
     )
     sockets: list[socket.socket] | None = None
     if args.fd is not None:
@@ -98,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         started_at=monitor.started_at,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         decisions=monitor.decisions,
-        stats={"jobs_evicted": monitor.jobs.evicted, "check_errors": monitor.check_errors},
+        stats={
+            "jobs_evicted": monitor.jobs.evicted,
+            "check_errors": monitor.check_errors,
+            "probes_sent": monitor.probes_sent,
+        },
     )
     report.write(data, args.report_dir)
     failed = report.must_failures(data)

@@ -19,7 +19,7 @@ two observations is judged by reachability along the table; a `status_change` fr
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -32,7 +32,7 @@ from conformance.clients.strait import TERMINAL as STRAIT_TERMINAL
 from conformance.spec_check import ResponseSpec
 
 from .exchange import Event, Exchange
-from .ledger import Ledger
+from .ledger import Ledger, Violation
 from .routes import Route
 from .state import IDS_CAP, Jobs, JobState, pack, unpack
 from .tenants import Tenants
@@ -159,6 +159,9 @@ class Checker:
         self.tenants = tenants
         self.jobs = jobs
         self.ledger = ledger
+        # Called with (api, job id, exchange, violation) when a status rule breaks: the proxy's
+        # --probe re-reads the status then. None: the monitor stays passive.
+        self.suspect: Callable[[str, str, Exchange, Violation], None] | None = None
         # Where a job's last status was observed, for the message of a later violation.
         self._seen_by: dict[tuple[str, str], str] = {}
 
@@ -633,11 +636,16 @@ class Checker:
             if final is not None:
                 requirement = _FINAL_REQUIREMENT[final]
                 if status != final:
-                    self.ledger.broke(
-                        requirement,
-                        f"{exchange.brief()}: job {state.job_id} reported {status} after it was "
-                        f"observed {final} ({seen_by})",
+                    self._suspected(
+                        api,
+                        state.job_id,
                         exchange,
+                        self.ledger.broke(
+                            requirement,
+                            f"{exchange.brief()}: job {state.job_id} reported {status} after it "
+                            f"was observed {final} ({seen_by})",
+                            exchange,
+                        ),
                     )
                 else:
                     self.ledger.held(requirement)
@@ -647,11 +655,16 @@ class Checker:
             final = snapshot.final if snapshot is not None else None
             if final is not None:
                 if status != final:
-                    self.ledger.broke(
-                        "ava.jobs.get.terminal",
-                        f"{exchange.brief()}: job {state.job_id} reported {status} after it was "
-                        f"observed {final} ({seen_by})",
+                    self._suspected(
+                        api,
+                        state.job_id,
                         exchange,
+                        self.ledger.broke(
+                            "ava.jobs.get.terminal",
+                            f"{exchange.brief()}: job {state.job_id} reported {status} after it "
+                            f"was observed {final} ({seen_by})",
+                            exchange,
+                        ),
                     )
                 else:
                     self.ledger.held("ava.jobs.get.terminal")
@@ -662,11 +675,16 @@ class Checker:
                 if strait_reachable(before, status):
                     self.ledger.held("strait.lifecycle.statuses")
                 else:
-                    self.ledger.broke(
-                        "strait.lifecycle.statuses",
-                        f"{exchange.brief()}: run {state.job_id} went {before} -> {status}, "
-                        f"which FACTS.md's table does not allow ({seen_by})",
+                    self._suspected(
+                        api,
+                        state.job_id,
                         exchange,
+                        self.ledger.broke(
+                            "strait.lifecycle.statuses",
+                            f"{exchange.brief()}: run {state.job_id} went {before} -> {status}, "
+                            f"which FACTS.md's table does not allow ({seen_by})",
+                            exchange,
+                        ),
                     )
             state.final = status if status in STRAIT_TERMINAL - {"dead_letter"} else None
         state.status = status
@@ -674,6 +692,10 @@ class Checker:
         if len(self._seen_by) > 2 * self.jobs.cap:
             for key in list(self._seen_by)[: self.jobs.cap]:
                 del self._seen_by[key]
+
+    def _suspected(self, api: str, job_id: str, exchange: Exchange, violation: Violation) -> None:
+        if self.suspect is not None:
+            self.suspect(api, job_id, exchange, violation)
 
     def _cancel_terminal(
         self,

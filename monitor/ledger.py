@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from conformance import report
@@ -16,17 +16,22 @@ VIOLATIONS_CAP = 20
 RECENT_CAP = 100
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Violation:
     requirement: str
     message: str
     at: str
     exchanges: tuple[report.Exchange, ...]
+    # What `--probe` learned afterwards (already masked).
+    notes: list[str] = field(default_factory=list)
+
+    def full_message(self) -> str:
+        return " ".join([self.message, *self.notes])
 
     def to_dict(self) -> dict[str, object]:
         return {
             "requirement": self.requirement,
-            "message": self.message,
+            "message": self.full_message(),
             "at": self.at,
             "exchanges": [e.to_dict() for e in self.exchanges],
         }
@@ -45,7 +50,7 @@ class Ledger:
     def held(self, requirement: str) -> None:
         self.observed[requirement] += 1
 
-    def broke(self, requirement: str, message: str, *exchanges: Exchange) -> None:
+    def broke(self, requirement: str, message: str, *exchanges: Exchange) -> Violation:
         self.observed[requirement] += 1
         self.failed[requirement] += 1
         kept = self.violations.setdefault(requirement, [])
@@ -59,3 +64,4 @@ class Ledger:
         if len(kept) < VIOLATIONS_CAP:
             kept.append(violation)
         self.recent.append(violation)
+        return violation

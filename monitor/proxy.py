@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -27,7 +28,7 @@ from conformance.requirements import Catalog
 
 from .checks import Checker, Snapshot
 from .exchange import BODY_CAP, Exchange
-from .ledger import Ledger
+from .ledger import Ledger, Violation
 from .report import in_scope
 from .routes import Route, Router
 from .sse import Decoder, EventReader
@@ -49,6 +50,16 @@ HOP_BY_HOP = frozenset(
     }
 )
 PREFIX = "/_monitor"
+# --probe: where a job's status is read, and the request headers that say who asks.
+PROBE_PATHS = {
+    "auvy": "/v1/jobs/{}/status",
+    "ava": "/v1/ava/jobs/{}",
+    "strait": "/v1/runs/{}",
+}
+PROBE_HEADERS = frozenset(
+    {"authorization", "x-internal-secret", "x-tenant-id", "x-user-id", "x-platform-role"}
+)
+PROBE_TIMEOUT_S = 10.0
 
 
 Headers = list[tuple[bytes, bytes]]
@@ -92,6 +103,7 @@ class Monitor:
         catalog: Catalog,
         decisions: bool = False,
         job_cap: int | None = None,
+        probe: bool = False,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.pool = Pool(self.upstream)
@@ -99,14 +111,20 @@ class Monitor:
         self.catalog = catalog
         self.decisions = decisions
         bases = {api: str(profile.get(api, {}).get("base_path", "")).rstrip("/") for api in apis}
+        self.bases = bases
         self.router = Router(bases)
         masker = Masker.from_profile(profile)
         self.ledger = Ledger(masker, str(self.upstream))
         self.jobs = Jobs() if job_cap is None else Jobs(job_cap)
         self.checker = Checker(Tenants(profile), self.jobs, self.ledger)
+        self.probe = probe
+        self._probes: set[asyncio.Task[None]] = set()
+        if probe:
+            self.checker.suspect = self._probe_soon
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self._seq = 0
         self.check_errors = 0
+        self.probes_sent = 0
 
     async def aclose(self) -> None:
         await self.pool.aclose()
@@ -243,6 +261,43 @@ class Monitor:
             self.check_errors += 1
             traceback.print_exc()
 
+    # -- --probe ------------------------------------------------------------------------------
+
+    def _probe_soon(self, api: str, job_id: str, exchange: Exchange, violation: Violation) -> None:
+        task = asyncio.ensure_future(self._probe(api, job_id, exchange, violation))
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+
+    async def _probe(self, api: str, job_id: str, exchange: Exchange, violation: Violation) -> None:
+        """Re-read the job's status once, with the credentials of the exchange that showed the
+        violation, and note the answer on the violation (it judges nothing by itself)."""
+        path = PROBE_PATHS[api].format(quote(job_id, safe=""))
+        target = f"{self.bases.get(api, '')}{path}"
+        headers = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in exchange.request_headers.items()
+            if name in PROBE_HEADERS
+        ]
+        self.probes_sent += 1
+        try:
+            answer = await asyncio.wait_for(
+                self.pool.request("GET", target.encode(), headers, b""), PROBE_TIMEOUT_S
+            )
+            try:
+                body = b"".join(
+                    [c async for c in answer.chunks()]  # a status is a small JSON document
+                )
+            finally:
+                await answer.aclose()
+            record: Any = json.loads(body) if body else None
+            if isinstance(record, dict) and isinstance(record.get("data"), dict):
+                record = record["data"]
+            status = record.get("status") if isinstance(record, dict) else None
+            note = f"[--probe: GET {target} then answered {answer.status}, status {status!r}]"
+        except (UpstreamError, TimeoutError, ValueError) as error:
+            note = f"[--probe: GET {target} failed: {error!r}]"
+        violation.notes.append(self.ledger.masker.text(note))
+
     # -- /_monitor/ ----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -255,6 +310,7 @@ class Monitor:
             "jobs_tracked": len(self.jobs),
             "jobs_evicted": self.jobs.evicted,
             "check_errors": self.check_errors,
+            "probes_sent": self.probes_sent,
             "requirements": [
                 {
                     "id": req,

@@ -55,7 +55,7 @@ def build(
                         outcome="failed",
                         requirements=(req,),
                         duration_s=0.0,
-                        message=f"{violation.at} {violation.message}",
+                        message=f"{violation.at} {violation.full_message()}",
                         exchanges=violation.exchanges,
                     )
                 )

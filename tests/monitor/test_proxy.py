@@ -191,3 +191,68 @@ def test_the_monitor_pages_are_its_own_and_a_dead_upstream_is_a_502() -> None:
     assert {r["id"] for r in status["requirements"]} >= {"auvy.stream.ids"}
     assert page.status_code == 200 and "Conformance monitor" in page.text
     assert down.status_code == 502
+
+
+class FlippingStatus:
+    """An AUVY status route that says completed once, then running: a final status undone (the
+    body is not the documented one either, which the schema check reports too)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "http"
+        self.requests += 1
+        status = "completed" if self.requests == 1 else "running"
+        body = json.dumps({"job_id": "j1", "status": status}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def flip_through(probe: bool) -> tuple[FlippingStatus, dict[str, Any]]:
+    upstream_app = FlippingStatus()
+    profile = TargetProfile.load(REFERENCE_PROFILE).data
+    key = profile["auvy"]["keys"]["main"]
+    with serving(upstream_app) as upstream:
+        monitor = Monitor(
+            upstream, profile=profile, apis=["auvy"], catalog=load_catalog(), probe=probe
+        )
+        with serving(monitor) as proxy:
+            for _ in range(2):
+                httpx.get(
+                    f"{proxy}/auvy/v1/jobs/j1/status",
+                    headers={"Authorization": f"Bearer {key}"},
+                    timeout=DEADLINE_S,
+                )
+            deadline = time.monotonic() + DEADLINE_S
+            while True:
+                status = httpx.get(f"{proxy}/_monitor/status", timeout=DEADLINE_S).json()
+                noted = any("--probe" in v["message"] for v in status["recent_violations"])
+                if not probe or noted or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+    return upstream_app, status
+
+
+def test_without_probe_the_monitor_sends_nothing_of_its_own() -> None:
+    upstream_app, status = flip_through(probe=False)
+    final = [v for v in status["recent_violations"] if v["requirement"].endswith("-final")]
+    assert [v["requirement"] for v in final] == ["auvy.jobs.status.completed-final"]
+    assert "--probe" not in final[0]["message"]
+    assert upstream_app.requests == 2 and status["probes_sent"] == 0
+
+
+def test_probe_rereads_the_status_once_and_notes_the_answer() -> None:
+    upstream_app, status = flip_through(probe=True)
+    (violation,) = [v for v in status["recent_violations"] if v["requirement"].endswith("-final")]
+    assert (
+        "[--probe: GET /auvy/v1/jobs/j1/status then answered 200, status 'running']"
+        in (violation["message"])
+    )
+    assert upstream_app.requests == 3 and status["probes_sent"] == 1

@@ -1,5 +1,6 @@
 """Sessions: `nox -s conformance` (the main job), `nox -s tests` (everything CI gates on),
-`nox -s mock` (the reference server for frontend work), `nox -s bench` (benchmarks),
+`nox -s mock` (the reference server for frontend work), `nox -s monitor` (the conformance
+monitor, a checking reverse proxy), `nox -s bench` (benchmarks),
 `nox -s redis` (the Redis store with several workers)."""
 
 from __future__ import annotations
@@ -100,6 +101,18 @@ def mock(session: nox.Session) -> None:
     """Serve the reference server: nox -s mock -- [--port 8080] [--api auvy] [--profile FILE]."""
     session.install("-e", ".")
     session.run("python", "-m", "mock_server", *session.posargs)
+
+
+@nox.session
+def monitor(session: nox.Session) -> None:
+    """The conformance monitor: a reverse proxy checking real traffic against the catalog.
+
+    nox -s monitor -- --upstream https://staging.example.com --listen 127.0.0.1:9000
+        [--api auvy] [--profile FILE] [--report-dir DIR]
+    """
+    # The conformance extra: the monitor reuses the suite's profile, catalog and checks.
+    session.install("-e", ".[conformance]")
+    session.run("python", "-m", "monitor", *session.posargs)
 
 
 @nox.session

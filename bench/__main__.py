@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from . import goals, report
-from .scenarios import fanout, redis, resume, state, suite, throughput
+from .scenarios import fanout, monitor, redis, resume, state, suite, throughput
 from .servers import UvicornSettings
 
-SCENARIOS = ("throughput", "fanout", "resume", "state", "suite", "redis")
+SCENARIOS = ("throughput", "fanout", "resume", "state", "suite", "redis", "monitor")
 
 NOTES = [
     "Ratios and goals compare figures of this run only; absolute figures depend on the machine, "
@@ -56,6 +56,7 @@ def runners(settings: UvicornSettings, quick: bool) -> dict[str, Callable[[], di
         "state": lambda: state.run(sized(state.Sizes)),
         "suite": lambda: suite.run(sized(suite.Sizes)),
         "redis": lambda: redis.run(settings, sized(redis.Sizes)),
+        "monitor": lambda: monitor.run(settings, sized(monitor.Sizes)),
     }
 
 

@@ -133,6 +133,15 @@ GOALS: tuple[Goal, ...] = (
         "<",
         _at("suite", "runs", "-n 2", "wall_s"),
     ),
+    # Issue 18: "SSE events forwarded within 5 ms" (the monitor's added p99 delivery latency).
+    Goal(
+        "7-monitor-sse",
+        "SSE delivery p99 added by the conformance monitor",
+        "ms",
+        5,
+        "<",
+        _at("monitor", "sse", "added_p99_ms"),
+    ),
 )
 
 
@@ -201,6 +210,20 @@ FIGURES: tuple[Figure, ...] = (
         "SSE delivery p99 through Redis, 2 workers",
         "ms",
         _at("redis", "sse", "runs", "redis_2", "latency", "p99_ms"),
+    ),
+    # Issue 18 asks for "p99 added latency < 2 ms at 1,000 requests/s"; the closed-loop load
+    # runs as fast as it can instead, so these are reported, not judged.
+    Figure(
+        "7-monitor-get-ratio",
+        "GET job status (AUVY): throughput via the monitor / direct",
+        "",
+        _at("monitor", "get_job_status", "ratio"),
+    ),
+    Figure(
+        "7-monitor-get-p99",
+        "GET job status (AUVY): p99 latency added by the monitor (closed loop)",
+        "ms",
+        _at("monitor", "get_job_status", "added_p99_ms"),
     ),
 )
 

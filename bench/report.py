@@ -53,6 +53,7 @@ def render(results: Mapping[str, Any]) -> str:
         ("state", "4. Scale of state: memory per job and per event, retention", _state),
         ("suite", "5. Conformance suite wall time", _suite),
         ("redis", "6. Redis store: throughput with 1 and 2 workers, SSE delivery", _redis),
+        ("monitor", "7. Conformance monitor: added latency and throughput cost", _monitor),
     )
     for key, title, body in sections:
         out += [f"## {title}", ""]
@@ -453,6 +454,12 @@ def _redis(data: Mapping[str, Any]) -> list[str]:
         ["server", "opened", "entries received / expected", "p50 ms", "p99 ms", "max ms"], rows
     )
     return [*out, ""]
+
+
+def _monitor(data: Mapping[str, Any]) -> list[str]:
+    from .scenarios.monitor import render as render_monitor
+
+    return render_monitor(dict(data))
 
 
 def write(results: Mapping[str, Any], directory: Path) -> tuple[Path, Path]:

@@ -23,6 +23,7 @@ def results(**overrides: Any) -> dict[str, Any]:
         "resume": {"in_process": {"ratio": 1.1}, "http": {"ratio": 1.3}},
         "state": {"jobs": {"per_job_at_rest_bytes": 1100}},
         "suite": {"runs": {"-n 2": {"wall_s": 42.0}}},
+        "monitor": {"sse": {"added_p99_ms": 1.5}},
     }
     scenarios.update(overrides)
     return scenarios
@@ -54,6 +55,12 @@ def test_misses_are_reported() -> None:
     assert statuses["2-fanout-p99"] == MISS
     assert statuses["4-job-memory"] == MISS
     assert statuses["1-get-status"] == PASS
+
+
+def test_the_monitors_sse_goal_is_its_added_p99() -> None:
+    slow = results(monitor={"sse": {"added_p99_ms": 6.6}})
+    assert by_id(evaluate(slow))["7-monitor-sse"] == MISS
+    assert by_id(evaluate(results(monitor={"sse": {}})))["7-monitor-sse"] == NOT_MEASURED
 
 
 def test_a_failed_or_skipped_scenario_is_not_measured_never_a_pass() -> None:

@@ -88,11 +88,11 @@ def test_the_goals_table_says_met_missed_and_not_measured() -> None:
 
 def test_every_scenario_has_a_section_even_when_it_failed_or_did_not_run() -> None:
     md = render(sample())
-    for title in ("## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ", "## 6. "):
+    for title in ("## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ", "## 6. ", "## 7. "):
         assert title in md
     assert "Failed: `RuntimeError: the load generator failed`" in md
     assert "Skipped: redis-server is not installed" in md
-    assert md.count("Not run in this session") == 2  # resume and suite
+    assert md.count("Not run in this session") == 3  # resume, suite and monitor
 
 
 def test_throughput_shows_both_sides_and_where_the_time_goes() -> None:
@@ -129,3 +129,26 @@ def test_the_machine_load_of_each_scenario_is_noted() -> None:
     md = render(sample())
     assert "(1-minute load average, 2 CPUs)" in md
     assert "throughput 0.5 -> 2.2, state 2.0 -> 1.0." in md
+
+
+def test_the_monitor_section_shows_its_cost_and_its_violations() -> None:
+    lat = {"p50_ms": 2.0, "p99_ms": 4.0}
+    scenarios = {
+        "monitor": {
+            "load": {"connections": 10, "rounds": 1, "streams": 50, "window_s": 2.0},
+            "get_job_status": {
+                "ratio": 0.4,
+                "round_ratios": [0.4],
+                "direct_rps": [4000.0],
+                "monitor_rps": [1600.0],
+                "added_p50_ms": 3.2,
+                "added_p99_ms": 7.5,
+            },
+            "sse": {"direct": {"latency": lat}, "monitor": {"latency": lat}, "added_p99_ms": 0.0},
+            "monitor": {"exchanges": 1200, "violations": 0, "rss_kb": 50000},
+        }
+    }
+    md = render({"scenarios": scenarios})
+    assert "throughput via monitor / direct 0.4" in md
+    assert "p99 7.5 ms" in md
+    assert "1200 exchanges checked, 0 violation(s)" in md

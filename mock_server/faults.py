@@ -18,6 +18,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .apis.base import scope_bearer_token
 from .model.receptors import Receptors
 
 
@@ -202,7 +203,7 @@ class FaultMiddleware:
         if self.on("strait-project-blind") and "/strait/" in path:
             # Only a key the model knows: an unknown or malformed one still gets its 401.
             first = next(iter(self.strait_keys), None)
-            if first is not None and _bearer(scope) in self.strait_keys:
+            if first is not None and scope_bearer_token(scope) in self.strait_keys:
                 scope = _with_header(scope, b"authorization", b"Bearer " + first.encode())
         if self.on("ava-tenant-blind") and self.first_tenant and "/v1/ava/" in path:
             scope = _with_header(scope, b"x-tenant-id", self.first_tenant.encode())
@@ -342,13 +343,6 @@ def _with_header(scope: Scope, name: bytes, value: bytes) -> Scope:
     if not any(k == name for k, _ in headers):
         return scope
     return {**scope, "headers": [(k, value if k == name else v) for k, v in headers]}
-
-
-def _bearer(scope: Scope) -> str | None:
-    for key, value in scope["headers"]:
-        if key == b"authorization" and value.startswith(b"Bearer "):
-            return str(value[7:].decode("latin-1"))
-    return None
 
 
 def _without_priority(receive: Receive) -> Receive:

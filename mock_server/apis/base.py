@@ -120,10 +120,14 @@ def route_path(request: Request) -> str:
 
 
 def bearer_token(request: Request) -> str | None:
+    return scope_bearer_token(request.scope)
+
+
+def scope_bearer_token(scope: Scope) -> str | None:
     # The first Authorization header, as Starlette's Headers.get finds it, without the Mapping
     # machinery: every private route reads it twice (rate limit, then authentication).
     header = ""
-    for name, value in request.scope["headers"]:
+    for name, value in scope["headers"]:
         if name == b"authorization":
             header = value.decode("latin-1")
             break

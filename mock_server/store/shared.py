@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable
@@ -46,6 +45,7 @@ from ..clock import Clock, ManualClock, SystemClock
 from ..model.engine import Engine
 from ..model.store import StreamStore
 from ..profile import ServerProfile
+from .codec import CodecError
 from .records import SharedRecords
 from .snapshot import Root, Snapshots
 from .streams import STREAM_FUNCTIONS, RedisStreams
@@ -61,6 +61,9 @@ LEASE_MS = 3_000
 FEED_LENGTH = 1_000
 # Below redis-py's default socket timeout: an idle XREAD returns and blocks again.
 FEED_BLOCK_MS = 2_000
+# The model methods a timer loaded from Redis may call (see `Call`): the only code a world
+# document can name.
+TIMER_CALLS = (("auvy", "_tick"), ("ava", "_fire"), ("strait", "_fire"), ("ava_outbox", "_wake"))
 
 # Records are named "STORE\nKEY" in the version index and kept in the hash PREFIX + STORE.
 
@@ -294,6 +297,7 @@ class SharedWorld:
                 **{f"streams:{n}": s for n, s in self._stores.items()},
                 **{f"records:{n}": r for n, r in self._records.items()},
             },
+            TIMER_CALLS,
         )
         self._scheduler = engine.scheduler
 
@@ -350,6 +354,8 @@ class SharedWorld:
 
     async def _release(self) -> None:
         """Give the lock back without changing the world."""
+        for store in self._stores.values():
+            store.discard()
         await self._commit_section()
 
     async def _commit_section(
@@ -408,10 +414,17 @@ class SharedWorld:
         self.engine.owner = None
         committed = False
         try:
-            snapshots = self._require()
-            blob = snapshots.dumps()
-            changed = blob != self._blob
-            records = self._changed_records()
+            try:
+                snapshots = self._require()
+                blob = snapshots.dumps()
+                changed = blob != self._blob
+                records = self._changed_records()
+            except BaseException:
+                # State this process cannot write: give the lock back now (not LOCK_MS later)
+                # and reload the world that Redis holds in the next section.
+                self.version = -1
+                await self._release()
+                raise
             self.due = self._scheduler.next_due()
             version = await self._commit_section(
                 blob if changed else b"",
@@ -468,7 +481,7 @@ class SharedWorld:
         version = int(found[0])
         if len(found) > 1:
             snapshots = self._require()
-            # Everything is unpickled before anything changes, so a world this process cannot
+            # Everything is decoded before anything changes, so a world this process cannot
             # read (another version of the code) leaves its own intact.
             loaded = []
             for i in range(3, len(found), 2):
@@ -484,10 +497,9 @@ class SharedWorld:
                 records.loaded(key, value, blob)
             if found[1]:
                 snapshots.load(found[1])
-                # Compared against our own pickle of what we loaded, not the bytes received: the
-                # same state can pickle differently in another process or once rebuilt (a set's
-                # order follows its history and per-process string hashes), and a read would
-                # then write the world back.
+                # Compared against our own encoding of what we loaded, not the bytes received:
+                # the same state can encode differently once rebuilt (a dict's order follows its
+                # history), and a read would then write the world back.
                 self._blob = snapshots.dumps()
             self.due = self._scheduler.next_due()
         self.version = version
@@ -522,7 +534,7 @@ class SharedWorld:
                     try:
                         self._load(found)
                         joined = True
-                    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as exc:
+                    except CodecError as exc:
                         log.warning("cannot load the world in Redis (%s): replacing it", exc)
             if not joined:
                 self.version = int(found[0])
@@ -568,8 +580,14 @@ class SharedWorld:
             due = self.due
             if due is not None and not clock.manual and due <= clock.now_ms():
                 if await self._lead(keys=[self._keys["driver"]], args=[self.worker, LEASE_MS]):
-                    async with self.section():
-                        self.engine.run_due()
+                    try:
+                        async with self.section():
+                            self.engine.run_due()
+                    except CodecError:
+                        # Data in Redis this process refuses to load: fail this tick, not the
+                        # driver for good (a reset or a replaced world mends it).
+                        log.exception("timer tick failed; retrying")
+                        await asyncio.sleep(LEASE_MS / 3000)
                 else:
                     await asyncio.sleep(LEASE_MS / 3000)
                 continue

@@ -10,8 +10,8 @@ could run code in the server. Decoding here only ever builds:
   never calling a constructor, `__setstate__` or anything else the data names;
 - enum members of those modules, looked up by value;
 - references by name to this process's own objects (`{"$x": name}`: the models, the engine);
-- timers' `Call`s, whose target must be such a reference and whose method must be one the caller
-  allows.
+- timers' `Call`s (alone or inside a compact `{"$timer": [...]}`), whose target must be such a
+  reference and whose method must be one the caller allows.
 
 Anything else is refused with `CodecError`, before the live world changes. An object reached
 twice is written once and referred to after (`{"$r": n}`), so identity survives (a timer is held
@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, ClassVar
 
-from ..model.scheduler import Call
+from ..model.scheduler import Call, Timer
 
 FORMAT = 1
 ALLOWED_MODULES = ("mock_server.model.", "mock_server.variants.")
@@ -104,7 +104,7 @@ def _state(obj: object) -> dict[str, Any]:
 _COUNT = re.compile(r"count\((-?\d+)\)")
 
 
-def _count_value(counter: itertools.count[int]) -> int:
+def count_value(counter: itertools.count[int]) -> int:
     match = _COUNT.fullmatch(repr(counter))
     if match is None:
         raise CodecError(f"cannot write {counter!r} (only count(n) with step 1)")
@@ -139,7 +139,7 @@ class Encoder:
         if kind is deque:
             return {"$deque": [self.encode(v) for v in value], "maxlen": value.maxlen}
         if kind is itertools.count:
-            return {"$count": _count_value(value)}
+            return {"$count": count_value(value)}
         if kind is bytes:
             return {"$bytes": base64.b64encode(value).decode()}
         name = self._refs.get(id(value))
@@ -155,11 +155,30 @@ class Encoder:
         seen = self._seen.get(id(value))
         if seen is not None:
             return {"$r": seen}
+        if kind is Timer and type(value.callback) is Call:
+            compact = self._timer(value)
+            if compact is not None:
+                return compact
         cls = _class_name(kind)
         number = self._seen[id(value)] = len(self._seen)
         self._alive.append(value)
         state = {k: self.encode(v) for k, v in _state(value).items()}
         return {"$o": cls, "$n": number, "s": state}
+
+    def _timer(self, timer: Timer) -> Any:
+        """A timer in one short list: a busy world holds one per pending job, and this is most
+        of what a section that schedules work has to write."""
+        call = timer.callback
+        assert isinstance(call, Call)
+        target = self._refs.get(id(call.target))
+        if target is None:
+            return None
+        number = self._seen[id(timer)] = len(self._seen)
+        self._alive.append(timer)
+        args = [self.encode(a) for a in call.args]
+        return {
+            "$timer": [number, timer.due_ms, timer.seq, target, call.method, args, timer.cancelled]
+        }
 
 
 class Decoder:
@@ -221,6 +240,15 @@ class Decoder:
             raise CodecError("a timer's arguments must be a tuple")
         return Call(self._ref({"$x": target}), method, decoded)
 
+    def _timer(self, data: dict[str, Any]) -> Timer:
+        number, due_ms, seq, target, method, args, cancelled = data["$timer"]
+        call = self._call({"$call": [target, method, {"$tuple": args}]})
+        if type(due_ms) is not int or type(seq) is not int or type(cancelled) is not bool:
+            raise CodecError("a timer's due time, sequence and flag must be ints and a bool")
+        timer = Timer(due_ms, seq, call, cancelled)
+        self._objects[int(number)] = timer
+        return timer
+
     def _enum(self, data: dict[str, Any]) -> object:
         cls = _class(data["$e"])
         if not issubclass(cls, enum.Enum):
@@ -254,6 +282,7 @@ class Decoder:
         "$r": _seen,
         "$x": _ref,
         "$call": _call,
+        "$timer": _timer,
         "$e": _enum,
         "$dict": _pairs,
         "$tuple": _tuple,

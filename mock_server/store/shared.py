@@ -232,7 +232,8 @@ class SharedWorld:
         self._snapshots: Snapshots | None = None
         self._stores: dict[str, RedisStreams] = {}
         self._records: dict[str, SharedRecords[Any]] = {}
-        self._blob: bytes | None = None  # the rest of the world as this process last saw it
+        # The rest of the world as this process last saw it (Snapshots.state_print).
+        self._state_print: bytes | None = None
         self._token = ""
         self._local = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -416,8 +417,9 @@ class SharedWorld:
         try:
             try:
                 snapshots = self._require()
-                blob = snapshots.dumps()
-                changed = blob != self._blob
+                state_print = snapshots.state_print()
+                changed = state_print is None or state_print != self._state_print
+                blob = snapshots.dumps() if changed else b""
                 records = self._changed_records()
             except BaseException:
                 # State this process cannot write: give the lock back now (not LOCK_MS later)
@@ -427,7 +429,7 @@ class SharedWorld:
                 raise
             self.due = self._scheduler.next_due()
             version = await self._commit_section(
-                blob if changed else b"",
+                blob,
                 "\n".join(sorted(self.engine.changed)),
                 self.due,
                 replace=replace,
@@ -441,7 +443,7 @@ class SharedWorld:
                 self.version = -1
             else:
                 self.version = int(version)
-                self._blob = blob
+                self._state_print = state_print
                 committed = True
                 for key in self.engine.changed:
                     self.engine.notify_here(key)
@@ -497,10 +499,10 @@ class SharedWorld:
                 records.loaded(key, value, blob)
             if found[1]:
                 snapshots.load(found[1])
-                # Compared against our own encoding of what we loaded, not the bytes received:
-                # the same state can encode differently once rebuilt (a dict's order follows its
-                # history), and a read would then write the world back.
-                self._blob = snapshots.dumps()
+                # Later sections compare against a print of what we loaded, not the bytes
+                # received: the same state can encode differently once rebuilt (a set's order
+                # follows its history), and a read would then write the world back.
+                self._state_print = snapshots.state_print()
             self.due = self._scheduler.next_due()
         self.version = version
 
@@ -538,7 +540,7 @@ class SharedWorld:
                         log.warning("cannot load the world in Redis (%s): replacing it", exc)
             if not joined:
                 self.version = int(found[0])
-                self._blob = None  # forces the commit below to publish this process's world
+                self._state_print = None  # forces the commit below to publish this world
                 for records in self._records.values():
                     records.blobs.clear()
                     records.touched.update(records)

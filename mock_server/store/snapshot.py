@@ -14,6 +14,9 @@ in `calls` may be loaded.
 
 from __future__ import annotations
 
+import io
+import itertools
+import pickle
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,12 +48,26 @@ class Snapshots:
         # (root, method) pairs a loaded timer may call, as references: ("root:auvy", "_tick").
         self._calls = frozenset((f"root:{root}", method) for root, method in calls)
 
-    def dumps(self) -> bytes:
-        state = {
+    def _state(self) -> dict[str, dict[str, Any]]:
+        return {
             name: {k: v for k, v in vars(root.obj).items() if k not in root.local}
             for name, root in self.roots.items()
         }
-        return codec.dumps(state, self._by_id)
+
+    def dumps(self) -> bytes:
+        return codec.dumps(self._state(), self._by_id)
+
+    def state_print(self) -> bytes | None:
+        """Bytes that differ whenever the snapshot's state does, made fast (C pickle, about a
+        tenth of the JSON encoder's time). They stay in this process: nothing ever loads them and
+        they never reach Redis; they only let a section that changed nothing skip the JSON
+        encoding. None when the state holds something pickle cannot write (then encode)."""
+        buffer = io.BytesIO()
+        try:
+            _Printer(buffer, self._by_id).dump(self._state())
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return None
+        return buffer.getvalue()
 
     def dumps_value(self, value: object) -> bytes:
         """One object (a record) alone, with the same references by name."""
@@ -69,3 +86,20 @@ class Snapshots:
             attrs.clear()
             attrs.update(state[name])
             attrs.update(kept)
+
+
+class _Printer(pickle.Pickler):
+    """Writes this process's own objects (the roots, the engine) by name, as the codec does."""
+
+    def __init__(self, file: io.BytesIO, refs: Mapping[int, str]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._refs = refs
+
+    def reducer_override(self, obj: Any) -> Any:
+        name = self._refs.get(id(obj))
+        if name is not None:
+            return str, (name,)
+        if type(obj) is itertools.count:
+            # Pickling itertools objects is deprecated from Python 3.12 and gone in 3.14.
+            return int, (codec.count_value(obj),)
+        return NotImplemented

@@ -66,6 +66,7 @@ def test_the_codec_keeps_types_identity_and_named_timers() -> None:
     assert not blob.startswith(b"\x80")
     assert json.loads(blob)["format"] == codec.FORMAT
     back = codec.loads(blob, {"root:holder": holder}, {("root:holder", "_tick")})
+    assert '"$timer"' in blob.decode()  # the compact form
     assert back["heap"][0] is back["timers"][("j1", "step")]  # one timer, held twice
     assert back["heap"][0].callback == Call(holder, "_tick", ("j1",))
     assert back["misc"] == state["misc"] and back["status"] is JobStatus.RUNNING
@@ -85,6 +86,8 @@ def test_the_codec_keeps_types_identity_and_named_timers() -> None:
         {"$e": "os:system", "v": "ls"},
         {"$call": ["root:holder", "__init__", {"$tuple": []}]},
         {"$call": ["root:holder", "_tick", ["not", "a", "tuple"]]},
+        {"$timer": [0, 5, 1, "root:holder", "__init__", [], False]},
+        {"$timer": [0, "5", 1, "root:holder", "_tick", [], False]},
         {"$x": "root:nobody"},
         {"$r": 7},
         {"$exec": "print(1)"},

@@ -264,6 +264,7 @@ def create_app(
         exception_handlers={404: not_found},
     )
     app.state.world = world
+    app.state.store = shared  # the SharedWorld, or None in memory
     if not faults and not wire.on_wire:
         # A fault or a wire variant must see every request, so with either everything takes
         # the full stack.

@@ -205,9 +205,11 @@ async def deliver(
                 wakeup.changed = False
                 engine.run_due()
                 result = read(cursor)
-                if result.entries and engine.reading is not None:
-                    # Entries under a shared store: read them again with the model that knows
-                    # them (see `Engine.reading`).
+                if engine.reading is not None and (result.entries or is_finished()):
+                    # Under a shared store, judge entries (is this one terminal?) or their absence
+                    # (has the job finished?) only with a committed model that knows them: this
+                    # process's model may be in the middle of another request's section, ahead
+                    # of what Redis holds (see `Engine.reading`).
                     async with engine.reading():
                         result = read(cursor)
             chunk, cursor, ended = _chunk(frames, result, cursor, gap, is_terminal_entry)

@@ -22,6 +22,7 @@ from .model.engine import Engine
 from .model.outbox import OUTBOX_KEY, Delivery, Outbox
 
 log = logging.getLogger("mock_server.webhooks")
+RETRY_S = 1.0  # after a dispatch section failed
 
 
 class Sender(Protocol):
@@ -78,8 +79,15 @@ class Dispatcher:
         try:
             while True:
                 changed.clear()
-                async with self.section():
-                    due = self.outbox.take_due(self.engine.now(), self.lease_ms)
+                try:
+                    async with self.section():
+                        due = self.outbox.take_due(self.engine.now(), self.lease_ms)
+                except Exception:
+                    # A shared store that cannot load the world (data it refuses) fails this
+                    # section, not webhook delivery for good: try again in a while.
+                    log.exception("webhook dispatch failed; retrying in %s s", RETRY_S)
+                    await asyncio.sleep(RETRY_S)
+                    continue
                 for delivery in due:
                     task = asyncio.create_task(self._deliver(delivery))
                     self._tasks.add(task)

@@ -23,7 +23,7 @@ from ..clock import iso
 from ..variants.auvy import AuvyVariant
 from .engine import Engine
 from .errors import Forbidden, IllegalTransition, InvalidInput, NotFound, Unauthenticated
-from .scheduler import Timer
+from .scheduler import Call, Timer
 from .script import Complete, Fail, Field, Pause, Progress, Question, Step, Wait, progress_units
 from .status import TransitionTable
 from .store import MemoryRecords, RecordStore, StreamStore
@@ -654,7 +654,7 @@ class AuvyModel:
 
     def _schedule(self, job: Job, due_ms: int) -> None:
         job_id = job.id
-        self._timers[job_id] = self.engine.scheduler.at(due_ms, lambda t: self._tick(job_id, t))
+        self._timers[job_id] = self.engine.scheduler.at(due_ms, Call(self, "_tick", (job_id,)))
 
     def _unschedule(self, job: Job) -> None:
         timer = self._timers.pop(job.id, None)

@@ -28,7 +28,7 @@ from ..variants.ava import AvaVariant
 from .engine import Engine
 from .errors import Forbidden, IllegalTransition, InvalidInput, NotFound, Unauthenticated
 from .outbox import Outbox
-from .scheduler import Timer
+from .scheduler import Call, Timer
 from .script import Complete, Fail, ScriptError
 from .status import TransitionTable
 from .store import MemoryRecords, RecordStore
@@ -576,14 +576,13 @@ class AvaModel:
         self.engine.notify(job.id)
 
     def _at(self, job: Job, due_ms: int, action: Callable[[str, int], None]) -> None:
-        job_id = job.id
-
-        def fire(now: int) -> None:
-            self._timers.pop(job_id, None)
-            action(job_id, now)
-
         self._unschedule(job)
-        self._timers[job_id] = self.engine.scheduler.at(due_ms, fire)
+        call = Call(self, "_fire", (job.id, action.__name__))
+        self._timers[job.id] = self.engine.scheduler.at(due_ms, call)
+
+    def _fire(self, job_id: str, action: str, now: int) -> None:
+        self._timers.pop(job_id, None)
+        getattr(self, action)(job_id, now)
 
     def _unschedule(self, job: Job) -> None:
         timer = self._timers.pop(job.id, None)

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from ..clock import iso
 from .engine import Engine
 from .errors import IllegalTransition, NotFound
+from .scheduler import Call
 from .store import MemoryRecords, RecordStore
 
 # The engine key the dispatcher listens on: new work, or a retry that became due.
@@ -231,7 +232,10 @@ class Outbox:
 
     def _wake_at(self, due_ms: int) -> None:
         # A timer rather than a direct notify: a retry must wait for the engine's clock.
-        self.engine.scheduler.at(due_ms, lambda _t: self.engine.notify(OUTBOX_KEY))
+        self.engine.scheduler.at(due_ms, Call(self, "_wake"))
+
+    def _wake(self, _now: int) -> None:
+        self.engine.notify(OUTBOX_KEY)
 
 
 def render_delivery(delivery: Delivery) -> dict[str, Any]:

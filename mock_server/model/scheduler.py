@@ -15,6 +15,22 @@ from dataclasses import dataclass, field
 Callback = Callable[[int], None]
 
 
+@dataclass(frozen=True)
+class Call:
+    """A timer's callback as data rather than a closure: `target.<method>(*args, due_ms)`.
+
+    The models schedule only these, so a store kept outside the process can write its timers
+    down as (object, method name, arguments) and run them in another process.
+    """
+
+    target: object
+    method: str
+    args: tuple[object, ...] = ()
+
+    def __call__(self, due_ms: int) -> None:
+        getattr(self.target, self.method)(*self.args, due_ms)
+
+
 @dataclass(order=True)
 class Timer:
     due_ms: int

@@ -28,7 +28,7 @@ from ..clock import iso
 from ..variants.strait import StraitVariant
 from .engine import Engine
 from .errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthenticated
-from .scheduler import Timer
+from .scheduler import Call, Timer
 from .status import TransitionTable
 from .store import MemoryStreams
 from .stream import ReadResult
@@ -1033,16 +1033,15 @@ class StraitModel:
         self.engine.notify(run.id)
 
     def _at(self, run: Run, slot: str, due_ms: int, action: Callable[[Run, int], None]) -> None:
-        run_id = run.id
-
-        def fire(now: int) -> None:
-            self._timers.pop((run_id, slot), None)
-            current = self.runs.get(run_id)
-            if current is not None:
-                action(current, now)
-
         self._unschedule(run, slot)
-        self._timers[(run_id, slot)] = self.engine.scheduler.at(due_ms, fire)
+        call = Call(self, "_fire", (run.id, slot, action.__name__))
+        self._timers[(run.id, slot)] = self.engine.scheduler.at(due_ms, call)
+
+    def _fire(self, run_id: str, slot: str, action: str, now: int) -> None:
+        self._timers.pop((run_id, slot), None)
+        current = self.runs.get(run_id)
+        if current is not None:
+            getattr(self, action)(current, now)
 
     def _unschedule(self, run: Run, *slots: str) -> None:
         for slot in slots:

@@ -75,6 +75,25 @@ class EventStream:
         self._last_id: StreamId | None = None
         self._dropped_through: StreamId | None = None
 
+    @classmethod
+    def restore(
+        cls,
+        created_ms: int,
+        entries: list[Entry],
+        *,
+        last_id: StreamId | None,
+        dropped_through: StreamId | None,
+        maxlen: int | None = None,
+        ttl_ms: int | None = None,
+    ) -> EventStream:
+        """A stream as another store last held it (a shared store's working copy)."""
+        stream = cls(created_ms, maxlen=maxlen, ttl_ms=ttl_ms)
+        stream._ids = [entry.id for entry in entries]
+        stream._entries = list(entries)
+        stream._last_id = last_id
+        stream._dropped_through = dropped_through
+        return stream
+
     @property
     def last_id(self) -> StreamId | None:
         return self._last_id

@@ -3,9 +3,9 @@
 The records are held in this process like a dict and stand in for the model's `MemoryRecords` or
 plain dict. What a section may have changed is what it *touched*: every record it read, wrote or
 removed (a model changes a record only after getting it from its store). At the end of a
-section `SharedWorld` pickles the touched records alone and writes those whose bytes differ from
-what Redis holds; other workers load just the records changed since their version. Cost follows
-what a request touches, not how big the world has grown.
+section `SharedWorld` encodes the touched records alone (JSON, see codec.py) and writes those
+whose bytes differ from what Redis holds; other workers load just the records changed since
+their version. Cost follows what a request touches, not how big the world has grown.
 
 A record loaded from Redis updates the live object in place (its `__dict__`, or a list's items),
 so anything else holding it (a handler mid-request, a timer's closure) sees the new state.

@@ -28,9 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
-import pickle
 import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable
@@ -45,9 +45,10 @@ from ..clock import Clock, ManualClock, SystemClock
 from ..model.engine import Engine
 from ..model.store import StreamStore
 from ..profile import ServerProfile
+from .codec import CodecError
 from .records import SharedRecords
 from .snapshot import Root, Snapshots
-from .streams import RedisStreams
+from .streams import STREAM_FUNCTIONS, RedisStreams
 
 log = logging.getLogger("mock_server.store")
 T = TypeVar("T")
@@ -60,6 +61,9 @@ LEASE_MS = 3_000
 FEED_LENGTH = 1_000
 # Below redis-py's default socket timeout: an idle XREAD returns and blocks again.
 FEED_BLOCK_MS = 2_000
+# The model methods a timer loaded from Redis may call (see `Call`): the only code a world
+# document can name.
+TIMER_CALLS = (("auvy", "_tick"), ("ava", "_fire"), ("strait", "_fire"), ("ava_outbox", "_wake"))
 
 # Records are named "STORE\nKEY" in the version index and kept in the hash PREFIX + STORE.
 
@@ -86,12 +90,24 @@ return out
 
 # KEYS: lock, world, feed, released, versions. ARGV: token, rest ('' = unchanged), fingerprint,
 # worker, notified keys, next due, feed length, records' hash prefix, '1' to drop every record
-# first (a world replaced), the stores' names, then name and bytes ('' = removed) of each
-# changed record. Returns the version, or -1 when the lock was lost.
-_COMMIT = """
+# first (a world replaced), the stores' names, the streams' queued changes (JSON, see
+# `RedisStreams.take`), then name and bytes ('' = removed) of each changed record. Returns the
+# version; -1 when the lock was lost, -2 when a stream changed since the section loaded it. Every
+# check comes before the first write: Redis does not roll a script back, so a refused commit must
+# have written nothing.
+_COMMIT = (
+    STREAM_FUNCTIONS
+    + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local streams = cjson.decode(ARGV[11])
+if not streams_unchanged(streams) then
+  redis.call('DEL', KEYS[1])
+  redis.call('LPUSH', KEYS[4], 1)
+  redis.call('LTRIM', KEYS[4], 0, 0)
+  return -2
+end
 local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
-local changed = ARGV[2] ~= '' or #ARGV > 10
+local changed = ARGV[2] ~= '' or #ARGV > 11 or #streams > 0
 if changed then
   v = redis.call('HINCRBY', KEYS[2], 'v', 1)
   redis.call('HSET', KEYS[2], 'f', ARGV[3])
@@ -100,7 +116,7 @@ if changed then
     for store in string.gmatch(ARGV[10], '[^\\n]+') do redis.call('DEL', ARGV[8] .. store) end
   end
   if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], 'b', ARGV[2], 'rv', v) end
-  for i = 11, #ARGV, 2 do
+  for i = 12, #ARGV, 2 do
     local name = ARGV[i]
     local sep = string.find(name, '\\n', 1, true)
     local hash = ARGV[8] .. string.sub(name, 1, sep - 1)
@@ -112,6 +128,7 @@ if changed then
     redis.call('ZADD', KEYS[5], v, name)
   end
 end
+write_streams(streams)
 if changed or ARGV[5] ~= '' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
     'w', ARGV[4], 'v', v, 'k', ARGV[5], 'd', ARGV[6])
@@ -121,6 +138,7 @@ redis.call('LPUSH', KEYS[4], 1)
 redis.call('LTRIM', KEYS[4], 0, 0)
 return v
 """
+)
 
 
 # KEYS: lease. ARGV: worker, ms. 1 when the worker holds (or now took) the driver lease.
@@ -154,6 +172,10 @@ class SharedEngine(Engine):
 
     def notify(self, key: str) -> None:
         self.changed.add(key)
+        if self.shared and self.owner is not None:
+            # Inside a section: the change is not in Redis until the commit, so readers woken
+            # now would find nothing new; `SharedWorld.leave` wakes them once it is.
+            return
         super().notify(key)
 
     def notify_here(self, key: str) -> None:
@@ -210,7 +232,8 @@ class SharedWorld:
         self._snapshots: Snapshots | None = None
         self._stores: dict[str, RedisStreams] = {}
         self._records: dict[str, SharedRecords[Any]] = {}
-        self._blob: bytes | None = None  # the rest of the world as this process last saw it
+        # The rest of the world as this process last saw it (Snapshots.state_print).
+        self._state_print: bytes | None = None
         self._token = ""
         self._local = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -226,9 +249,21 @@ class SharedWorld:
 
     def streams(self, name: str, maxlen: int | None, ttl_ms: int | None) -> StreamStore:
         """`World`'s stream factory: each model's streams under their own key prefix."""
-        store = RedisStreams(self.client, f"{self.prefix}{name}:", maxlen=maxlen, ttl_ms=ttl_ms)
+        store = RedisStreams(
+            self.client,
+            f"{self.prefix}{name}:",
+            maxlen=maxlen,
+            ttl_ms=ttl_ms,
+            batching=self._in_section,
+        )
         self._stores[name] = store
         return store
+
+    def _in_section(self) -> bool:
+        """Whether the caller runs this process's current section (its stream changes are then
+        the section's, committed with it)."""
+        owner = self.engine.owner
+        return self.engine.shared and owner is not None and owner is _current_task()
 
     def attach(self, world: Any, *, limiter: object) -> None:
         """Name the objects whose state is shared; everything else stays per process. The
@@ -263,6 +298,7 @@ class SharedWorld:
                 **{f"streams:{n}": s for n, s in self._stores.items()},
                 **{f"records:{n}": r for n, r in self._records.items()},
             },
+            TIMER_CALLS,
         )
         self._scheduler = engine.scheduler
 
@@ -308,6 +344,8 @@ class SharedWorld:
             raise
         self.engine.changed.clear()
         self._untouch()
+        for store in self._stores.values():
+            store.discard()
         self.engine.owner = _current_task()
 
     def _untouch(self) -> None:
@@ -317,6 +355,8 @@ class SharedWorld:
 
     async def _release(self) -> None:
         """Give the lock back without changing the world."""
+        for store in self._stores.values():
+            store.discard()
         await self._commit_section()
 
     async def _commit_section(
@@ -329,7 +369,8 @@ class SharedWorld:
         records: list[str | bytes] | None = None,
     ) -> int:
         """Write what the section changed (nothing by default) and release the lock: the new
-        version, or -1 when the lock was lost (see _COMMIT)."""
+        version, or -1 or -2 when the commit was refused (see _COMMIT)."""
+        streams = [group for store in self._stores.values() for group in store.take()]
         version: int = await _finish(
             self._commit(
                 keys=[self._keys[k] for k in ("lock", "world", "changes", "released", "versions")],
@@ -344,6 +385,7 @@ class SharedWorld:
                     self._record_prefix,
                     "1" if replace else "",
                     "\n".join(self._records),
+                    json.dumps(streams, separators=(",", ":")),
                     *(records or ()),
                 ],
             )
@@ -367,33 +409,51 @@ class SharedWorld:
             records.touched.clear()
         return changed
 
-    async def leave(self, *, replace: bool = False) -> None:
+    async def leave(self, *, replace: bool = False) -> bool:
+        """Commit the section and release the lock; False when the commit was refused, so
+        nothing the section did (state or events) was written and the caller may run it again."""
         self.engine.owner = None
+        committed = False
         try:
-            snapshots = self._require()
-            blob = snapshots.dumps()
-            changed = blob != self._blob
-            records = self._changed_records()
+            try:
+                snapshots = self._require()
+                state_print = snapshots.state_print()
+                changed = state_print is None or state_print != self._state_print
+                blob = snapshots.dumps() if changed else b""
+                records = self._changed_records()
+            except BaseException:
+                # State this process cannot write: give the lock back now (not LOCK_MS later)
+                # and reload the world that Redis holds in the next section.
+                self.version = -1
+                await self._release()
+                raise
             self.due = self._scheduler.next_due()
             version = await self._commit_section(
-                blob if changed else b"",
+                blob,
                 "\n".join(sorted(self.engine.changed)),
                 self.due,
                 replace=replace,
                 records=records,
             )
-            if version == -1:
-                # The section outlived the lock and another worker may have changed the world
-                # since: its version wins, and this process reloads it in its next section.
-                log.error("the world lock expired during a section; its changes were dropped")
+            if version < 0:
+                # The section outlived the lock (or a stream moved under it) and another worker
+                # may have changed the world since: its version wins, and this process reloads
+                # the whole world in its next section.
+                log.error("a section's commit was refused (%d); its changes were dropped", version)
                 self.version = -1
             else:
                 self.version = int(version)
-                self._blob = blob
+                self._state_print = state_print
+                committed = True
+                for key in self.engine.changed:
+                    self.engine.notify_here(key)
         finally:
             self.engine.changed.clear()
+            for store in self._stores.values():
+                store.discard()
             self._wake.set()
             self._local.release()
+        return committed
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[None]:
@@ -423,7 +483,7 @@ class SharedWorld:
         version = int(found[0])
         if len(found) > 1:
             snapshots = self._require()
-            # Everything is unpickled before anything changes, so a world this process cannot
+            # Everything is decoded before anything changes, so a world this process cannot
             # read (another version of the code) leaves its own intact.
             loaded = []
             for i in range(3, len(found), 2):
@@ -439,11 +499,10 @@ class SharedWorld:
                 records.loaded(key, value, blob)
             if found[1]:
                 snapshots.load(found[1])
-                # Compared against our own pickle of what we loaded, not the bytes received: the
-                # same state can pickle differently in another process or once rebuilt (a set's
-                # order follows its history and per-process string hashes), and a read would
-                # then write the world back.
-                self._blob = snapshots.dumps()
+                # Later sections compare against a print of what we loaded, not the bytes
+                # received: the same state can encode differently once rebuilt (a set's order
+                # follows its history), and a read would then write the world back.
+                self._state_print = snapshots.state_print()
             self.due = self._scheduler.next_due()
         self.version = version
 
@@ -477,11 +536,11 @@ class SharedWorld:
                     try:
                         self._load(found)
                         joined = True
-                    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as exc:
+                    except CodecError as exc:
                         log.warning("cannot load the world in Redis (%s): replacing it", exc)
             if not joined:
                 self.version = int(found[0])
-                self._blob = None  # forces the commit below to publish this process's world
+                self._state_print = None  # forces the commit below to publish this world
                 for records in self._records.values():
                     records.blobs.clear()
                     records.touched.update(records)
@@ -523,8 +582,14 @@ class SharedWorld:
             due = self.due
             if due is not None and not clock.manual and due <= clock.now_ms():
                 if await self._lead(keys=[self._keys["driver"]], args=[self.worker, LEASE_MS]):
-                    async with self.section():
-                        self.engine.run_due()
+                    try:
+                        async with self.section():
+                            self.engine.run_due()
+                    except CodecError:
+                        # Data in Redis this process refuses to load: fail this tick, not the
+                        # driver for good (a reset or a replaced world mends it).
+                        log.exception("timer tick failed; retrying")
+                        await asyncio.sleep(LEASE_MS / 3000)
                 else:
                     await asyncio.sleep(LEASE_MS / 3000)
                 continue
@@ -563,11 +628,24 @@ class SharedWorld:
         self._wake.set()
 
 
+class SectionRefused(BaseException):
+    """Raised into a handler's `send` when its section's commit was refused: that response
+    describes changes that were never written, so it must not reach the client. A BaseException,
+    so the APIs' catch-all error handlers (`except Exception`) let it through."""
+
+
+# A refused commit means a section outlived its lock (5 s) or raced a stream: rare, so a request
+# that meets one this often in a row is answered 503 instead of being run yet again.
+ATTEMPTS = 3
+
+
 class SectionMiddleware:
     """Runs each HTTP request in a section, from before the handler until the response starts.
 
     The body is read before the lock is taken, so a slow client does not hold every worker up; an
-    event stream's body runs after the section, reading Redis and woken by the change feed.
+    event stream's body runs after the section, reading Redis and woken by the change feed. A
+    request whose commit is refused runs again, from its buffered body, against the world that
+    won: nothing of the refused run was written, and none of its response was sent.
     """
 
     def __init__(self, app: ASGIApp, shared: SharedWorld) -> None:
@@ -579,7 +657,36 @@ class SectionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        receive = await _buffered(receive)
+        messages = await _buffered(receive)
+        for _ in range(ATTEMPTS):
+            try:
+                await self._attempt(scope, _replay(messages, receive), send)
+                return
+            except BaseException as exc:
+                if not _refused(exc):
+                    raise
+                log.warning(
+                    "%s %s: commit refused, running it again", scope["method"], scope["path"]
+                )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", b"1"),
+                    self.header,
+                ],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b'{"code":"UNAVAILABLE","message":"the store kept refusing this change"}',
+            }
+        )
+
+    async def _attempt(self, scope: Scope, receive: Receive, send: Send) -> None:
         shared = self.shared
         await shared.enter()
         open_ = True
@@ -589,7 +696,8 @@ class SectionMiddleware:
             if message["type"] == "http.response.start":
                 if open_:
                     open_ = False
-                    await shared.leave()
+                    if not await shared.leave():
+                        raise SectionRefused
                 message = {**message, "headers": [*message.get("headers", ()), self.header]}
             await send(message)
 
@@ -601,17 +709,29 @@ class SectionMiddleware:
                 await shared.leave()
 
 
-async def _buffered(receive: Receive) -> Receive:
+def _refused(exc: BaseException) -> bool:
+    # A streaming response sends from inside a task group, which may wrap the exception.
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_refused(inner) for inner in exc.exceptions)
+    return isinstance(exc, SectionRefused)
+
+
+async def _buffered(receive: Receive) -> list[Message]:
     messages: list[Message] = []
     while True:
         message = await receive()
         messages.append(message)
         if message["type"] != "http.request" or not message.get("more_body", False):
-            break
+            return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """The buffered body again (a fresh copy per attempt), then the client's own messages."""
+    queued = list(messages)
 
     async def replay() -> Message:
-        if messages:
-            return messages.pop(0)
+        if queued:
+            return queued.pop(0)
         return await receive()
 
     return replay

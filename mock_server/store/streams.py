@@ -11,63 +11,124 @@ time passes, and Redis must not drop a stream the model still holds alive.
 Redis keeps no record of entries removed by MAXLEN trimming (`max-deleted-entry-id` only follows
 XDEL), hence `d`: a read after an id older than `d` is truncated, as in `EventStream`.
 
-Every operation is one Lua script, so it is atomic on its own and costs one round trip.
+Every direct operation is one Lua script, so it is atomic on its own and costs one round trip.
+
+Inside a shared store's section (`batching()` true) nothing is written here: each stream the
+section touches is loaded once into an in-memory `EventStream` (its working copy), appends go to
+that copy (which computes the same ids Redis would) and are queued, and reads of it see them. The
+section's commit (`SharedWorld`) writes the queued operations in the script that commits the
+state, after checking that each stream still ends where the copy began: events and state commit
+together or not at all, and a section that loses its lock leaves no entry behind.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from ..model.stream import Entry, ReadResult
+from ..model.stream import Entry, EventStream, ReadResult
 from ..model.stream_id import StreamId
 
 RECLAIM_FLOOR_MS = 3_600_000
 
-# KEYS: stream, meta. ARGV: now_ms, data, maxlen ('' = none), ttl_ms ('' = none), reclaim floor.
-_APPEND = """
-local s, m = KEYS[1], KEYS[2]
-local now, maxlen, ttl = tonumber(ARGV[1]), ARGV[3], ARGV[4]
-local created = redis.call('HGET', m, 'c')
-if not created then
+# Lua shared by the direct operations and SharedWorld's commit, which writes a section's appends
+# with the ids the model already used. `append(stream, meta, now_ms, data, id, maxlen, ttl_ms,
+# reclaim floor)`: id '' lets Redis pick `<ms>-*`; maxlen or ttl_ms '' means none.
+STREAM_FUNCTIONS = """
+local function append(s, m, now, data, id, maxlen, ttl, floor)
+  local created = redis.call('HGET', m, 'c')
+  if not created then
+    redis.call('HSET', m, 'c', now)
+    created = now
+  else
+    created = tonumber(created)
+  end
+  if ttl ~= '' and now >= created + tonumber(ttl) then
+    local newest = redis.call('XREVRANGE', s, '+', '-', 'COUNT', 1)
+    if #newest > 0 then redis.call('HSET', m, 'd', newest[1][1]) end
+    redis.call('XTRIM', s, 'MAXLEN', 0)
+    redis.call('HSET', m, 'c', now)
+    created = now
+  end
+  if id == '' then
+    local ms = now
+    local last = redis.call('HGET', m, 'l')
+    if last then
+      local last_ms = tonumber(string.match(last, '^(%d+)-'))
+      if last_ms >= now then ms = last_ms end
+    end
+    id = string.format('%d', ms) .. '-*'
+  end
+  id = redis.call('XADD', s, id, 'd', data)
+  redis.call('HSET', m, 'l', id)
+  if maxlen ~= '' then
+    local excess = redis.call('XLEN', s) - tonumber(maxlen)
+    if excess > 0 then
+      local dropped = redis.call('XRANGE', s, '-', '+', 'COUNT', excess)
+      redis.call('HSET', m, 'd', dropped[#dropped][1])
+      redis.call('XTRIM', s, 'MAXLEN', maxlen)
+    end
+  end
+  if ttl ~= '' then
+    local keep = math.max(created + 2 * tonumber(ttl) - now, floor)
+    redis.call('PEXPIRE', s, keep)
+    redis.call('PEXPIRE', m, keep)
+  end
+  return id
+end
+
+local function create(s, m, now, ttl, floor)
+  redis.call('DEL', s, m)
   redis.call('HSET', m, 'c', now)
-  created = now
-else
-  created = tonumber(created)
+  if ttl ~= '' then redis.call('PEXPIRE', m, math.max(2 * tonumber(ttl), floor)) end
 end
-if ttl ~= '' and now >= created + tonumber(ttl) then
-  local newest = redis.call('XREVRANGE', s, '+', '-', 'COUNT', 1)
-  if #newest > 0 then redis.call('HSET', m, 'd', newest[1][1]) end
-  redis.call('XTRIM', s, 'MAXLEN', 0)
-  redis.call('HSET', m, 'c', now)
-  created = now
+
+-- A section's queued changes (`RedisStreams.take`): true when every stream still ends where the
+-- section's working copy began. Writes nothing, so a commit checks it before its first write.
+local function streams_unchanged(groups)
+  for _, g in ipairs(groups) do
+    if g[3] ~= '-' and (redis.call('HGET', g[2], 'l') or '') ~= g[3] then return false end
+  end
+  return true
 end
-local ms = now
-local last = redis.call('HGET', m, 'l')
-if last then
-  local last_ms = tonumber(string.match(last, '^(%d+)-'))
-  if last_ms >= now then ms = last_ms end
-end
-local id = redis.call('XADD', s, string.format('%d', ms) .. '-*', 'd', ARGV[2])
-redis.call('HSET', m, 'l', id)
-if maxlen ~= '' then
-  local excess = redis.call('XLEN', s) - tonumber(maxlen)
-  if excess > 0 then
-    local dropped = redis.call('XRANGE', s, '-', '+', 'COUNT', excess)
-    redis.call('HSET', m, 'd', dropped[#dropped][1])
-    redis.call('XTRIM', s, 'MAXLEN', maxlen)
+
+local function write_streams(groups)
+  for _, g in ipairs(groups) do
+    local floor = tonumber(g[6])
+    for i = 7, #g do
+      local op = g[i]
+      if op[1] == 'c' then
+        create(g[1], g[2], tonumber(op[2]), g[5], floor)
+      else
+        append(g[1], g[2], tonumber(op[2]), op[3], op[4], g[4], g[5], floor)
+      end
+    end
   end
 end
-if ttl ~= '' then
-  local keep = math.max(created + 2 * tonumber(ttl) - now, tonumber(ARGV[5]))
-  redis.call('PEXPIRE', s, keep)
-  redis.call('PEXPIRE', m, keep)
-end
-return id
 """
+
+# ARGV: the queued changes as JSON. 1 when written, 0 when a stream had changed (nothing written).
+_COMMIT = (
+    STREAM_FUNCTIONS
+    + """
+local groups = cjson.decode(ARGV[1])
+if not streams_unchanged(groups) then return 0 end
+write_streams(groups)
+return 1
+"""
+)
+
+# KEYS: stream, meta. ARGV: now_ms, data, maxlen ('' = none), ttl_ms ('' = none), reclaim floor.
+_APPEND = (
+    STREAM_FUNCTIONS
+    + """
+return append(KEYS[1], KEYS[2], tonumber(ARGV[1]), ARGV[2], '', ARGV[3], ARGV[4], tonumber(ARGV[5]))
+"""
+)
 
 # KEYS: stream, meta. ARGV: now_ms, after ('' = from the start), count ('' = all), ttl_ms.
 # Returns false for a missing stream, else {entries, dropped-through or false, first retained id}.
@@ -98,8 +159,24 @@ return {entries, redis.call('HGET', m, 'd'), first_id}
 """
 
 
+# The commit's guard for a stream it did not load (created afresh): no check.
+UNCHECKED = "-"
+
+
+@dataclass
+class Pending:
+    """One stream's working copy in a section and what the commit must write to Redis."""
+
+    stream: EventStream | None  # None: no such stream (yet)
+    base_last: str  # the stream's last id when loaded ('' none, UNCHECKED when never loaded)
+    ops: list[list[str]] = field(default_factory=list)
+
+
 class RedisStreams:
-    """A `StreamStore` in Redis; `maxlen` and `ttl_ms` as for `MemoryStreams`."""
+    """A `StreamStore` in Redis; `maxlen` and `ttl_ms` as for `MemoryStreams`.
+
+    `batching` says whether the caller is inside a section whose commit will write the changes
+    (see the module docstring); without it every operation is written at once."""
 
     def __init__(
         self,
@@ -108,6 +185,7 @@ class RedisStreams:
         *,
         maxlen: int | None,
         ttl_ms: int | None,
+        batching: Callable[[], bool] | None = None,
     ) -> None:
         if maxlen is not None and maxlen < 0:
             raise ValueError("maxlen must be >= 0")
@@ -117,13 +195,76 @@ class RedisStreams:
         self.prefix = prefix
         self.maxlen = maxlen
         self.ttl_ms = ttl_ms
+        self._batching = batching
+        self._pending: dict[str, Pending] = {}
         self._append = client.register_script(_APPEND)
         self._read = client.register_script(_READ)
+        self._commit = client.register_script(_COMMIT)
 
     def _keys(self, key: str) -> list[str]:
         return [self.prefix + key, f"{self.prefix}{key}:meta"]
 
+    def _batched(self) -> bool:
+        return self._batching is not None and self._batching()
+
+    # -- the section's working copies ----------------------------------------------------------
+
+    def _working(self, key: str) -> Pending:
+        pending = self._pending.get(key)
+        if pending is None:
+            stream, meta = self._keys(key)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hmget(meta, ["c", "l", "d"])
+            pipe.xrange(stream, "-", "+")
+            (created, last, dropped), rows = pipe.execute()
+            copy = None
+            if created is not None:
+                copy = EventStream.restore(
+                    int(created),
+                    [Entry(StreamId.parse(_text(i)), _data([b"d", f[b"d"]])) for i, f in rows],
+                    last_id=None if last is None else StreamId.parse(_text(last)),
+                    dropped_through=None if dropped is None else StreamId.parse(_text(dropped)),
+                    maxlen=self.maxlen,
+                    ttl_ms=self.ttl_ms,
+                )
+            pending = Pending(copy, "" if last is None else _text(last))
+            self._pending[key] = pending
+        return pending
+
+    def take(self) -> list[list[Any]]:
+        """The queued changes, one group per stream, for the commit script (and forget them):
+        [stream key, meta key, expected last id, maxlen, ttl_ms, reclaim floor, op, ...], each op
+        ["c", now] (create) or ["a", now, data, id] (append)."""
+        maxlen, ttl = ("" if v is None else str(v) for v in (self.maxlen, self.ttl_ms))
+        groups: list[list[Any]] = [
+            [*self._keys(key), p.base_last, maxlen, ttl, str(RECLAIM_FLOOR_MS), *p.ops]
+            for key, p in self._pending.items()
+            if p.ops
+        ]
+        self._pending.clear()
+        return groups
+
+    def discard(self) -> None:
+        self._pending.clear()
+
+    def commit(self) -> bool:
+        """Write the queued changes on their own (SharedWorld commits them with the state
+        instead): False, writing nothing, when a stream changed since its copy was loaded."""
+        groups = self.take()
+        if not groups:
+            return True
+        return bool(self._commit(args=[json.dumps(groups, separators=(",", ":"))]))
+
+    # -- StreamStore -----------------------------------------------------------------------------
+
     def create(self, key: str, now_ms: int) -> None:
+        if self._batched():
+            pending = self._pending.get(key)
+            if pending is None:
+                pending = self._pending[key] = Pending(None, UNCHECKED)
+            pending.stream = EventStream(now_ms, maxlen=self.maxlen, ttl_ms=self.ttl_ms)
+            pending.ops.append(["c", str(now_ms)])
+            return
         stream, meta = self._keys(key)
         # Like a new EventStream: whatever an earlier stream under this key held is gone.
         pipe = self.client.pipeline(transaction=True)
@@ -137,6 +278,14 @@ class RedisStreams:
         if now_ms < 0:
             raise ValueError("now_ms must be >= 0")
         body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        if self._batched():
+            pending = self._working(key)
+            if pending.stream is None:
+                pending.stream = EventStream(now_ms, maxlen=self.maxlen, ttl_ms=self.ttl_ms)
+            # The copy stores what a read from Redis would give back, not the caller's object.
+            entry = pending.stream.append(json.loads(body), now_ms)
+            pending.ops.append(["a", str(now_ms), body, entry.id.encode()])
+            return entry.id
         args = [now_ms, body, *self._limits(), RECLAIM_FLOOR_MS]
         raw = self._append(keys=self._keys(key), args=args)
         return StreamId.parse(_text(raw))
@@ -146,6 +295,11 @@ class RedisStreams:
     ) -> ReadResult:
         if count is not None and count < 1:
             raise ValueError("count must be >= 1")
+        if self._batched() and key in self._pending:
+            copy = self._pending[key].stream
+            if copy is None:
+                return ReadResult((), False, None)
+            return copy.read_after(after, now_ms, count=count)
         args: list[str | int] = [
             now_ms,
             "" if after is None else after.encode(),
@@ -163,6 +317,8 @@ class RedisStreams:
         return ReadResult(entries, truncated, first_id)
 
     def clear(self) -> None:
+        # Not deferred to the commit (a reset runs under the world's lock, see the README).
+        self._pending.clear()
         keys = list(self.client.scan_iter(match=_glob_escape(self.prefix) + "*", count=1000))
         for start in range(0, len(keys), 500):
             self.client.delete(*keys[start : start + 500])

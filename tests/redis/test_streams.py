@@ -31,12 +31,12 @@ def client(redis_client: redis.Redis) -> Iterator[redis.Redis]:
 
 
 def stores(
-    client: redis.Redis, maxlen: int | None, ttl_ms: int | None
+    client: redis.Redis, maxlen: int | None, ttl_ms: int | None, *, batched: bool = False
 ) -> tuple[MemoryStreams, RedisStreams]:
     # A fresh prefix per example keeps hypothesis's examples apart without a FLUSHDB each time.
     prefix = f"t{next(_prefixes)}:"
     return MemoryStreams(maxlen=maxlen, ttl_ms=ttl_ms), RedisStreams(
-        client, prefix, maxlen=maxlen, ttl_ms=ttl_ms
+        client, prefix, maxlen=maxlen, ttl_ms=ttl_ms, batching=(lambda: True) if batched else None
     )
 
 
@@ -112,6 +112,11 @@ class Read:
 
 
 @dataclass(frozen=True)
+class Commit:
+    """A section's end: a batched store writes what it queued (a direct one has nothing)."""
+
+
+@dataclass(frozen=True)
 class Tick:
     ms: int  # may be 0 (the clock stands still) or negative (it goes back)
 
@@ -128,6 +133,7 @@ operations = st.one_of(
         st.none() | st.integers(1, 4),
     ),
     st.builds(Tick, st.integers(-30, 60) | st.sampled_from([0, 0, 500])),
+    st.builds(Commit),
 )
 
 
@@ -140,7 +146,7 @@ def nudged(ident: StreamId, nudge: int) -> StreamId:
 
 
 @settings(
-    max_examples=150,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -149,19 +155,29 @@ def nudged(ident: StreamId, nudge: int) -> StreamId:
     ttl_ms=st.none() | st.integers(1, 200),
     start_ms=st.integers(0, 3) | st.integers(1_767_225_600_000, 1_767_225_600_100),
     ops=st.lists(operations, max_size=40),
+    batched=st.booleans(),
 )
 def test_redis_streams_behave_like_the_in_memory_streams(
     client: redis.Redis,
     maxlen: int | None,
     ttl_ms: int | None,
     start_ms: int,
-    ops: list[Create | Append | Read | Tick],
+    ops: list[Create | Append | Read | Tick | Commit],
+    batched: bool,
 ) -> None:
-    memory, real = stores(client, maxlen, ttl_ms)
+    """Batched, the store works on in-memory copies between commits: the ids it hands out, what
+    it reads back before and after committing, must all be what one in-memory store gives."""
+    memory, real = stores(client, maxlen, ttl_ms, batched=batched)
     now = start_ms
     seen: list[StreamId] = []
-    for op in ops:
-        if isinstance(op, Tick):
+    for op in [*ops, Commit()]:
+        if isinstance(op, Commit):
+            assert real.commit()
+            for key in KEYS:  # what Redis now holds, read directly
+                assert RedisStreams(client, real.prefix, maxlen=maxlen, ttl_ms=ttl_ms).read_after(
+                    key, None, now
+                ) == memory.read_after(key, None, now), op
+        elif isinstance(op, Tick):
             now = max(0, now + op.ms)
         elif isinstance(op, Create):
             memory.create(op.key, now)
@@ -190,3 +206,20 @@ def test_real_time_passing_under_a_still_manual_clock_keeps_the_stream(
     second = streams.append("j", {"n": 1}, 5000)
     assert second == StreamId(first.ms, first.seq + 1)
     assert [e.id for e in streams.read_after("j", None, 5000).entries] == [first, second]
+
+
+def test_a_batched_commit_is_refused_whole_when_a_stream_moved_under_it(
+    client: redis.Redis,
+) -> None:
+    _, direct = stores(client, None, None)
+    batched = RedisStreams(client, direct.prefix, maxlen=None, ttl_ms=None, batching=lambda: True)
+    first = direct.append("a", {"n": 0}, 100)
+    batched.append("b", {"n": 1}, 100)
+    queued = batched.append("a", {"n": 1}, 100)
+    assert queued == StreamId(100, 1)
+    assert direct.read_after("a", None, 100).entries[-1].id == first  # nothing written yet
+    racing = direct.append("a", {"n": 2}, 100)  # another writer got there first
+    assert not batched.commit()
+    assert [e.data for e in direct.read_after("a", None, 100).entries] == [{"n": 0}, {"n": 2}]
+    assert direct.read_after("a", None, 100).entries[-1].id == racing
+    assert direct.read_after("b", None, 100).entries == ()  # the other stream was not written

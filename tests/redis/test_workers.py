@@ -21,6 +21,8 @@ import redis
 from conformance.server import ReferenceServer
 from tests.paced import ci_profile_at
 
+from .scan import pickled
+
 REPO = Path(__file__).resolve().parents[2]
 SLOW_PROFILE = """
 [server]
@@ -107,6 +109,8 @@ def test_the_conformance_suite_passes_against_two_workers_sharing_redis(
         )
         logged = server.output()[-3000:]
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:] + logged
+    # Everything the whole suite made the workers write, and not one pickle among it.
+    assert pickled(redis_client, "mock_server:") == []
 
 
 @pytest.fixture

@@ -1,0 +1,314 @@
+"""The world's objects as JSON and back: what the Redis store writes instead of pickles.
+
+Unpickling runs whatever code the bytes name, so with pickles in Redis whoever could write a key
+could run code in the server. Decoding here only ever builds:
+
+- JSON values, and bytes, tuples, sets, frozensets, deques, counters, dicts with other keys,
+  each tagged (`{"$tuple": [...]}`, ...);
+- instances of classes defined in the modules of `ALLOWED_MODULES` (the models and their
+  settings), made with `object.__new__` and given their attributes, as pickle itself does, but
+  never calling a constructor, `__setstate__` or anything else the data names;
+- enum members of those modules, looked up by value;
+- references by name to this process's own objects (`{"$x": name}`: the models, the engine);
+- timers' `Call`s (alone or inside a compact `{"$timer": [...]}`), whose target must be such a
+  reference and whose method must be one the caller allows.
+
+Anything else is refused with `CodecError`, before the live world changes. An object reached
+twice is written once and referred to after (`{"$r": n}`), so identity survives (a timer is held
+both by the scheduler's heap and by its model's table of timers). Lists and dicts reached twice
+come back as two copies: the models share none.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import importlib
+import itertools
+import json
+import re
+from collections import deque
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, ClassVar
+
+from ..model.scheduler import Call, Timer
+
+FORMAT = 1
+ALLOWED_MODULES = ("mock_server.model.", "mock_server.variants.")
+ALLOWED_EXACT = frozenset({"mock_server.clock", "mock_server.ratelimit"})
+
+
+class CodecError(ValueError):
+    """Data this process will not load (or an object it cannot write)."""
+
+
+def _allowed_module(module: str) -> bool:
+    return module in ALLOWED_EXACT or module.startswith(ALLOWED_MODULES)
+
+
+_names: dict[type, str] = {}
+_classes: dict[str, type] = {}
+_slots: dict[type, tuple[str, ...]] = {}
+
+
+def _class_name(cls: type) -> str:
+    name = _names.get(cls)
+    if name is None:
+        if not _allowed_module(cls.__module__) or "<" in cls.__qualname__:
+            raise CodecError(f"cannot write a {cls.__module__}.{cls.__qualname__}")
+        name = _names[cls] = f"{cls.__module__}:{cls.__qualname__}"
+    return name
+
+
+def _class(name: Any) -> type:
+    cls = _classes.get(name) if isinstance(name, str) else None
+    if cls is not None:
+        return cls
+    module, _, qualname = str(name).partition(":")
+    if not _allowed_module(module) or not re.fullmatch(r"[A-Za-z_][\w.]*", qualname):
+        raise CodecError(f"refusing to load a {name!r}")
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if (
+        not isinstance(found, type)
+        or found.__module__ != module
+        or found.__qualname__ != qualname
+        # Built as pickle would, with object.__new__: a class with its own __new__ is refused.
+        or (_constructor(found) is not object.__new__ and not issubclass(found, enum.Enum))
+    ):
+        raise CodecError(f"refusing to load a {name!r}")
+    _classes[name] = found
+    return found
+
+
+def _constructor(cls: type) -> object:
+    constructor: object = cls.__new__
+    return constructor
+
+
+def _state(obj: object) -> dict[str, Any]:
+    state = dict(getattr(obj, "__dict__", ()))
+    cls = type(obj)
+    slots = _slots.get(cls)
+    if slots is None:
+        names = [s for c in cls.__mro__ for s in getattr(c, "__slots__", ())]
+        slots = _slots[cls] = tuple(s for s in names if s not in ("__dict__", "__weakref__"))
+    for slot in slots:
+        if hasattr(obj, slot):
+            state[slot] = getattr(obj, slot)
+    return state
+
+
+_COUNT = re.compile(r"count\((-?\d+)\)")
+
+
+def count_value(counter: itertools.count[int]) -> int:
+    match = _COUNT.fullmatch(repr(counter))
+    if match is None:
+        raise CodecError(f"cannot write {counter!r} (only count(n) with step 1)")
+    return int(match[1])
+
+
+class Encoder:
+    """One document's worth of objects (identity is kept within one `dumps`)."""
+
+    def __init__(self, refs: Mapping[int, str]) -> None:
+        self._refs = refs
+        self._seen: dict[int, int] = {}
+        self._alive: list[object] = []  # keeps every id() above valid while encoding
+
+    def encode(self, value: Any) -> Any:
+        kind = type(value)
+        if value is None or kind is str or kind is int or kind is bool or kind is float:
+            return value
+        if kind is list:
+            return [self.encode(v) for v in value]
+        if kind is dict:
+            if all(type(k) is str and not k.startswith("$") for k in value):
+                return {k: self.encode(v) for k, v in value.items()}
+            return {"$dict": [[self.encode(k), self.encode(v)] for k, v in value.items()]}
+        if kind is tuple:
+            return {"$tuple": [self.encode(v) for v in value]}
+        if kind is set or kind is frozenset:
+            # Sorted where possible, so the same set gives the same bytes in every process.
+            items = [self.encode(v) for v in value]
+            items.sort(key=lambda v: json.dumps(v, sort_keys=True))
+            return {"$set" if kind is set else "$frozenset": items}
+        if kind is deque:
+            return {"$deque": [self.encode(v) for v in value], "maxlen": value.maxlen}
+        if kind is itertools.count:
+            return {"$count": count_value(value)}
+        if kind is bytes:
+            return {"$bytes": base64.b64encode(value).decode()}
+        name = self._refs.get(id(value))
+        if name is not None:
+            return {"$x": name}
+        if kind is Call:
+            target = self._refs.get(id(value.target))
+            if target is None:
+                raise CodecError(f"a timer calls {value.method} on an object with no name")
+            return {"$call": [target, value.method, self.encode(value.args)]}
+        if isinstance(value, enum.Enum):
+            return {"$e": _class_name(kind), "v": self.encode(value.value)}
+        seen = self._seen.get(id(value))
+        if seen is not None:
+            return {"$r": seen}
+        if kind is Timer and type(value.callback) is Call:
+            compact = self._timer(value)
+            if compact is not None:
+                return compact
+        cls = _class_name(kind)
+        number = self._seen[id(value)] = len(self._seen)
+        self._alive.append(value)
+        state = {k: self.encode(v) for k, v in _state(value).items()}
+        return {"$o": cls, "$n": number, "s": state}
+
+    def _timer(self, timer: Timer) -> Any:
+        """A timer in one short list: a busy world holds one per pending job, and this is most
+        of what a section that schedules work has to write."""
+        call = timer.callback
+        assert isinstance(call, Call)
+        target = self._refs.get(id(call.target))
+        if target is None:
+            return None
+        number = self._seen[id(timer)] = len(self._seen)
+        self._alive.append(timer)
+        args = [self.encode(a) for a in call.args]
+        return {
+            "$timer": [number, timer.due_ms, timer.seq, target, call.method, args, timer.cancelled]
+        }
+
+
+class Decoder:
+    """Builds the objects of one document; see the module docstring for what it allows."""
+
+    def __init__(self, refs: Mapping[str, object], calls: Collection[tuple[str, str]]) -> None:
+        self._refs = refs
+        self._calls = calls
+        self._objects: dict[int, object] = {}
+
+    def decode(self, data: Any) -> Any:
+        kind = type(data)
+        if kind is list:
+            return [self.decode(v) for v in data]
+        if kind is not dict:
+            return data
+        # The encoder writes a tag first and never writes a plain key starting with "$".
+        tag = next(iter(data), "")
+        if tag[:1] == "$":
+            handler = self._tags.get(tag)
+            if handler is None:
+                raise CodecError(f"unknown tag {tag!r}")
+            return handler(self, data)
+        return {k: self.decode(v) for k, v in data.items()}
+
+    def _object(self, data: dict[str, Any]) -> object:
+        cls = _class(data["$o"])
+        if issubclass(cls, enum.Enum):
+            raise CodecError(f"{data['$o']} is an enum")
+        obj = object.__new__(cls)
+        self._objects[int(data["$n"])] = obj
+        state = data["s"]
+        if not isinstance(state, dict):
+            raise CodecError("an object's state must be a mapping")
+        for key, value in state.items():
+            if key.startswith("__"):
+                raise CodecError(f"refusing to set {key!r}")
+            object.__setattr__(obj, key, self.decode(value))
+        return obj
+
+    def _seen(self, data: dict[str, Any]) -> object:
+        try:
+            return self._objects[int(data["$r"])]
+        except KeyError:
+            raise CodecError(f"a reference to object {data['$r']!r} before it") from None
+
+    def _ref(self, data: dict[str, Any]) -> object:
+        try:
+            return self._refs[data["$x"]]
+        except (KeyError, TypeError):
+            raise CodecError(f"a reference to unknown object {data['$x']!r}") from None
+
+    def _call(self, data: dict[str, Any]) -> Call:
+        target, method, args = data["$call"]
+        if (target, method) not in self._calls:
+            raise CodecError(f"refusing a timer calling {target}.{method}")
+        decoded = self.decode(args)
+        if not isinstance(decoded, tuple):
+            raise CodecError("a timer's arguments must be a tuple")
+        return Call(self._ref({"$x": target}), method, decoded)
+
+    def _timer(self, data: dict[str, Any]) -> Timer:
+        number, due_ms, seq, target, method, args, cancelled = data["$timer"]
+        call = self._call({"$call": [target, method, {"$tuple": args}]})
+        if type(due_ms) is not int or type(seq) is not int or type(cancelled) is not bool:
+            raise CodecError("a timer's due time, sequence and flag must be ints and a bool")
+        timer = Timer(due_ms, seq, call, cancelled)
+        self._objects[int(number)] = timer
+        return timer
+
+    def _enum(self, data: dict[str, Any]) -> object:
+        cls = _class(data["$e"])
+        if not issubclass(cls, enum.Enum):
+            raise CodecError(f"{data['$e']} is not an enum")
+        return cls(self.decode(data["v"]))
+
+    def _pairs(self, data: dict[str, Any]) -> dict[Any, Any]:
+        return {self.decode(k): self.decode(v) for k, v in data["$dict"]}
+
+    def _tuple(self, data: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(self.decode(v) for v in data["$tuple"])
+
+    def _set(self, data: dict[str, Any]) -> set[Any]:
+        return {self.decode(v) for v in data["$set"]}
+
+    def _frozenset(self, data: dict[str, Any]) -> frozenset[Any]:
+        return frozenset(self.decode(v) for v in data["$frozenset"])
+
+    def _deque(self, data: dict[str, Any]) -> deque[Any]:
+        maxlen = data.get("maxlen")
+        return deque((self.decode(v) for v in data["$deque"]), maxlen=maxlen)
+
+    def _count(self, data: dict[str, Any]) -> itertools.count[int]:
+        return itertools.count(int(data["$count"]))
+
+    def _bytes(self, data: dict[str, Any]) -> bytes:
+        return base64.b64decode(data["$bytes"], validate=True)
+
+    _tags: ClassVar[Mapping[str, Callable[[Decoder, dict[str, Any]], Any]]] = {
+        "$o": _object,
+        "$r": _seen,
+        "$x": _ref,
+        "$call": _call,
+        "$timer": _timer,
+        "$e": _enum,
+        "$dict": _pairs,
+        "$tuple": _tuple,
+        "$set": _set,
+        "$frozenset": _frozenset,
+        "$deque": _deque,
+        "$count": _count,
+        "$bytes": _bytes,
+    }
+
+
+def dumps(value: object, refs: Mapping[int, str]) -> bytes:
+    document = {"format": FORMAT, "data": Encoder(refs).encode(value)}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def loads(blob: bytes, refs: Mapping[str, object], calls: Collection[tuple[str, str]]) -> Any:
+    try:
+        document = json.loads(blob)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CodecError(f"not a JSON document ({exc})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise CodecError(f"not a world document of format {FORMAT}")
+    try:
+        return Decoder(refs, calls).decode(document["data"])
+    except CodecError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+        raise CodecError(f"malformed world document ({exc!r})") from None

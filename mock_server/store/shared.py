@@ -387,10 +387,15 @@ class SharedWorld:
         for records in self._records.values():
             for key in records.touched:
                 value = records.current(key)
+                printed = None if value is None else snapshots.print_value(value)
+                if printed is not None and printed == records.prints.get(key):
+                    continue
                 blob = b"" if value is None else snapshots.dumps_value(value)
                 if blob != records.blobs.get(key, b""):
                     names += (f"{records.name}\n{key}", blob)
-                    changed.append(Changed(records, key, blob))
+                    changed.append(Changed(records, key, blob, printed))
+                elif printed is not None:
+                    records.prints[key] = printed
             records.touched.clear()
         return names, changed
 
@@ -565,6 +570,7 @@ class SharedWorld:
                     self._state_print = None  # forces the commit below to publish this world
                     for records in self._records.values():
                         records.blobs.clear()
+                        records.prints.clear()
                         records.touched.update(records)
             except BaseException:
                 self._local.release()
@@ -665,12 +671,16 @@ class Changed:
     records: SharedRecords[Any]
     key: str
     blob: bytes
+    printed: bytes | None
 
     def written(self) -> None:
         if self.blob:
             self.records.blobs[self.key] = self.blob
+            if self.printed is not None:
+                self.records.prints[self.key] = self.printed
         else:
             self.records.blobs.pop(self.key, None)
+            self.records.prints.pop(self.key, None)
 
 
 @dataclass

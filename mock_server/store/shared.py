@@ -59,7 +59,7 @@ from ..profile import ServerProfile
 from ..responses import JSONResponse
 from .codec import CodecError
 from .records import SharedRecords
-from .snapshot import Root, Snapshots
+from .snapshot import PARTS, Root, Snapshots
 from .streams import STREAM_FUNCTIONS, RedisStreams
 
 log = logging.getLogger("mock_server.store")
@@ -76,20 +76,30 @@ FEED_BLOCK_MS = 2_000
 # document can name.
 TIMER_CALLS = (("auvy", "_tick"), ("ava", "_fire"), ("strait", "_fire"), ("ava_outbox", "_wake"))
 
+# The models' attributes that go to the config document (see snapshot.PARTS). Which side an
+# attribute is on only decides what is re-encoded together; a test checks that no object is
+# reachable from both documents (it would come back as two copies).
+AUVY_CONFIG = frozenset({"jwt_secret", "keys", "pathways", "settings"})
+AVA_CONFIG = frozenset({"secret", "settings", "tenants", "workers"})
+STRAIT_CONFIG = frozenset({"dependencies", "jobs", "keys", "projects", "settings"})
+
 # Records are named "STORE\nKEY" in the version index and kept in the hash PREFIX + STORE.
 
 # KEYS: world, versions. ARGV: our version, records' hash prefix. Reads only, so it needs no
-# lock: {version, Redis TIME seconds, microseconds} or, when newer, that and {rest ('' =
-# unchanged since our version), fingerprint, then name and bytes ('' = removed) of each record
-# changed}. The whole answer is one script's, so it is one consistent version of the world.
+# lock: {version, Redis TIME seconds, microseconds} or, when newer, that and {live document,
+# fingerprint, config document (each '' = unchanged since our version), then name and bytes
+# ('' = removed) of each record changed}. One script's answer: one consistent version.
 _ENTER = """
 local t = redis.call('TIME')
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 local ours = tonumber(ARGV[1])
 if v <= ours then return {v, t[1], t[2]} end
-local out = {v, t[1], t[2], '', redis.call('HGET', KEYS[1], 'f') or ''}
+local out = {v, t[1], t[2], '', redis.call('HGET', KEYS[1], 'f') or '', ''}
 if tonumber(redis.call('HGET', KEYS[1], 'rv') or '0') > ours then
   out[4] = redis.call('HGET', KEYS[1], 'b') or ''
+end
+if tonumber(redis.call('HGET', KEYS[1], 'cv') or '0') > ours then
+  out[6] = redis.call('HGET', KEYS[1], 'c') or ''
 end
 for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')) do
   local sep = string.find(name, '\\n', 1, true)
@@ -104,10 +114,11 @@ return out
 CONFLICT = -2  # another section committed since this one loaded the world
 STREAM_MOVED = -3  # a stream changed under the section (written outside any section)
 
-# KEYS: world, feed, versions. ARGV: the version the section loaded, rest ('' = unchanged),
-# fingerprint, worker, notified keys, next due, feed length, records' hash prefix, '1' to drop
-# every record first (a world replaced), the stores' names, the streams' queued changes (JSON,
-# see `RedisStreams.take`), then name and bytes ('' = removed) of each changed record. Returns
+# KEYS: world, feed, versions. ARGV: the version the section loaded, live document ('' =
+# unchanged), fingerprint, worker, notified keys, next due, feed length, records' hash prefix,
+# '1' to drop every record first (a world replaced), the stores' names, the streams' queued
+# changes (JSON, see `RedisStreams.take`), config document ('' = unchanged), then name and
+# bytes ('' = removed) of each changed record. Returns
 # the new version, or CONFLICT / STREAM_MOVED. This compare-and-set on the world's version is
 # the whole concurrency control: no lock is ever held, so a worker that dies mid-request stalls
 # nobody. Every check comes before the first write: Redis does not roll a script back.
@@ -125,7 +136,8 @@ if ARGV[9] == '1' then
   for store in string.gmatch(ARGV[10], '[^\\n]+') do redis.call('DEL', ARGV[8] .. store) end
 end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'b', ARGV[2], 'rv', v) end
-for i = 12, #ARGV, 2 do
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'c', ARGV[12], 'cv', v) end
+for i = 13, #ARGV, 2 do
   local name = ARGV[i]
   local sep = string.find(name, '\\n', 1, true)
   local hash = ARGV[8] .. string.sub(name, 1, sep - 1)
@@ -237,8 +249,8 @@ class SharedWorld:
         self._records: dict[str, SharedRecords[Any]] = {}
         # The rest of the world as this process last saw it (Snapshots.state_print), and the
         # bytes Redis holds for it at `version` (what a refused section rolls back to).
-        self._state_print: bytes | None = None
-        self._rest: bytes | None = None
+        self._state_print: dict[str, bytes | None] = dict.fromkeys(PARTS)
+        self._rest: dict[str, bytes] = {}
         self._counts = {"commits": 0, "conflicts": 0}
         self._local = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -291,11 +303,11 @@ class SharedWorld:
             [
                 Root("clock", engine.clock, frozenset({"skew_ms"})),
                 Root("scheduler", engine.scheduler, frozenset({"on_schedule"})),
-                Root("auvy", world.auvy),
-                Root("receptors", world.receptors),
-                Root("ava_outbox", world.ava_outbox),
-                Root("ava", world.ava),
-                Root("strait", world.strait),
+                Root("auvy", world.auvy, config=AUVY_CONFIG),
+                Root("receptors", world.receptors, config=frozenset({"receptors"})),
+                Root("ava_outbox", world.ava_outbox, config=frozenset({"policy", "endpoints"})),
+                Root("ava", world.ava, config=AVA_CONFIG),
+                Root("strait", world.strait, config=STRAIT_CONFIG),
                 Root("limiter", limiter),
             ],
             {
@@ -349,7 +361,7 @@ class SharedWorld:
 
     async def _commit_section(
         self,
-        rest: bytes,
+        docs: dict[str, bytes],
         notified: str,
         due: int | None,
         *,
@@ -363,7 +375,7 @@ class SharedWorld:
                 keys=[self._keys[k] for k in ("world", "changes", "versions")],
                 args=[
                     self.version,
-                    rest,
+                    docs.get("live", b""),
                     self.fingerprint,
                     self.worker,
                     notified,
@@ -373,6 +385,7 @@ class SharedWorld:
                     "1" if replace else "",
                     "\n".join(self._records),
                     json.dumps(streams, separators=(",", ":")),
+                    docs.get("config", b""),
                     *records,
                 ],
             )
@@ -408,9 +421,13 @@ class SharedWorld:
         try:
             try:
                 snapshots = self._require()
-                state_print = snapshots.state_print()
-                rest_changed = state_print is None or state_print != self._state_print
-                rest = snapshots.dumps() if rest_changed or replace else b""
+                prints = {part: snapshots.state_print(part) for part in PARTS}
+                parts = [
+                    part
+                    for part in PARTS
+                    if replace or prints[part] is None or prints[part] != self._state_print[part]
+                ]
+                docs = {part: snapshots.dumps(part) for part in parts}
                 names, changed = self._changed_records()
                 streams = [group for store in self._stores.values() for group in store.take()]
             except BaseException:
@@ -419,10 +436,10 @@ class SharedWorld:
                 self.version = -1
                 raise
             self.due = self._scheduler.next_due()
-            if not (rest or names or streams):
+            if not (docs or names or streams):
                 return True  # a read: nothing to write, and no round trip
             version = await self._commit_section(
-                rest,
+                docs,
                 "\n".join(sorted(self.engine.changed)),
                 self.due,
                 streams=streams,
@@ -431,13 +448,13 @@ class SharedWorld:
             )
             if version < 0:
                 self._counts["conflicts"] += 1
-                self._roll_back(changed, rest_changed, replace)
+                self._roll_back(changed, parts, replace)
             else:
                 self._counts["commits"] += 1
                 self.version = int(version)
-                if rest:
-                    self._rest = rest
-                    self._state_print = state_print
+                for part, doc in docs.items():
+                    self._rest[part] = doc
+                    self._state_print[part] = prints[part]
                 for change in changed:
                     change.written()
                 committed = True
@@ -451,10 +468,10 @@ class SharedWorld:
             self._local.release()
         return committed
 
-    def _roll_back(self, changed: list[Changed], rest_changed: bool, replace: bool) -> None:
+    def _roll_back(self, changed: list[Changed], parts: list[str], replace: bool) -> None:
         """Undo a refused section in this process: back to the world at `self.version`, from
-        the bytes Redis held for it (the records it changed, and the rest when it changed)."""
-        if replace or (rest_changed and self._rest is None):
+        the bytes Redis held for it (the records it changed, and the documents it changed)."""
+        if replace or any(part not in self._rest for part in parts):
             # Publishing a world (start): nothing older to return to; reload whatever won.
             self.version = -1
             return
@@ -463,9 +480,10 @@ class SharedWorld:
             old = change.records.blobs.get(change.key)
             value = snapshots.loads_value(old) if old else None
             change.records.loaded(change.key, value, old or b"")
-        if rest_changed and self._rest is not None:
-            snapshots.load(self._rest)
-            self._state_print = snapshots.state_print()
+        if parts:
+            snapshots.load({part: self._rest[part] for part in parts})
+            for part in parts:
+                self._state_print[part] = snapshots.state_print(part)
             self.due = self._scheduler.next_due()
 
     @contextlib.asynccontextmanager
@@ -509,7 +527,7 @@ class SharedWorld:
             # Everything is decoded before anything changes, so a world this process cannot
             # read (another version of the code) leaves its own intact.
             loaded = []
-            for i in range(5, len(found), 2):
+            for i in range(6, len(found), 2):
                 store, _, key = found[i].decode().partition("\n")
                 blob = found[i + 1]
                 value = snapshots.loads_value(blob) if blob else None
@@ -520,13 +538,17 @@ class SharedWorld:
                     records.forget()
             for records, key, value, blob in loaded:
                 records.loaded(key, value, blob)
-            if found[3]:
-                snapshots.load(found[3])
-                self._rest = bytes(found[3])
+            docs = {
+                part: bytes(doc) for part, doc in (("live", found[3]), ("config", found[5])) if doc
+            }
+            if docs:
+                snapshots.load(docs)
+                self._rest.update(docs)
                 # Later sections compare against a print of what we loaded, not the bytes
                 # received: the same state can encode differently once rebuilt (a set's order
                 # follows its history), and a read would then write the world back.
-                self._state_print = snapshots.state_print()
+                for part in docs:
+                    self._state_print[part] = snapshots.state_print(part)
             self.due = self._scheduler.next_due()
         self.version = version
 
@@ -567,7 +589,8 @@ class SharedWorld:
                             log.warning("cannot load the world in Redis (%s): replacing it", exc)
                 if not joined:
                     self.version = int(found[0])
-                    self._state_print = None  # forces the commit below to publish this world
+                    # Forces the commit below to publish this world.
+                    self._state_print = dict.fromkeys(PARTS)
                     for records in self._records.values():
                         records.blobs.clear()
                         records.prints.clear()

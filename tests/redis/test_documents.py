@@ -72,8 +72,8 @@ def test_job_traffic_rewrites_the_live_document_alone_and_shares_no_object_with_
                 assert answer.status_code < 300, answer.text
             assert (await client.post("/_mock/clock/advance", json={"ms": 25})).is_success
             assert (await client.post(f"/auvy/v1/jobs/{job}/cancel", headers=KEY)).is_success
+            assert shared_between_documents(app) == set()
             assert redis_client.hget(PREFIX + "world", "rv") != live_at
             assert redis_client.hget(PREFIX + "world", "cv") == config_at
-            assert shared_between_documents(app) == set()
 
     asyncio.run(asyncio.wait_for(test(), 60))

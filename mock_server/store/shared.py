@@ -85,16 +85,18 @@ STRAIT_CONFIG = frozenset({"dependencies", "jobs", "keys", "projects", "settings
 
 # Records are named "STORE\nKEY" in the version index and kept in the hash PREFIX + STORE.
 
-# KEYS: world, versions. ARGV: our version, records' hash prefix. Reads only, so it needs no
-# lock: {version, Redis TIME seconds, microseconds} or, when newer, that and {live document,
-# fingerprint, config document (each '' = unchanged since our version), then name and bytes
-# ('' = removed) of each record changed}. One script's answer: one consistent version.
+# KEYS: world, versions, stream versions. ARGV: our version, records' hash prefix. Reads
+# only, so it needs no lock: {version, Redis TIME seconds, microseconds} or, when newer, that and
+# {live document, fingerprint, config document (each '' = unchanged since our version), the
+# streams appended to since, then name and bytes ('' = removed) of each record changed}. One
+# script's answer: one consistent version.
 _ENTER = """
 local t = redis.call('TIME')
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 local ours = tonumber(ARGV[1])
 if v <= ours then return {v, t[1], t[2]} end
-local out = {v, t[1], t[2], '', redis.call('HGET', KEYS[1], 'f') or '', ''}
+local out = {v, t[1], t[2], '', redis.call('HGET', KEYS[1], 'f') or '', '',
+  redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[1], '+inf')}
 if tonumber(redis.call('HGET', KEYS[1], 'rv') or '0') > ours then
   out[4] = redis.call('HGET', KEYS[1], 'b') or ''
 end
@@ -114,14 +116,14 @@ return out
 CONFLICT = -2  # another section committed since this one loaded the world
 STREAM_MOVED = -3  # a stream changed under the section (written outside any section)
 
-# KEYS: world, feed, versions. ARGV: the version the section loaded, live document ('' =
-# unchanged), fingerprint, worker, notified keys, next due, feed length, records' hash prefix,
-# '1' to drop every record first (a world replaced), the stores' names, the streams' queued
-# changes (JSON, see `RedisStreams.take`), config document ('' = unchanged), then name and
-# bytes ('' = removed) of each changed record. Returns
-# the new version, or CONFLICT / STREAM_MOVED. This compare-and-set on the world's version is
-# the whole concurrency control: no lock is ever held, so a worker that dies mid-request stalls
-# nobody. Every check comes before the first write: Redis does not roll a script back.
+# KEYS: world, feed, versions, stream versions. ARGV: the version the section loaded, live
+# document ('' = unchanged), fingerprint, worker, notified keys, next due, feed length,
+# records' hash prefix, '1' to drop every record first (a world replaced), the stores' names,
+# the streams' queued changes (JSON, see `RedisStreams.take`), config document ('' =
+# unchanged), then name and bytes ('' = removed) of each changed record. Returns the new
+# version, or CONFLICT / STREAM_MOVED. This compare-and-set on the world's version is the whole
+# concurrency control: no lock is ever held, so a worker that dies mid-request stalls nobody.
+# Every check comes before the first write: Redis does not roll a script back.
 _COMMIT = (
     STREAM_FUNCTIONS
     + """
@@ -149,6 +151,7 @@ for i = 13, #ARGV, 2 do
   redis.call('ZADD', KEYS[3], v, name)
 end
 write_streams(streams)
+for _, g in ipairs(streams) do redis.call('ZADD', KEYS[4], v, g[1]) end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',
   'w', ARGV[4], 'v', v, 'k', ARGV[5], 'd', ARGV[6])
 return v
@@ -251,11 +254,11 @@ class SharedWorld:
         # bytes Redis holds for it at `version` (what a refused section rolls back to).
         self._state_print: dict[str, bytes | None] = dict.fromkeys(PARTS)
         self._rest: dict[str, bytes] = {}
-        self._counts = {"commits": 0, "conflicts": 0}
+        self._counts = {"commits": 0, "conflicts": 0, "streams_moved": 0}
         self._local = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        names = ("world", "changes", "driver", "versions")
+        names = ("world", "changes", "driver", "versions", "streamversions")
         self._keys = {name: prefix + name for name in names}
         self._record_prefix = prefix + "records:"
         self._enter = self.aio.register_script(_ENTER)
@@ -326,7 +329,7 @@ class SharedWorld:
         lock); also re-measures the clock's skew against Redis's TIME."""
         sent = time.time_ns()
         found: list[Any] = await self._enter(
-            keys=[self._keys["world"], self._keys["versions"]],
+            keys=[self._keys[k] for k in ("world", "versions", "streamversions")],
             args=[self.version, self._record_prefix],
         )
         self._measure_skew(found, sent)
@@ -372,7 +375,7 @@ class SharedWorld:
         """Write what the section changed: the new version, or CONFLICT or STREAM_MOVED."""
         version: int = await _finish(
             self._commit(
-                keys=[self._keys[k] for k in ("world", "changes", "versions")],
+                keys=[self._keys[k] for k in ("world", "changes", "versions", "streamversions")],
                 args=[
                     self.version,
                     docs.get("live", b""),
@@ -437,7 +440,8 @@ class SharedWorld:
                 raise
             self.due = self._scheduler.next_due()
             if not (docs or names or streams):
-                return True  # a read: nothing to write, and no round trip
+                committed = True  # a read: nothing to write, and no round trip
+                return committed
             version = await self._commit_section(
                 docs,
                 "\n".join(sorted(self.engine.changed)),
@@ -447,7 +451,7 @@ class SharedWorld:
                 records=names,
             )
             if version < 0:
-                self._counts["conflicts"] += 1
+                self._counts["conflicts" if version == CONFLICT else "streams_moved"] += 1
                 self._roll_back(changed, parts, replace)
             else:
                 self._counts["commits"] += 1
@@ -463,6 +467,7 @@ class SharedWorld:
         finally:
             self.engine.changed.clear()
             for store in self._stores.values():
+                store.settle(committed)
                 store.discard()
             self._wake.set()
             self._local.release()
@@ -527,7 +532,7 @@ class SharedWorld:
             # Everything is decoded before anything changes, so a world this process cannot
             # read (another version of the code) leaves its own intact.
             loaded = []
-            for i in range(6, len(found), 2):
+            for i in range(7, len(found), 2):
                 store, _, key = found[i].decode().partition("\n")
                 blob = found[i + 1]
                 value = snapshots.loads_value(blob) if blob else None
@@ -536,6 +541,10 @@ class SharedWorld:
                 # Joining (or after losing track): Redis sent every record; drop ours.
                 for records in self._records.values():
                     records.forget()
+                for store in self._stores.values():
+                    store.forget(None)
+            else:
+                self._forget_streams(found[6])
             for records, key, value, blob in loaded:
                 records.loaded(key, value, blob)
             docs = {
@@ -552,13 +561,24 @@ class SharedWorld:
             self.due = self._scheduler.next_due()
         self.version = version
 
+    def _forget_streams(self, changed: list[bytes]) -> None:
+        """Drop this process's copies of the streams another worker appended to."""
+        for raw in changed:
+            name = raw.decode()
+            for store in self._stores.values():
+                key = store.stream_of(name)
+                if key is not None:
+                    store.forget([key])
+                    break
+
     def _require(self) -> Snapshots:
         if self._snapshots is None:
             raise RuntimeError("SharedWorld.attach() was not called")
         return self._snapshots
 
     def counts(self) -> dict[str, int]:
-        """Commits and refused commits (conflicts) of this process, for the benchmark."""
+        """Commits and refused commits of this process: `conflicts` (another worker committed
+        first), `streams_moved` (a stream this process held a stale copy of)."""
         return dict(self._counts)
 
     # -- lifetime ------------------------------------------------------------------------------
@@ -571,7 +591,7 @@ class SharedWorld:
             try:
                 sent = time.time_ns()
                 found: list[Any] = await self._enter(
-                    keys=[self._keys["world"], self._keys["versions"]],
+                    keys=[self._keys[k] for k in ("world", "versions", "streamversions")],
                     args=[0, self._record_prefix],
                 )
                 self._measure_skew(found, sent)
@@ -756,7 +776,9 @@ class SectionMiddleware:
         messages = await _buffered(receive)
         for attempt in range(ATTEMPTS):
             try:
-                await self._attempt(scope, _replay(messages, receive), send)
+                # A copy: routing rewrites the scope it is given (a Mount's root_path), and the
+                # next attempt must be routed from the request as it came.
+                await self._attempt(dict(scope), _replay(messages, receive), send)
                 return
             except BaseException as exc:
                 if not _refused(exc):

@@ -19,6 +19,7 @@ from mock_server.app import create_app
 from .test_shared import COMPLETE, KEY, PREFIX, create_job, profile, running
 
 ADVANCE_MS = 25  # ci.toml: the job starts after 5 ms, then a step every 10 ms
+STEP_MS, STEPS = 10, 6  # so each advance runs one step, on alternating workers
 
 
 def events(app: Starlette, job_id: str) -> list[dict[str, Any]]:
@@ -30,12 +31,12 @@ def events(app: Starlette, job_id: str) -> list[dict[str, Any]]:
     return [dict(entry.data) for entry in result.entries]
 
 
-async def reference_events() -> list[dict[str, Any]]:
+async def reference_events(ms: int = ADVANCE_MS) -> list[dict[str, Any]]:
     """What one in-memory world streams for the same job and the same clock advance."""
     app = create_app(profile())
     async with running(app) as client:
         job_id = await create_job(client)
-        advanced = await client.post("/_mock/clock/advance", json={"ms": ADVANCE_MS})
+        advanced = await client.post("/_mock/clock/advance", json={"ms": ms})
         assert advanced.status_code == 200, advanced.text
         return events(app, job_id)
 
@@ -191,5 +192,48 @@ def test_concurrent_writes_on_two_workers_all_land_once(
                 ids = [job["job_id"] for job in listed]
                 assert len(ids) == before + 30 and set(made) <= set(ids)
             assert redis_client.hlen(PREFIX + "records:auvy.jobs") >= before + 30
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_steps_alternating_between_workers_append_to_one_stream_in_order(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Each worker keeps the stream copies its sections committed; a copy another worker has
+    since appended to must be dropped, or its next step would reuse an id or lose an entry."""
+
+    async def test() -> None:
+        expected = await reference_events(STEPS * STEP_MS)
+        first = create_app(profile(), store=redis_url)
+        second = create_app(profile(), store=redis_url)
+        async with running(first) as a, running(second) as b:
+            job_id = await create_job(a)
+            for step in range(STEPS):
+                client = (a, b)[step % 2]
+                advanced = await client.post("/_mock/clock/advance", json={"ms": STEP_MS})
+                assert advanced.status_code == 200, advanced.text
+            for app in (first, second):
+                assert same_job(events(app, job_id)) == same_job(expected)
+                # Each stale copy was dropped when the other worker's commit was loaded, not
+                # found out by a refused commit.
+                assert app.state.store.counts()["streams_moved"] == 0
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_refused_request_under_a_mount_is_routed_again_from_its_own_path(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Routing rewrites the scope it is given (a Mount's root_path): a second attempt routed
+    from the first one's scope answered 404 for a route that exists."""
+
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        async with running(app) as client:
+            await create_job(client)  # a pending job: advancing the clock changes records
+            refused = refuse_commits(app.state.store, redis_client, 1)
+            advanced = await client.post("/_mock/clock/advance", json={"ms": ADVANCE_MS})
+            assert refused == [1]
+            assert advanced.status_code == 200, advanced.text
 
     asyncio.run(asyncio.wait_for(test(), 60))

@@ -161,11 +161,18 @@ def summarise(title: str, op: str, rounds: list[dict[str, dict[str, Any]]]) -> d
             "round_ratios": [round(x, 3) if x is not None else None for x in per_round],
             "ratio": round(median(valid), 3) if valid else None,
         }
-    return {
-        "title": title,
-        "setups": {key: side_figures([r[key][op] for r in rounds]) for key in SETUPS},
-        "ratios": ratios,
-    }
+    setups = {}
+    for key in SETUPS:
+        runs = [r[key][op] for r in rounds]
+        setups[key] = side_figures(runs)
+        counts = [run["store"] for run in runs if "store" in run]
+        if counts:
+            total = {name: sum(c.get(name, 0) for c in counts) for name in counts[0]}
+            refused = total.get("conflicts", 0) + total.get("streams_moved", 0)
+            commits = total.get("commits", 0)
+            total["refused_per_commit"] = round(refused / commits, 3) if commits else None
+            setups[key]["store"] = total
+    return {"title": title, "setups": setups, "ratios": ratios}
 
 
 @contextmanager
@@ -202,8 +209,22 @@ def measure_throughput(
                 "warmup": sizes.warmup,
                 "time_limit_s": 60,
             }
+            before = store_counts(url) if setup.redis else None
             results[op] = run_load(plan, timeout_s=90)
+            if before is not None:
+                after = store_counts(url)
+                results[op]["store"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     return results
+
+
+def store_counts(url: str) -> dict[str, int]:
+    """Every worker's commits and refused commits so far (the store's `stats` hash): a refused
+    commit is a request that waited on another one, whichever tenant that was."""
+    import redis
+
+    with redis.Redis.from_url(url) as r:
+        raw: Any = r.hgetall("mock_server:stats")
+    return {k.decode(): int(v) for k, v in raw.items()}
 
 
 def sse_or_error(settings: UvicornSettings, setup: Setup, url: str, sizes: Sizes) -> dict[str, Any]:

@@ -116,21 +116,29 @@ return out
 CONFLICT = -2  # another section committed since this one loaded the world
 STREAM_MOVED = -3  # a stream changed under the section (written outside any section)
 
-# KEYS: world, feed, versions, stream versions. ARGV: the version the section loaded, live
-# document ('' = unchanged), fingerprint, worker, notified keys, next due, feed length,
-# records' hash prefix, '1' to drop every record first (a world replaced), the stores' names,
-# the streams' queued changes (JSON, see `RedisStreams.take`), config document ('' =
-# unchanged), then name and bytes ('' = removed) of each changed record. Returns the new
+# KEYS: world, feed, versions, stream versions, stats (counts of commits and refusals: no part
+# of the world, so counting a refusal writes nothing the world holds). ARGV: the version the
+# section loaded, live document ('' = unchanged), fingerprint, worker, notified keys, next due,
+# feed length, records' hash prefix, '1' to drop every record first (a world replaced), the
+# stores' names, the streams' queued changes (JSON, see `RedisStreams.take`), config document
+# ('' = unchanged), then name and bytes ('' = removed) of each changed record. Returns the new
 # version, or CONFLICT / STREAM_MOVED. This compare-and-set on the world's version is the whole
 # concurrency control: no lock is ever held, so a worker that dies mid-request stalls nobody.
-# Every check comes before the first write: Redis does not roll a script back.
+# Every check comes before the first write to the world: Redis does not roll a script back.
 _COMMIT = (
     STREAM_FUNCTIONS
     + """
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if v ~= tonumber(ARGV[1]) then return -2 end
+if v ~= tonumber(ARGV[1]) then
+  redis.call('HINCRBY', KEYS[5], 'conflicts', 1)
+  return -2
+end
 local streams = cjson.decode(ARGV[11])
-if not streams_unchanged(streams) then return -3 end
+if not streams_unchanged(streams) then
+  redis.call('HINCRBY', KEYS[5], 'streams_moved', 1)
+  return -3
+end
+redis.call('HINCRBY', KEYS[5], 'commits', 1)
 v = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('HSET', KEYS[1], 'f', ARGV[3])
 if ARGV[9] == '1' then
@@ -258,7 +266,7 @@ class SharedWorld:
         self._local = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        names = ("world", "changes", "driver", "versions", "streamversions")
+        names = ("world", "changes", "driver", "versions", "streamversions", "stats")
         self._keys = {name: prefix + name for name in names}
         self._record_prefix = prefix + "records:"
         self._enter = self.aio.register_script(_ENTER)
@@ -375,7 +383,10 @@ class SharedWorld:
         """Write what the section changed: the new version, or CONFLICT or STREAM_MOVED."""
         version: int = await _finish(
             self._commit(
-                keys=[self._keys[k] for k in ("world", "changes", "versions", "streamversions")],
+                keys=[
+                    self._keys[k]
+                    for k in ("world", "changes", "versions", "streamversions", "stats")
+                ],
                 args=[
                     self.version,
                     docs.get("live", b""),

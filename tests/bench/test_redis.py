@@ -155,3 +155,26 @@ def test_the_section_shows_every_server_its_ratios_and_delivery() -> None:
     assert "Traceback" not in md
     assert "## Reported figures (no target)" in md
     assert "| GET job status (AUVY): Redis 2 workers / 1 worker | - |" in md
+
+
+def test_refused_commits_are_totalled_over_the_rounds_per_commit() -> None:
+    rounds = [one_round(4000, 400, 600), one_round(5000, 250, 500)]
+    for n, r in enumerate(rounds):
+        r["redis_2"]["create_job"]["store"] = {
+            "commits": 100,
+            "conflicts": 10 + n,
+            "streams_moved": 1,
+        }
+    setups = scenario.summarise("POST", "create_job", rounds)["setups"]
+    assert setups["redis_2"]["store"] == {
+        "commits": 200,
+        "conflicts": 21,
+        "streams_moved": 2,
+        "refused_per_commit": 0.115,
+    }
+    assert "store" not in setups["memory"]
+    figures = {
+        f["id"]: f["value"]
+        for f in report_figures({"redis": {"throughput": {"create_job": {"setups": setups}}}})
+    }
+    assert figures["6-create-refused"] == 0.115

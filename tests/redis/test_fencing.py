@@ -187,6 +187,8 @@ def test_concurrent_writes_on_two_workers_all_land_once(
             assert len(set(made)) == 30
             conflicts = sum(app.state.store.counts()["conflicts"] for app in (first, second))
             assert conflicts > 0, "the workers never collided: nothing was tested"
+            # The benchmark reads the same tally from Redis, over every worker.
+            assert int(redis_client.hget(PREFIX + "stats", "conflicts") or 0) == conflicts
             for client in (a, b):
                 listed = (await client.get("/auvy/v1/jobs?limit=100", headers=KEY)).json()["jobs"]
                 ids = [job["job_id"] for job in listed]

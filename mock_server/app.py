@@ -20,7 +20,7 @@ from .clock import Clock
 from .control import control_app
 from .cors import OpenCORS, with_vary_origin
 from .describe import DescribedApi, index_routes
-from .errors import RouteNotFound
+from .errors import Envelope, RouteNotFound
 from .faults import FaultMiddleware
 from .profile import AvaWebhook, ServerProfile
 from .variants.wire import WireMiddleware
@@ -160,12 +160,24 @@ def create_app(
         shared = open_store(store, profile)
         world = World(profile, apis=apis, engine=shared.engine, streams=shared.streams)
         shared.attach(world, limiter=world.auvy_app.limiter)
-        # Innermost, so the handler runs in the task that holds the section.
-        innermost.append(Middleware(SectionMiddleware, shared=shared))
         store_world = shared
+        envelopes: dict[str, Envelope] = {
+            "auvy": world.auvy_app.envelope,
+            "ava": world.ava_app.envelope,
+            "strait": world.strait_app.envelope,
+        }
+
+        def envelope_for(path: str) -> Envelope | None:
+            # A 503 from the store is answered in the envelope of the API the path belongs to.
+            if root_api is not None:
+                return None if path.startswith("/_mock/") else envelopes[root_api]
+            return envelopes.get(path.split("/", 2)[1])
+
+        # Innermost, so the handler runs in the task that holds the section.
+        innermost.append(Middleware(SectionMiddleware, shared=shared, envelope_for=envelope_for))
 
         def section(app: ASGIApp) -> ASGIApp:
-            return SectionMiddleware(app, shared=store_world)
+            return SectionMiddleware(app, shared=store_world, envelope_for=envelope_for)
 
     # Each API answers its own description routes (mock_server.describe) in front of its pipeline.
     served: dict[str, ASGIApp] = {
@@ -199,12 +211,12 @@ def create_app(
             task = asyncio.create_task(drive(world))
             dispatcher = Dispatcher(world.engine, world.ava_outbox, sender)
         else:
-            await shared.start()  # it drives the timers itself, under the shared lock
+            await shared.start()  # it drives the timers itself, in committed sections
             task = None
             # A delivery's lease outlasts the send's timeout, so only a dead sender loses it.
             lease_ms = 2 * world.profile.ava.webhook_timeout_ms + 1_000
             dispatcher = Dispatcher(
-                world.engine, world.ava_outbox, sender, section=shared.section, lease_ms=lease_ms
+                world.engine, world.ava_outbox, sender, transact=shared.transact, lease_ms=lease_ms
             )
         webhooks = asyncio.create_task(dispatcher.run())
         try:

@@ -45,6 +45,30 @@ class SystemClock:
         return self.now_ms()
 
 
+class SkewedClock(SystemClock):
+    """Real time as one reference host reads it: this host's clock plus a measured skew. The
+    Redis store measures it against Redis's TIME on every round trip that loads the world, so
+    the workers of one shared world agree on now whichever host each runs on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skew_ms = 0
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self.skew_ms + self._offset
+
+    def observe(self, reference_ms: int, local_ms: int) -> None:
+        """The reference read `reference_ms` when this host read `local_ms`. A change of the
+        skew under SKEW_TOLERANCE_MS is noise (how long the round trip took), and following it
+        would only make now jitter."""
+        skew = reference_ms - local_ms
+        if abs(skew - self.skew_ms) >= SKEW_TOLERANCE_MS:
+            self.skew_ms = skew
+
+
+SKEW_TOLERANCE_MS = 2
+
+
 class ManualClock:
     manual = True
 

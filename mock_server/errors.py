@@ -5,6 +5,7 @@
     ├── MethodNotAllowed         the path exists, the method does not
     └── RequestInvalid           a parameter or the body breaks the spec (names the field)
     RateLimited                  the caller exceeded the profile's rate limit
+    Unavailable                  a shared store kept refusing the request's change (503)
 
 Model errors (`mock_server.model.errors`) and these meet here: an `Envelope` maps each to the
 API's status and code, as class attributes, and renders the API's own body shape. Nothing else
@@ -53,6 +54,14 @@ class RateLimited(Exception):
         self.limit = limit
 
 
+class Unavailable(Exception):
+    """The server cannot take the request now (a shared store kept refusing its commit)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class InternalError(Exception):
     """Stands for any unexpected exception, so the envelope never leaks a traceback."""
 
@@ -72,6 +81,8 @@ class Envelope:
             return "invalid"
         if isinstance(exc, RateLimited):
             return "rate_limited"
+        if isinstance(exc, Unavailable):
+            return "unavailable"
         if isinstance(exc, model.Unauthenticated):
             return "unauthenticated"
         if isinstance(exc, model.Forbidden):
@@ -95,7 +106,7 @@ class Envelope:
         headers: dict[str, str] = {}
         if isinstance(exc, MethodNotAllowed) and status == 405:
             headers["Allow"] = ", ".join(exc.allowed)
-        if isinstance(exc, RateLimited):
+        if isinstance(exc, RateLimited | Unavailable):
             headers["Retry-After"] = str(exc.retry_after_s)
         return JSONResponse(self.body(code, message, exc), status_code=status, headers=headers)
 
@@ -129,6 +140,7 @@ class AuvyEnvelope(Envelope):
         # (x-decision in openapi/auvy.yaml's info).
         "method_not_allowed": (405, "METHOD_NOT_ALLOWED"),
         "rate_limited": (429, "RATE_LIMIT"),
+        "unavailable": (503, "SERVICE_UNAVAILABLE"),
         "internal": (500, "INTERNAL_SERVER_ERROR"),
     }
 
@@ -157,6 +169,7 @@ class AvaEnvelope(Envelope):
         "route_not_found": (404, "resource_not_found"),
         "method_not_allowed": (405, "method_not_allowed"),
         "rate_limited": (429, "rate_limited"),
+        "unavailable": (503, "service_unavailable"),
         "internal": (500, "internal_error"),
     }
 
@@ -189,6 +202,7 @@ class StraitEnvelope(Envelope):
         "method_not_allowed": (405, "method_not_allowed"),
         "gone": (410, "gone"),
         "rate_limited": (429, "rate_limited"),
+        "unavailable": (503, "service_unavailable"),
         "internal": (500, "internal_error"),
     }
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -23,6 +22,15 @@ from .model.outbox import OUTBOX_KEY, Delivery, Outbox
 
 log = logging.getLogger("mock_server.webhooks")
 RETRY_S = 1.0  # after a dispatch section failed
+T = TypeVar("T")
+
+# Runs a change to the outbox so that it is written once: a shared store (mock_server.store)
+# runs it again until its commit lands (`SharedWorld.transact`).
+Transact = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+async def run_here(work: Callable[[], T]) -> T:
+    return work()
 
 
 class Sender(Protocol):
@@ -45,10 +53,10 @@ class HttpxSender:
 
 
 class Dispatcher:
-    """`section` wraps every change to the outbox: with a shared store (mock_server.store) that
-    takes the world's lock, so each delivery is taken, and sent, by exactly one worker; its
-    `lease_ms` (longer than a send may take) lets another worker retry a delivery whose sender
-    died mid-request."""
+    """`transact` runs every change to the outbox: with a shared store (mock_server.store) a
+    delivery is taken only by the one worker whose commit landed, so it is sent by exactly one;
+    its `lease_ms` (longer than a send may take) lets another worker retry a delivery whose
+    sender died mid-request."""
 
     def __init__(
         self,
@@ -56,20 +64,19 @@ class Dispatcher:
         outbox: Outbox,
         sender: Sender,
         *,
-        section: Callable[[], AbstractAsyncContextManager[object]] = contextlib.nullcontext,
+        transact: Transact = run_here,
         lease_ms: int | None = None,
     ) -> None:
         self.engine = engine
         self.lease_ms = lease_ms
         self.outbox = outbox
         self.sender = sender
-        self.section = section
+        self.transact = transact
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def pump(self) -> int:
         """Send every due delivery and wait for all of them; returns how many were sent."""
-        async with self.section():
-            due = self.outbox.take_due(self.engine.now(), self.lease_ms)
+        due = await self.transact(self._take_due)
         await asyncio.gather(*(self._deliver(d) for d in due))
         return len(due)
 
@@ -80,8 +87,7 @@ class Dispatcher:
             while True:
                 changed.clear()
                 try:
-                    async with self.section():
-                        due = self.outbox.take_due(self.engine.now(), self.lease_ms)
+                    due = await self.transact(self._take_due)
                 except Exception:
                     # A shared store that cannot load the world (data it refuses) fails this
                     # section, not webhook delivery for good: try again in a while.
@@ -115,5 +121,11 @@ class Dispatcher:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if error is not None:
             log.info("webhook %s to %s failed: %s", delivery.id, delivery.endpoint.url, error)
-        async with self.section():
-            self.outbox.report(delivery.id, self.engine.now(), status_code=status, error=error)
+        await self.transact(
+            lambda: self.outbox.report(
+                delivery.id, self.engine.now(), status_code=status, error=error
+            )
+        )
+
+    def _take_due(self) -> list[Delivery]:
+        return self.outbox.take_due(self.engine.now(), self.lease_ms)

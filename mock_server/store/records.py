@@ -26,6 +26,9 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         self.touched: set[str] = set(self._items)
         # The bytes Redis holds for each record, as last loaded or written by this process.
         self.blobs: dict[str, bytes] = {}
+        # A print (`Snapshots.print_value`) of each record whose blob is known to match it: a
+        # touched record whose print is unchanged needs no JSON encoding to tell it unchanged.
+        self.prints: dict[str, bytes] = {}
 
     # -- the model's interface (RecordStore and MutableMapping) ------------------------------------
 
@@ -81,8 +84,10 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         if value is None:
             self._items.pop(key, None)
             self.blobs.pop(key, None)
+            self.prints.pop(key, None)
             return
         self.blobs[key] = blob
+        self.prints.pop(key, None)
         live = self._items.get(key)
         if live is not None and type(live) is type(value):
             if isinstance(live, list):
@@ -99,4 +104,5 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         """Drop every record (before loading the whole store again)."""
         self._items.clear()
         self.blobs.clear()
+        self.prints.clear()
         self.touched.clear()

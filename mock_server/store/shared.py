@@ -5,22 +5,29 @@ traces, logs, webhook deliveries) live one per hash field (`SharedRecords`); the
 (tokens, workspaces, queues, the timers, the clock's offset, ...) is one snapshot. Each change
 carries the world's version: a sorted set maps every record to the version that last wrote it.
 
-- A *section* is one request or one timer tick. It takes the Redis lock (SET NX PX with a token)
-  and, when Redis holds a newer version than this process, loads the records changed since its
-  own version (and the rest, when that changed); it runs, then writes the records it touched
-  whose bytes changed (and the rest, when changed) as version+1. The write is refused unless the
-  lock is still ours (a fencing check in the same script that releases the lock). State changes
-  are therefore atomic across processes, and a timer (a job's next step, a schedule, a retry, a
-  timeout, a TTL) runs in exactly one worker: whoever ran it saved a world without it.
+- A *section* is one request or one timer tick. It takes no lock. It begins with one round
+  trip that loads what other workers committed since this process's version (the records
+  changed, and the rest when that changed) and reads Redis's TIME, so every host's clock agrees
+  (`SkewedClock`). It runs, then commits the records it touched whose bytes changed, the rest
+  when changed, and its stream appends, as version+1, in one script that first checks that the
+  world is still at the version the section loaded (compare-and-set). A section that wrote
+  nothing (a read) makes no second round trip. A refused commit wrote nothing; the process rolls
+  its own objects back to the bytes Redis holds and the section runs again on the newer world.
+  State changes are therefore atomic across processes, and a timer (a job's next step, a
+  schedule, a retry, a timeout, a TTL) takes effect once: two workers may run the same tick,
+  but only the first commit lands, and the other re-runs against a world without it. A worker
+  killed mid-section holds nothing up.
 - Each commit appends to a change feed (a Redis stream): the keys the section notified (a job's
   stream or status) and when the world's next timer is due. Every worker follows the feed with a
   blocking XREAD and wakes its own SSE readers of those keys and its timer driver, so a client on
-  any worker sees an append made on another one. A reader that finds new entries reads them again
-  in a read-only section (`reading`), so the model judging them is never older than they are.
+  any worker sees an append made on another one. A reader brings the model up to date around
+  each read (`reading`), so the model judging entries is never older than they are.
 
-This serialises every request: it is for shared staging mocks and fanning SSE out over several
-processes, not for raw throughput (see the README). Record keys are computed inside the scripts,
-so the store needs one Redis (or a cluster's single slot), not a sharded cluster.
+Writes still conflict world-wide (one version, and the rest of the world is one document), so
+concurrent writes on several workers re-run rather than run side by side: the store is for
+shared staging mocks and fanning SSE out over several processes and hosts, not for raw write
+throughput (see the README). Record keys are computed inside the scripts, so the store needs one
+Redis (or a cluster's single slot), not a sharded cluster.
 """
 
 from __future__ import annotations
@@ -31,9 +38,12 @@ import hashlib
 import json
 import logging
 import os
+import random
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -41,23 +51,24 @@ import redis
 import redis.asyncio as aioredis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..clock import Clock, ManualClock, SystemClock
+from ..clock import Clock, ManualClock, SkewedClock
+from ..errors import Envelope, Unavailable
 from ..model.engine import Engine
 from ..model.store import StreamStore
 from ..profile import ServerProfile
+from ..responses import JSONResponse
 from .codec import CodecError
 from .records import SharedRecords
-from .snapshot import Root, Snapshots
+from .snapshot import PARTS, Root, Snapshots
 from .streams import STREAM_FUNCTIONS, RedisStreams
 
 log = logging.getLogger("mock_server.store")
 T = TypeVar("T")
 
 DEFAULT_PREFIX = "mock_server:"
-LOCK_MS = (
-    5_000  # a section takes milliseconds; a worker killed inside one blocks the rest this long
-)
 LEASE_MS = 3_000
+# How long past a timer's due time a worker that does not lead the driver waits for the leader.
+TAKEOVER_MS = 250
 FEED_LENGTH = 1_000
 # Below redis-py's default socket timeout: an idle XREAD returns and blocks again.
 FEED_BLOCK_MS = 2_000
@@ -65,77 +76,92 @@ FEED_BLOCK_MS = 2_000
 # document can name.
 TIMER_CALLS = (("auvy", "_tick"), ("ava", "_fire"), ("strait", "_fire"), ("ava_outbox", "_wake"))
 
+# The models' attributes that go to the config document (see snapshot.PARTS). Which side an
+# attribute is on only decides what is re-encoded together; a test checks that no object is
+# reachable from both documents (it would come back as two copies).
+AUVY_CONFIG = frozenset({"jwt_secret", "keys", "pathways", "settings"})
+AVA_CONFIG = frozenset({"secret", "settings", "tenants", "workers"})
+STRAIT_CONFIG = frozenset({"dependencies", "jobs", "keys", "projects", "settings"})
+
 # Records are named "STORE\nKEY" in the version index and kept in the hash PREFIX + STORE.
 
-# KEYS: lock, world, versions. ARGV: token, lock ms, our version, records' hash prefix.
-# false when the lock is taken; else {version} or, when newer, {version, rest ('' = unchanged
-# since our version), fingerprint, then name and bytes ('' = removed) of each record changed}.
+# KEYS: world, versions, stream versions. ARGV: our version, records' hash prefix. Reads
+# only, so it needs no lock: {version, Redis TIME seconds, microseconds} or, when newer, that and
+# {live document, fingerprint, config document (each '' = unchanged since our version), the
+# streams appended to since, then name and bytes ('' = removed) of each record changed}. One
+# script's answer: one consistent version.
 _ENTER = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
-local ours = tonumber(ARGV[3])
-if v <= ours then return {v} end
-local out = {v, '', redis.call('HGET', KEYS[2], 'f') or ''}
-if tonumber(redis.call('HGET', KEYS[2], 'rv') or '0') > ours then
-  out[2] = redis.call('HGET', KEYS[2], 'b') or ''
+local t = redis.call('TIME')
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local ours = tonumber(ARGV[1])
+if v <= ours then return {v, t[1], t[2]} end
+local out = {v, t[1], t[2], '', redis.call('HGET', KEYS[1], 'f') or '', '',
+  redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[1], '+inf')}
+if tonumber(redis.call('HGET', KEYS[1], 'rv') or '0') > ours then
+  out[4] = redis.call('HGET', KEYS[1], 'b') or ''
 end
-for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[3], '+inf')) do
+if tonumber(redis.call('HGET', KEYS[1], 'cv') or '0') > ours then
+  out[6] = redis.call('HGET', KEYS[1], 'c') or ''
+end
+for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')) do
   local sep = string.find(name, '\\n', 1, true)
   out[#out + 1] = name
-  out[#out + 1] = redis.call('HGET', ARGV[4] .. string.sub(name, 1, sep - 1),
+  out[#out + 1] = redis.call('HGET', ARGV[2] .. string.sub(name, 1, sep - 1),
     string.sub(name, sep + 1)) or ''
 end
 return out
 """
 
-# KEYS: lock, world, feed, released, versions. ARGV: token, rest ('' = unchanged), fingerprint,
-# worker, notified keys, next due, feed length, records' hash prefix, '1' to drop every record
-# first (a world replaced), the stores' names, the streams' queued changes (JSON, see
-# `RedisStreams.take`), then name and bytes ('' = removed) of each changed record. Returns the
-# version; -1 when the lock was lost, -2 when a stream changed since the section loaded it. Every
-# check comes before the first write: Redis does not roll a script back, so a refused commit must
-# have written nothing.
+# Answers of _COMMIT that wrote nothing.
+CONFLICT = -2  # another section committed since this one loaded the world
+STREAM_MOVED = -3  # a stream changed under the section (written outside any section)
+
+# KEYS: world, feed, versions, stream versions, stats (counts of commits and refusals: no part
+# of the world, so counting a refusal writes nothing the world holds). ARGV: the version the
+# section loaded, live document ('' = unchanged), fingerprint, worker, notified keys, next due,
+# feed length, records' hash prefix, '1' to drop every record first (a world replaced), the
+# stores' names, the streams' queued changes (JSON, see `RedisStreams.take`), config document
+# ('' = unchanged), then name and bytes ('' = removed) of each changed record. Returns the new
+# version, or CONFLICT / STREAM_MOVED. This compare-and-set on the world's version is the whole
+# concurrency control: no lock is ever held, so a worker that dies mid-request stalls nobody.
+# Every check comes before the first write to the world: Redis does not roll a script back.
 _COMMIT = (
     STREAM_FUNCTIONS
     + """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local streams = cjson.decode(ARGV[11])
-if not streams_unchanged(streams) then
-  redis.call('DEL', KEYS[1])
-  redis.call('LPUSH', KEYS[4], 1)
-  redis.call('LTRIM', KEYS[4], 0, 0)
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v ~= tonumber(ARGV[1]) then
+  redis.call('HINCRBY', KEYS[5], 'conflicts', 1)
   return -2
 end
-local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
-local changed = ARGV[2] ~= '' or #ARGV > 11 or #streams > 0
-if changed then
-  v = redis.call('HINCRBY', KEYS[2], 'v', 1)
-  redis.call('HSET', KEYS[2], 'f', ARGV[3])
-  if ARGV[9] == '1' then
-    redis.call('DEL', KEYS[5])
-    for store in string.gmatch(ARGV[10], '[^\\n]+') do redis.call('DEL', ARGV[8] .. store) end
+local streams = cjson.decode(ARGV[11])
+if not streams_unchanged(streams) then
+  redis.call('HINCRBY', KEYS[5], 'streams_moved', 1)
+  return -3
+end
+redis.call('HINCRBY', KEYS[5], 'commits', 1)
+v = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HSET', KEYS[1], 'f', ARGV[3])
+if ARGV[9] == '1' then
+  redis.call('DEL', KEYS[3])
+  for store in string.gmatch(ARGV[10], '[^\\n]+') do redis.call('DEL', ARGV[8] .. store) end
+end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'b', ARGV[2], 'rv', v) end
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'c', ARGV[12], 'cv', v) end
+for i = 13, #ARGV, 2 do
+  local name = ARGV[i]
+  local sep = string.find(name, '\\n', 1, true)
+  local hash = ARGV[8] .. string.sub(name, 1, sep - 1)
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', hash, string.sub(name, sep + 1))
+  else
+    redis.call('HSET', hash, string.sub(name, sep + 1), ARGV[i + 1])
   end
-  if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], 'b', ARGV[2], 'rv', v) end
-  for i = 12, #ARGV, 2 do
-    local name = ARGV[i]
-    local sep = string.find(name, '\\n', 1, true)
-    local hash = ARGV[8] .. string.sub(name, 1, sep - 1)
-    if ARGV[i + 1] == '' then
-      redis.call('HDEL', hash, string.sub(name, sep + 1))
-    else
-      redis.call('HSET', hash, string.sub(name, sep + 1), ARGV[i + 1])
-    end
-    redis.call('ZADD', KEYS[5], v, name)
-  end
+  redis.call('ZADD', KEYS[3], v, name)
 end
 write_streams(streams)
-if changed or ARGV[5] ~= '' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
-    'w', ARGV[4], 'v', v, 'k', ARGV[5], 'd', ARGV[6])
-end
-redis.call('DEL', KEYS[1])
-redis.call('LPUSH', KEYS[4], 1)
-redis.call('LTRIM', KEYS[4], 0, 0)
+for _, g in ipairs(streams) do redis.call('ZADD', KEYS[4], v, g[1]) end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',
+  'w', ARGV[4], 'v', v, 'k', ARGV[5], 'd', ARGV[6])
 return v
 """
 )
@@ -221,7 +247,7 @@ class SharedWorld:
         # `stop` ends a read that swallowed its cancellation (redis-py does, now and then).
         self._feed_client = aioredis.Redis.from_url(url)
         self._stopping = False
-        self.engine = SharedEngine(ManualClock() if profile.clock == "manual" else SystemClock())
+        self.engine = SharedEngine(ManualClock() if profile.clock == "manual" else SkewedClock())
         self.engine.reading = self.reading
         # The pid first, so a test can tell which process answered; the suffix keeps two apps of
         # one process (in tests) apart.
@@ -232,13 +258,15 @@ class SharedWorld:
         self._snapshots: Snapshots | None = None
         self._stores: dict[str, RedisStreams] = {}
         self._records: dict[str, SharedRecords[Any]] = {}
-        # The rest of the world as this process last saw it (Snapshots.state_print).
-        self._state_print: bytes | None = None
-        self._token = ""
+        # The rest of the world as this process last saw it (Snapshots.state_print), and the
+        # bytes Redis holds for it at `version` (what a refused section rolls back to).
+        self._state_print: dict[str, bytes | None] = dict.fromkeys(PARTS)
+        self._rest: dict[str, bytes] = {}
+        self._counts = {"commits": 0, "conflicts": 0, "streams_moved": 0}
         self._local = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        names = ("lock", "world", "changes", "released", "driver", "versions")
+        names = ("world", "changes", "driver", "versions", "streamversions", "stats")
         self._keys = {name: prefix + name for name in names}
         self._record_prefix = prefix + "records:"
         self._enter = self.aio.register_script(_ENTER)
@@ -284,13 +312,13 @@ class SharedWorld:
             self._records[name] = records
         self._snapshots = Snapshots(
             [
-                Root("clock", engine.clock),
+                Root("clock", engine.clock, frozenset({"skew_ms"})),
                 Root("scheduler", engine.scheduler, frozenset({"on_schedule"})),
-                Root("auvy", world.auvy),
-                Root("receptors", world.receptors),
-                Root("ava_outbox", world.ava_outbox),
-                Root("ava", world.ava),
-                Root("strait", world.strait),
+                Root("auvy", world.auvy, config=AUVY_CONFIG),
+                Root("receptors", world.receptors, config=frozenset({"receptors"})),
+                Root("ava_outbox", world.ava_outbox, config=frozenset({"policy", "endpoints"})),
+                Root("ava", world.ava, config=AVA_CONFIG),
+                Root("strait", world.strait, config=STRAIT_CONFIG),
                 Root("limiter", limiter),
             ],
             {
@@ -304,41 +332,30 @@ class SharedWorld:
 
     # -- sections ------------------------------------------------------------------------------
 
-    async def _lock(self) -> list[Any]:
-        """Take the Redis lock (this process's lock already held); the world when newer."""
-        token = secrets.token_hex(8)
-        while True:
-            call = asyncio.ensure_future(
-                self._enter(
-                    keys=[self._keys["lock"], self._keys["world"], self._keys["versions"]],
-                    args=[token, LOCK_MS, self.version, self._record_prefix],
-                )
-            )
-            try:
-                found: list[Any] | None = await asyncio.shield(call)
-            except asyncio.CancelledError:
-                # Cancelled (an SSE client went away) while the script ran: it may have taken
-                # the lock, which would then stall every worker until it expired. Give it back.
-                if not call.cancelled() and await _finish(call):
-                    self._token = token
-                    await self._release()
-                raise
-            if found:
-                self._token = token
-                return found
-            # Woken by the holder's release (its commit pushes to this list); the timeout
-            # covers a holder that died and left the lock to expire.
-            await self.aio.blpop([self._keys["released"]], timeout=0.05)
+    async def _catch_up(self) -> None:
+        """Load what other workers committed since this process's version (one round trip, no
+        lock); also re-measures the clock's skew against Redis's TIME."""
+        sent = time.time_ns()
+        found: list[Any] = await self._enter(
+            keys=[self._keys[k] for k in ("world", "versions", "streamversions")],
+            args=[self.version, self._record_prefix],
+        )
+        self._measure_skew(found, sent)
+        self._load(found)
+
+    def _measure_skew(self, found: list[Any], sent_ns: int) -> None:
+        clock = self.engine.clock
+        if not isinstance(clock, SkewedClock):
+            return
+        received = time.time_ns()
+        redis_ms = int(found[1]) * 1000 + int(found[2]) // 1000
+        # Redis read its clock somewhere in the round trip: assume the middle.
+        clock.observe(redis_ms, (sent_ns + received) // 2_000_000)
 
     async def enter(self) -> None:
         await self._local.acquire()
         try:
-            found = await self._lock()
-            try:
-                self._load(found)
-            except BaseException:
-                await self._release()
-                raise
+            await self._catch_up()
         except BaseException:
             self._local.release()
             raise
@@ -353,30 +370,26 @@ class SharedWorld:
         for records in self._records.values():
             records.touched.clear()
 
-    async def _release(self) -> None:
-        """Give the lock back without changing the world."""
-        for store in self._stores.values():
-            store.discard()
-        await self._commit_section()
-
     async def _commit_section(
         self,
-        rest: bytes = b"",
-        notified: str = "",
-        due: int | None = None,
+        docs: dict[str, bytes],
+        notified: str,
+        due: int | None,
         *,
+        streams: list[list[Any]],
         replace: bool = False,
-        records: list[str | bytes] | None = None,
+        records: list[str | bytes],
     ) -> int:
-        """Write what the section changed (nothing by default) and release the lock: the new
-        version, or -1 or -2 when the commit was refused (see _COMMIT)."""
-        streams = [group for store in self._stores.values() for group in store.take()]
+        """Write what the section changed: the new version, or CONFLICT or STREAM_MOVED."""
         version: int = await _finish(
             self._commit(
-                keys=[self._keys[k] for k in ("lock", "world", "changes", "released", "versions")],
+                keys=[
+                    self._keys[k]
+                    for k in ("world", "changes", "versions", "streamversions", "stats")
+                ],
                 args=[
-                    self._token,
-                    rest,
+                    self.version,
+                    docs.get("live", b""),
                     self.fingerprint,
                     self.worker,
                     notified,
@@ -386,170 +399,246 @@ class SharedWorld:
                     "1" if replace else "",
                     "\n".join(self._records),
                     json.dumps(streams, separators=(",", ":")),
-                    *(records or ()),
+                    docs.get("config", b""),
+                    *records,
                 ],
             )
         )
         return version
 
-    def _changed_records(self) -> list[str | bytes]:
+    def _changed_records(self) -> tuple[list[str | bytes], list[Changed]]:
         """Name and bytes of each touched record whose bytes differ from what Redis holds."""
         snapshots = self._require()
-        changed: list[str | bytes] = []
+        names: list[str | bytes] = []
+        changed: list[Changed] = []
         for records in self._records.values():
             for key in records.touched:
                 value = records.current(key)
+                printed = None if value is None else snapshots.print_value(value)
+                if printed is not None and printed == records.prints.get(key):
+                    continue
                 blob = b"" if value is None else snapshots.dumps_value(value)
                 if blob != records.blobs.get(key, b""):
-                    changed += (f"{records.name}\n{key}", blob)
-                    if blob:
-                        records.blobs[key] = blob
-                    else:
-                        records.blobs.pop(key, None)
+                    names += (f"{records.name}\n{key}", blob)
+                    changed.append(Changed(records, key, blob, printed))
+                elif printed is not None:
+                    records.prints[key] = printed
             records.touched.clear()
-        return changed
+        return names, changed
 
     async def leave(self, *, replace: bool = False) -> bool:
-        """Commit the section and release the lock; False when the commit was refused, so
-        nothing the section did (state or events) was written and the caller may run it again."""
+        """Commit the section; False when the commit was refused (another worker committed
+        first): nothing the section did (state or events) was written, this process is back at
+        the version it loaded, and the caller may run the section again."""
         self.engine.owner = None
         committed = False
         try:
             try:
                 snapshots = self._require()
-                state_print = snapshots.state_print()
-                changed = state_print is None or state_print != self._state_print
-                blob = snapshots.dumps() if changed else b""
-                records = self._changed_records()
+                prints = {part: snapshots.state_print(part) for part in PARTS}
+                parts = [
+                    part
+                    for part in PARTS
+                    if replace or prints[part] is None or prints[part] != self._state_print[part]
+                ]
+                docs = {part: snapshots.dumps(part) for part in parts}
+                names, changed = self._changed_records()
+                streams = [group for store in self._stores.values() for group in store.take()]
             except BaseException:
-                # State this process cannot write: give the lock back now (not LOCK_MS later)
-                # and reload the world that Redis holds in the next section.
+                # State this process cannot write: reload the whole world that Redis holds in
+                # the next section.
                 self.version = -1
-                await self._release()
                 raise
             self.due = self._scheduler.next_due()
+            if not (docs or names or streams):
+                committed = True  # a read: nothing to write, and no round trip
+                return committed
             version = await self._commit_section(
-                blob,
+                docs,
                 "\n".join(sorted(self.engine.changed)),
                 self.due,
+                streams=streams,
                 replace=replace,
-                records=records,
+                records=names,
             )
             if version < 0:
-                # The section outlived the lock (or a stream moved under it) and another worker
-                # may have changed the world since: its version wins, and this process reloads
-                # the whole world in its next section.
-                log.error("a section's commit was refused (%d); its changes were dropped", version)
-                self.version = -1
+                self._counts["conflicts" if version == CONFLICT else "streams_moved"] += 1
+                self._roll_back(changed, parts, replace)
             else:
+                self._counts["commits"] += 1
                 self.version = int(version)
-                self._state_print = state_print
+                for part, doc in docs.items():
+                    self._rest[part] = doc
+                    self._state_print[part] = prints[part]
+                for change in changed:
+                    change.written()
                 committed = True
                 for key in self.engine.changed:
                     self.engine.notify_here(key)
         finally:
             self.engine.changed.clear()
             for store in self._stores.values():
+                store.settle(committed)
                 store.discard()
             self._wake.set()
             self._local.release()
         return committed
 
+    def _roll_back(self, changed: list[Changed], parts: list[str], replace: bool) -> None:
+        """Undo a refused section in this process: back to the world at `self.version`, from
+        the bytes Redis held for it (the records it changed, and the documents it changed)."""
+        if replace or any(part not in self._rest for part in parts):
+            # Publishing a world (start): nothing older to return to; reload whatever won.
+            self.version = -1
+            return
+        snapshots = self._require()
+        for change in changed:
+            old = change.records.blobs.get(change.key)
+            value = snapshots.loads_value(old) if old else None
+            change.records.loaded(change.key, value, old or b"")
+        if parts:
+            snapshots.load({part: self._rest[part] for part in parts})
+            for part in parts:
+                self._state_print[part] = snapshots.state_print(part)
+            self.due = self._scheduler.next_due()
+
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[None]:
-        """A read-only section for a stream reader: no timers run and nothing is written.
+        """A read-only view for a stream reader: no timers run and nothing is written.
 
-        Another worker's section appends to a stream before it commits the model; holding the
-        lock, a reader sees the entries and the model that knows them together, never entries
-        that an older model would misjudge (a terminal change not yet the run's latest)."""
+        It holds this process's sections off (so the model is not half-way through a request)
+        and brings the model up to date before and after the block: whatever entries the block
+        reads were committed with a version the model then knows, so it never judges an entry
+        (is it terminal? is it the run's latest?) with a model older than the entry."""
         async with self._local:
-            found = await self._lock()
-            try:
-                self._load(found)
-                yield
-            finally:
-                self._untouch()
-                await self._release()
+            await self._catch_up()
+            yield
+            await self._catch_up()
+            self._untouch()
 
     @contextlib.asynccontextmanager
-    async def section(self) -> AsyncIterator[None]:
+    async def section(self) -> AsyncIterator[Section]:
+        """One attempt: `Section.committed` tells, after the block, whether it was written."""
         await self.enter()
+        outcome = Section()
         try:
-            yield
+            yield outcome
         finally:
-            await self.leave()
+            outcome.committed = await self.leave()
+
+    async def transact(self, work: Callable[[], T]) -> T:
+        """Run `work` in sections until one commits (another worker's commit refuses ours)."""
+        for attempt in range(ATTEMPTS):
+            async with self.section() as outcome:
+                result = work()
+            if outcome.committed:
+                return result
+            await _back_off(attempt)
+        raise Unavailable(f"the store refused {ATTEMPTS} commits in a row", 1)
 
     def _load(self, found: list[Any]) -> None:
         version = int(found[0])
-        if len(found) > 1:
+        if len(found) > 3:
             snapshots = self._require()
             # Everything is decoded before anything changes, so a world this process cannot
             # read (another version of the code) leaves its own intact.
             loaded = []
-            for i in range(3, len(found), 2):
+            for i in range(7, len(found), 2):
                 store, _, key = found[i].decode().partition("\n")
                 blob = found[i + 1]
                 value = snapshots.loads_value(blob) if blob else None
                 loaded.append((self._records[store], key, value, blob))
             if self.version <= 0:
-                # Joining (or after losing the lock): Redis sent every record; drop ours.
+                # Joining (or after losing track): Redis sent every record; drop ours.
                 for records in self._records.values():
                     records.forget()
+                for store in self._stores.values():
+                    store.forget(None)
+            else:
+                self._forget_streams(found[6])
             for records, key, value, blob in loaded:
                 records.loaded(key, value, blob)
-            if found[1]:
-                snapshots.load(found[1])
+            docs = {
+                part: bytes(doc) for part, doc in (("live", found[3]), ("config", found[5])) if doc
+            }
+            if docs:
+                snapshots.load(docs)
+                self._rest.update(docs)
                 # Later sections compare against a print of what we loaded, not the bytes
                 # received: the same state can encode differently once rebuilt (a set's order
                 # follows its history), and a read would then write the world back.
-                self._state_print = snapshots.state_print()
+                for part in docs:
+                    self._state_print[part] = snapshots.state_print(part)
             self.due = self._scheduler.next_due()
         self.version = version
+
+    def _forget_streams(self, changed: list[bytes]) -> None:
+        """Drop this process's copies of the streams another worker appended to."""
+        for raw in changed:
+            name = raw.decode()
+            for store in self._stores.values():
+                key = store.stream_of(name)
+                if key is not None:
+                    store.forget([key])
+                    break
 
     def _require(self) -> Snapshots:
         if self._snapshots is None:
             raise RuntimeError("SharedWorld.attach() was not called")
         return self._snapshots
 
+    def counts(self) -> dict[str, int]:
+        """Commits and refused commits of this process: `conflicts` (another worker committed
+        first), `streams_moved` (a stream this process held a stale copy of)."""
+        return dict(self._counts)
+
     # -- lifetime ------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Join the world in Redis, or publish this process's freshly seeded one."""
         self.engine.shared = True
-        await self._local.acquire()
-        token = secrets.token_hex(8)
-        try:
-            while not (
-                found := await self._enter(
-                    keys=[self._keys["lock"], self._keys["world"], self._keys["versions"]],
-                    args=[token, LOCK_MS, 0, self._record_prefix],
+        for attempt in range(ATTEMPTS):
+            await self._local.acquire()
+            try:
+                sent = time.time_ns()
+                found: list[Any] = await self._enter(
+                    keys=[self._keys[k] for k in ("world", "versions", "streamversions")],
+                    args=[0, self._record_prefix],
                 )
-            ):
-                await self.aio.blpop([self._keys["released"]], timeout=0.05)
-            self._token = token
-            joined = False
-            if len(found) > 1:
-                fingerprint = found[2].decode() if isinstance(found[2], bytes) else found[2]
-                if fingerprint != self.fingerprint:
-                    log.warning("the world in Redis was made with another profile: replacing it")
-                else:
-                    try:
-                        self._load(found)
-                        joined = True
-                    except CodecError as exc:
-                        log.warning("cannot load the world in Redis (%s): replacing it", exc)
-            if not joined:
-                self.version = int(found[0])
-                self._state_print = None  # forces the commit below to publish this world
-                for records in self._records.values():
-                    records.blobs.clear()
-                    records.touched.update(records)
-        except BaseException:
-            self._local.release()
-            raise
-        self.engine.changed.clear()
-        self.engine.owner = _current_task()
-        await self.leave(replace=not joined)
+                self._measure_skew(found, sent)
+                joined = False
+                if len(found) > 3:
+                    fingerprint = found[4].decode() if isinstance(found[4], bytes) else found[4]
+                    if fingerprint != self.fingerprint:
+                        log.warning("the world in Redis has another profile: replacing it")
+                    else:
+                        try:
+                            self.version = 0
+                            self._load(found)
+                            joined = True
+                        except CodecError as exc:
+                            log.warning("cannot load the world in Redis (%s): replacing it", exc)
+                if not joined:
+                    self.version = int(found[0])
+                    # Forces the commit below to publish this world.
+                    self._state_print = dict.fromkeys(PARTS)
+                    for records in self._records.values():
+                        records.blobs.clear()
+                        records.prints.clear()
+                        records.touched.update(records)
+            except BaseException:
+                self._local.release()
+                raise
+            self.engine.changed.clear()
+            self.engine.owner = _current_task()
+            if joined or await self.leave(replace=True):
+                if joined:
+                    self.engine.owner = None
+                    self._local.release()
+                break
+            await _back_off(attempt)
+        else:
+            raise Unavailable("could not join or publish the world in Redis", 1)
         self._tasks = [
             asyncio.create_task(self._follow(), name="mock_server.store.follow"),
             asyncio.create_task(self._drive(), name="mock_server.store.drive"),
@@ -574,25 +663,26 @@ class SharedWorld:
 
     async def _drive(self) -> None:
         """The timer driver: sleep until the world's next timer (as last heard), then run every
-        due timer in a section. Only the worker holding the driver lease does, so the others
-        do not queue for the lock just to find nothing left to run; when it dies, another takes
-        the lease within LEASE_MS. (Requests run due timers too, in whichever worker.)"""
+        due timer in a section. The worker holding the driver lease runs it at once; the others
+        wait TAKEOVER_MS more, so they do not all race for the same tick, and then run it
+        themselves if it is still due (its leader died, say): commits are compare-and-set, so
+        a tick two workers ran lands once. (Requests run due timers too, in whichever worker.)"""
         clock = self.engine.clock
         while True:
             due = self.due
-            if due is not None and not clock.manual and due <= clock.now_ms():
-                if await self._lead(keys=[self._keys["driver"]], args=[self.worker, LEASE_MS]):
+            now = clock.now_ms()
+            if due is not None and not clock.manual and due <= now:
+                leader = await self._lead(keys=[self._keys["driver"]], args=[self.worker, LEASE_MS])
+                if leader or now >= due + TAKEOVER_MS:
                     try:
-                        async with self.section():
-                            self.engine.run_due()
-                    except CodecError:
-                        # Data in Redis this process refuses to load: fail this tick, not the
-                        # driver for good (a reset or a replaced world mends it).
+                        await self.transact(self.engine.run_due)
+                    except (CodecError, Unavailable):
+                        # Data in Redis this process refuses to load, or a tick that kept
+                        # losing: fail this tick, not the driver for good.
                         log.exception("timer tick failed; retrying")
-                        await asyncio.sleep(LEASE_MS / 3000)
-                else:
-                    await asyncio.sleep(LEASE_MS / 3000)
-                continue
+                        await asyncio.sleep(TAKEOVER_MS / 1000)
+                    continue
+                due += TAKEOVER_MS
             timeout = None if due is None or clock.manual else (due - clock.now_ms()) / 1000
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -628,29 +718,66 @@ class SharedWorld:
         self._wake.set()
 
 
+@dataclass
+class Changed:
+    """A record a section changed: its new bytes, taken as Redis's once the commit lands."""
+
+    records: SharedRecords[Any]
+    key: str
+    blob: bytes
+    printed: bytes | None
+
+    def written(self) -> None:
+        if self.blob:
+            self.records.blobs[self.key] = self.blob
+            if self.printed is not None:
+                self.records.prints[self.key] = self.printed
+        else:
+            self.records.blobs.pop(self.key, None)
+            self.records.prints.pop(self.key, None)
+
+
+@dataclass
+class Section:
+    committed: bool = False
+
+
+async def _back_off(attempt: int) -> None:
+    # Random, so two workers that refused each other do not collide again in step.
+    await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+
+
 class SectionRefused(BaseException):
     """Raised into a handler's `send` when its section's commit was refused: that response
     describes changes that were never written, so it must not reach the client. A BaseException,
     so the APIs' catch-all error handlers (`except Exception`) let it through."""
 
 
-# A refused commit means a section outlived its lock (5 s) or raced a stream: rare, so a request
-# that meets one this often in a row is answered 503 instead of being run yet again.
-ATTEMPTS = 3
+# A refused commit means another worker committed first; the winner always made progress, so a
+# request refused this often in a row is answered 503 (in its API's envelope) rather than run
+# yet again.
+ATTEMPTS = 16
 
 
 class SectionMiddleware:
     """Runs each HTTP request in a section, from before the handler until the response starts.
 
-    The body is read before the lock is taken, so a slow client does not hold every worker up; an
-    event stream's body runs after the section, reading Redis and woken by the change feed. A
-    request whose commit is refused runs again, from its buffered body, against the world that
-    won: nothing of the refused run was written, and none of its response was sent.
+    The body is read before the section begins, so a slow client holds nothing up; an event
+    stream's body runs after the section, reading Redis and woken by the change feed. A request
+    whose commit is refused runs again, from its buffered body, against the world that won:
+    nothing of the refused run was written, and none of its response was sent.
+    `envelope_for(path)` is the error envelope of the API a path belongs to (None: no API's).
     """
 
-    def __init__(self, app: ASGIApp, shared: SharedWorld) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        shared: SharedWorld,
+        envelope_for: Callable[[str], Envelope | None] = lambda _: None,
+    ) -> None:
         self.app = app
         self.shared = shared
+        self.envelope_for = envelope_for
         self.header = (b"x-mock-worker", shared.worker.encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -658,33 +785,26 @@ class SectionMiddleware:
             await self.app(scope, receive, send)
             return
         messages = await _buffered(receive)
-        for _ in range(ATTEMPTS):
+        for attempt in range(ATTEMPTS):
             try:
-                await self._attempt(scope, _replay(messages, receive), send)
+                # A copy: routing rewrites the scope it is given (a Mount's root_path), and the
+                # next attempt must be routed from the request as it came.
+                await self._attempt(dict(scope), _replay(messages, receive), send)
                 return
             except BaseException as exc:
                 if not _refused(exc):
                     raise
-                log.warning(
-                    "%s %s: commit refused, running it again", scope["method"], scope["path"]
-                )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"retry-after", b"1"),
-                    self.header,
-                ],
-            }
-        )
-        await send(
-            {
-                "type": "http.response.body",
-                "body": b'{"code":"UNAVAILABLE","message":"the store kept refusing this change"}',
-            }
-        )
+                log.debug("%s %s: commit refused, running it again", scope["method"], scope["path"])
+            await _back_off(attempt)
+        busy = Unavailable(f"the store refused this change {ATTEMPTS} times; retry later", 1)
+        envelope = self.envelope_for(scope["path"])
+        if envelope is None:
+            body = {"code": "UNAVAILABLE", "message": str(busy)}
+            response = JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+        else:
+            response = envelope.render(busy)
+        response.headers.append(*(h.decode() for h in self.header))
+        await response(scope, receive, send)
 
     async def _attempt(self, scope: Scope, receive: Receive, send: Send) -> None:
         shared = self.shared

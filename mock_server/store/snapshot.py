@@ -17,20 +17,31 @@ from __future__ import annotations
 import io
 import itertools
 import pickle
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import codec
 
+# The two documents the rest of the world is written as. "config" holds what requests rarely
+# change (keys, pathways, workers, settings); "live" everything else (timers, queues, counters).
+# A section re-encodes, and a worker reloads, only a document whose state changed, so the
+# timers that change on every step do not drag the configuration along each time.
+PARTS = ("live", "config")
+
 
 @dataclass
 class Root:
-    """An object whose attributes make up part of the world; `local` ones stay per process."""
+    """An object whose attributes make up part of the world; `local` ones stay per process,
+    `config` ones go to the config document (see PARTS), the others to the live one."""
 
     name: str
     obj: object
     local: frozenset[str] = field(default_factory=frozenset)
+    config: frozenset[str] = field(default_factory=frozenset)
+
+    def part_of(self, attr: str) -> str:
+        return "config" if attr in self.config else "live"
 
 
 class Snapshots:
@@ -48,23 +59,31 @@ class Snapshots:
         # (root, method) pairs a loaded timer may call, as references: ("root:auvy", "_tick").
         self._calls = frozenset((f"root:{root}", method) for root, method in calls)
 
-    def _state(self) -> dict[str, dict[str, Any]]:
+    def _state(self, part: str) -> dict[str, dict[str, Any]]:
         return {
-            name: {k: v for k, v in vars(root.obj).items() if k not in root.local}
+            name: {
+                k: v
+                for k, v in vars(root.obj).items()
+                if k not in root.local and root.part_of(k) == part
+            }
             for name, root in self.roots.items()
         }
 
-    def dumps(self) -> bytes:
-        return codec.dumps(self._state(), self._by_id)
+    def dumps(self, part: str) -> bytes:
+        return codec.dumps(self._state(part), self._by_id)
 
-    def state_print(self) -> bytes | None:
-        """Bytes that differ whenever the snapshot's state does, made fast (C pickle, about a
+    def state_print(self, part: str) -> bytes | None:
+        """Bytes that differ whenever the part's state does, made fast (C pickle, about a
         tenth of the JSON encoder's time). They stay in this process: nothing ever loads them and
         they never reach Redis; they only let a section that changed nothing skip the JSON
         encoding. None when the state holds something pickle cannot write (then encode)."""
+        return self.print_value(self._state(part))
+
+    def print_value(self, value: object) -> bytes | None:
+        """`state_print` of one object (a record)."""
         buffer = io.BytesIO()
         try:
-            _Printer(buffer, self._by_id).dump(self._state())
+            _Printer(buffer, self._by_id, self._by_name.values()).dump(value)
         except (pickle.PicklingError, TypeError, AttributeError):
             return None
         return buffer.getvalue()
@@ -76,30 +95,48 @@ class Snapshots:
     def loads_value(self, blob: bytes) -> Any:
         return codec.loads(blob, self._by_name, self._calls)
 
-    def load(self, blob: bytes) -> None:
-        state = codec.loads(blob, self._by_name, self._calls)
-        if not isinstance(state, dict) or set(state) != set(self.roots):
-            raise codec.CodecError("the snapshot does not hold this world's roots")
-        for name, root in self.roots.items():
-            attrs = vars(root.obj)
-            kept = {k: attrs[k] for k in root.local if k in attrs}
-            attrs.clear()
-            attrs.update(state[name])
-            attrs.update(kept)
+    def load(self, blobs: Mapping[str, bytes]) -> None:
+        """Replace the parts given (part -> bytes); every part is decoded before any changes."""
+        states = {}
+        for part, blob in blobs.items():
+            state = codec.loads(blob, self._by_name, self._calls)
+            if not isinstance(state, dict) or set(state) != set(self.roots):
+                raise codec.CodecError(f"the {part} document does not hold this world's roots")
+            for name, root in self.roots.items():
+                attrs = state[name]
+                if not isinstance(attrs, dict) or any(
+                    k in root.local or root.part_of(k) != part for k in attrs
+                ):
+                    raise codec.CodecError(f"the {part} document holds {name}'s other attributes")
+            states[part] = state
+        for part, state in states.items():
+            for name, root in self.roots.items():
+                attrs = vars(root.obj)
+                for k in [k for k in attrs if k not in root.local and root.part_of(k) == part]:
+                    del attrs[k]
+                attrs.update(state[name])
 
 
 class _Printer(pickle.Pickler):
-    """Writes this process's own objects (the roots, the engine) by name, as the codec does."""
+    """Writes this process's own objects (the roots, the engine) by name, as the codec does.
 
-    def __init__(self, file: io.BytesIO, refs: Mapping[int, str]) -> None:
+    Through `dispatch_table`, keyed by those objects' types, rather than `reducer_override`:
+    that is a Python call for every object pickled, and made the print of a world with a few
+    hundred jobs cost half a read request. Only objects of the listed types reach `_by_name`."""
+
+    def __init__(
+        self, file: io.BytesIO, refs: Mapping[int, str], objects: Iterable[object]
+    ) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._refs = refs
+        table: dict[type, Callable[[Any], Any]] = {type(obj): self._by_name for obj in objects}
+        # Pickling itertools objects is deprecated from Python 3.12 and gone in 3.14.
+        table[itertools.count] = lambda obj: (int, (codec.count_value(obj),))
+        self.dispatch_table = table
 
-    def reducer_override(self, obj: Any) -> Any:
+    def _by_name(self, obj: Any) -> Any:
         name = self._refs.get(id(obj))
         if name is not None:
             return str, (name,)
-        if type(obj) is itertools.count:
-            # Pickling itertools objects is deprecated from Python 3.12 and gone in 3.14.
-            return int, (codec.count_value(obj),)
-        return NotImplemented
+        # Another object of a type some reference has: as pickle would write it.
+        return obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)

@@ -18,13 +18,19 @@ section touches is loaded once into an in-memory `EventStream` (its working copy
 that copy (which computes the same ids Redis would) and are queued, and reads of it see them. The
 section's commit (`SharedWorld`) writes the queued operations in the script that commits the
 state, after checking that each stream still ends where the copy began: events and state commit
-together or not at all, and a section that loses its lock leaves no entry behind.
+together or not at all, and a refused section leaves no entry behind.
+
+A working copy whose section committed is kept (up to CACHED streams, least recently used
+first out): it is what Redis then holds, so the next section that appends to the stream (a
+job's next step) needs no round trip to load it. `SharedWorld` drops the copies of streams other
+workers changed since (`forget`), and a refused section's copies are dropped (`settle`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +40,7 @@ from ..model.stream import Entry, EventStream, ReadResult
 from ..model.stream_id import StreamId
 
 RECLAIM_FLOOR_MS = 3_600_000
+CACHED = 10_000
 
 # Lua shared by the direct operations and SharedWorld's commit, which writes a section's appends
 # with the ids the model already used. `append(stream, meta, now_ms, data, id, maxlen, ttl_ms,
@@ -197,6 +204,9 @@ class RedisStreams:
         self.ttl_ms = ttl_ms
         self._batching = batching
         self._pending: dict[str, Pending] = {}
+        # Committed working copies (see the module docstring), and those of the commit in flight.
+        self._cache: OrderedDict[str, Pending] = OrderedDict()
+        self._inflight: dict[str, Pending] = {}
         self._append = client.register_script(_APPEND)
         self._read = client.register_script(_READ)
         self._commit = client.register_script(_COMMIT)
@@ -212,6 +222,10 @@ class RedisStreams:
     def _working(self, key: str) -> Pending:
         pending = self._pending.get(key)
         if pending is None:
+            pending = self._cache.pop(key, None)
+            if pending is not None:
+                self._pending[key] = pending
+                return pending
             stream, meta = self._keys(key)
             pipe = self.client.pipeline(transaction=True)
             pipe.hmget(meta, ["c", "l", "d"])
@@ -232,20 +246,51 @@ class RedisStreams:
         return pending
 
     def take(self) -> list[list[Any]]:
-        """The queued changes, one group per stream, for the commit script (and forget them):
-        [stream key, meta key, expected last id, maxlen, ttl_ms, reclaim floor, op, ...], each op
-        ["c", now] (create) or ["a", now, data, id] (append)."""
+        """The queued changes, one group per stream, for the commit script; `settle` tells how
+        the commit went: [stream key, meta key, expected last id, maxlen, ttl_ms, reclaim floor,
+        op, ...], each op ["c", now] (create) or ["a", now, data, id] (append)."""
         maxlen, ttl = ("" if v is None else str(v) for v in (self.maxlen, self.ttl_ms))
         groups: list[list[Any]] = [
             [*self._keys(key), p.base_last, maxlen, ttl, str(RECLAIM_FLOOR_MS), *p.ops]
             for key, p in self._pending.items()
             if p.ops
         ]
-        self._pending.clear()
+        self._inflight = self._pending
+        self._pending = {}
         return groups
 
+    def settle(self, committed: bool) -> None:
+        """Keep the working copies of a committed section as what Redis now holds; after a
+        refused one keep only those it did not change."""
+        for key, pending in self._inflight.items():
+            if pending.ops:
+                if not committed or pending.stream is None:
+                    continue
+                last = pending.stream.last_id
+                pending = Pending(pending.stream, "" if last is None else last.encode())
+            self._cache[key] = pending
+            self._cache.move_to_end(key)
+        self._inflight = {}
+        while len(self._cache) > CACHED:
+            self._cache.popitem(last=False)
+
     def discard(self) -> None:
-        self._pending.clear()
+        """Forget a section that will not commit (its unchanged copies stay cached)."""
+        self._inflight = self._pending
+        self._pending = {}
+        self.settle(False)
+
+    def forget(self, keys: Iterable[str] | None) -> None:
+        """Drop the cached copies of these streams (changed by another worker); None: all."""
+        if keys is None:
+            self._cache.clear()
+            return
+        for key in keys:
+            self._cache.pop(key, None)
+
+    def stream_of(self, redis_key: str) -> str | None:
+        """This store's key for a Redis stream key, or None when it is not one of ours."""
+        return redis_key[len(self.prefix) :] if redis_key.startswith(self.prefix) else None
 
     def commit(self) -> bool:
         """Write the queued changes on their own (SharedWorld commits them with the state
@@ -317,8 +362,10 @@ class RedisStreams:
         return ReadResult(entries, truncated, first_id)
 
     def clear(self) -> None:
-        # Not deferred to the commit (a reset runs under the world's lock, see the README).
+        # Not deferred to the commit: a reset deletes at once, and runs again if its commit is
+        # refused (see the README).
         self._pending.clear()
+        self._cache.clear()
         keys = list(self.client.scan_iter(match=_glob_escape(self.prefix) + "*", count=1000))
         for start in range(0, len(keys), 500):
             self.client.delete(*keys[start : start + 500])

@@ -24,6 +24,18 @@ def results(**overrides: Any) -> dict[str, Any]:
         "state": {"jobs": {"per_job_at_rest_bytes": 1100}},
         "suite": {"runs": {"-n 2": {"wall_s": 42.0}}},
         "monitor": {"sse": {"added_p99_ms": 1.5}},
+        "redis": {
+            "throughput": {
+                op: {
+                    "ratios": {
+                        "redis_1/memory": {"ratio": floor},
+                        "redis_2/redis_1": {"ratio": 1.1},
+                    }
+                }
+                for op, floor in (("get_job_status", 0.6), ("create_job", 0.35))
+            },
+            "sse": {"runs": {"redis_2": {"latency": {"p99_ms": 30.0}}}},
+        },
     }
     scenarios.update(overrides)
     return scenarios
@@ -86,3 +98,15 @@ def test_dig_stops_at_a_missing_step() -> None:
     assert dig({"a": {"b": 1}}, "a", "b") == 1
     assert dig({"a": {"b": 1}}, "a", "c") is None
     assert dig({"a": 1}, "a", "b") is None
+
+
+def test_the_redis_store_goals_miss_below_the_issue_floors() -> None:
+    slow = results()["redis"]
+    slow["throughput"]["create_job"]["ratios"]["redis_1/memory"]["ratio"] = 0.29
+    slow["throughput"]["get_job_status"]["ratios"]["redis_2/redis_1"]["ratio"] = 0.99
+    slow["sse"]["runs"]["redis_2"]["latency"]["p99_ms"] = 50.0
+    judged = by_id(evaluate(results(redis=slow)))
+    assert judged["6-create-redis-1"] == MISS
+    assert judged["6-get-workers"] == MISS
+    assert judged["6-sse-p99"] == MISS
+    assert judged["6-get-redis-1"] == PASS

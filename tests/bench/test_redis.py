@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import bench.__main__ as bench_main
-from bench.goals import FIGURES, report_figures
+from bench.goals import FIGURES, MISS, evaluate, report_figures
 from bench.redis_server import MISSING
 from bench.report import render
 from bench.scenarios import redis as scenario
@@ -107,7 +107,8 @@ def test_a_skipped_scenario_is_reported_and_does_not_fail_the_bench(
     assert bench_main.main(["--only", "redis", "--report-dir", str(tmp_path)]) == 0
     md = (tmp_path / "bench.md").read_text(encoding="utf-8")
     assert f"Skipped: {MISSING}" in md
-    assert "| SSE delivery p99 through Redis, 2 workers | - |" in md
+    assert "| SSE delivery p99 through Redis, 2 workers (1,000 streams; 100 with --quick) |" in md
+    assert "| POST create job (AUVY): Redis 2 workers / in memory | - |" in md
 
 
 def test_ratios_are_the_median_of_the_rounds() -> None:
@@ -132,9 +133,12 @@ def test_the_reported_figures_read_the_ratios_and_the_delivery_p99() -> None:
     data["sse"]["runs"]["redis_2"] = {"latency": {**LATENCY, "p99_ms": 80.0}}
     figures = {f["id"]: f["value"] for f in report_figures({"redis": data})}
     assert list(figures) == [f.id for f in FIGURES]
-    assert figures["6-get-redis-1"] == 0.067
-    assert figures["6-get-workers"] == 1.5
-    assert figures["6-sse-p99"] == 80.0
+    assert figures["6-get-redis-2"] == 0.1
+    judged = {g["id"]: g for g in evaluate({"redis": data})}
+    assert judged["6-get-redis-1"]["value"] == 0.067
+    assert judged["6-get-workers"]["value"] == 1.5
+    assert judged["6-sse-p99"]["value"] == 80.0
+    assert judged["6-sse-p99"]["status"] == MISS
     assert set(report_figures({})[0]) == {"id", "title", "value", "unit"}
     assert all(f["value"] is None for f in report_figures({"redis": {"skipped": "why"}}))
 
@@ -154,4 +158,27 @@ def test_the_section_shows_every_server_its_ratios_and_delivery() -> None:
     assert "| Redis, 2 workers | failed: `RuntimeError: load generator failed (1):` |" in md
     assert "Traceback" not in md
     assert "## Reported figures (no target)" in md
-    assert "| GET job status (AUVY): Redis 2 workers / 1 worker | - |" in md
+    assert "| POST create job (AUVY): Redis 2 workers / in memory | - |" in md
+
+
+def test_refused_commits_are_totalled_over_the_rounds_per_commit() -> None:
+    rounds = [one_round(4000, 400, 600), one_round(5000, 250, 500)]
+    for n, r in enumerate(rounds):
+        r["redis_2"]["create_job"]["store"] = {
+            "commits": 100,
+            "conflicts": 10 + n,
+            "streams_moved": 1,
+        }
+    setups = scenario.summarise("POST", "create_job", rounds)["setups"]
+    assert setups["redis_2"]["store"] == {
+        "commits": 200,
+        "conflicts": 21,
+        "streams_moved": 2,
+        "refused_per_commit": 0.115,
+    }
+    assert "store" not in setups["memory"]
+    figures = {
+        f["id"]: f["value"]
+        for f in report_figures({"redis": {"throughput": {"create_job": {"setups": setups}}}})
+    }
+    assert figures["6-create-refused"] == 0.115

@@ -1,8 +1,8 @@
 """Events and state commit together: a section whose commit is refused leaves no trace in Redis.
 
-The scenario of issue 16: a worker runs a job's timer steps (appending to its event stream) and
-dies, or stalls past the lock's expiry, before it commits. Another worker then runs the same
-steps from the state Redis still holds. Were the first worker's events already in the stream, a
+The scenario of issue 16: a worker runs a job's timer steps (appending to its event stream) but
+another worker commits first (or the first dies before it commits). Another worker then runs the
+same steps from the state Redis holds. Were the first worker's events already in the stream, a
 client would read the steps twice (progress 0, 20, 0, 20).
 """
 
@@ -19,6 +19,7 @@ from mock_server.app import create_app
 from .test_shared import COMPLETE, KEY, PREFIX, create_job, profile, running
 
 ADVANCE_MS = 25  # ci.toml: the job starts after 5 ms, then a step every 10 ms
+STEP_MS, STEPS = 10, 6  # so each advance runs one step, on alternating workers
 
 
 def events(app: Starlette, job_id: str) -> list[dict[str, Any]]:
@@ -30,12 +31,12 @@ def events(app: Starlette, job_id: str) -> list[dict[str, Any]]:
     return [dict(entry.data) for entry in result.entries]
 
 
-async def reference_events() -> list[dict[str, Any]]:
+async def reference_events(ms: int = ADVANCE_MS) -> list[dict[str, Any]]:
     """What one in-memory world streams for the same job and the same clock advance."""
     app = create_app(profile())
     async with running(app) as client:
         job_id = await create_job(client)
-        advanced = await client.post("/_mock/clock/advance", json={"ms": ADVANCE_MS})
+        advanced = await client.post("/_mock/clock/advance", json={"ms": ms})
         assert advanced.status_code == 200, advanced.text
         return events(app, job_id)
 
@@ -60,15 +61,17 @@ def test_steps_run_by_a_worker_whose_commit_was_refused_leave_no_event(
             await shared.enter()
             shared.engine.clock.advance(ADVANCE_MS)
             assert shared.engine.run_due() > 0
-            # The worker stalls past its lock's expiry (or dies): Redis forgets its lock.
-            redis_client.delete(PREFIX + "lock")
-            await shared.leave()
+            # Meanwhile another worker commits: the world is no longer the one this section
+            # loaded, so its commit must be refused, events included.
+            redis_client.hincrby(PREFIX + "world", "v", 1)
+            assert not await shared.leave()
             assert events(second, job_id) == before, "a refused section's events reached the stream"
             advanced = await b.post("/_mock/clock/advance", json={"ms": ADVANCE_MS})
             assert advanced.status_code == 200, advanced.text
             got = events(second, job_id)
             assert same_job(got) == same_job(expected)
-            # And the worker whose section was refused reloads the world that won.
+            # And the worker whose section was refused rolled back to, and reloads, the world
+            # that won.
             seen_by_a = await a.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
             seen_by_b = await b.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
             assert seen_by_a.json() == seen_by_b.json()
@@ -77,14 +80,14 @@ def test_steps_run_by_a_worker_whose_commit_was_refused_leave_no_event(
 
 
 def refuse_commits(shared: Any, client: redis.Redis, times: int) -> list[int]:
-    """Make the next `times` commits that write records lose their lock first (as if they had
-    stalled past its expiry): each is then genuinely refused by Redis. Returns a tally."""
+    """Make the next `times` commits that write records find that another worker committed
+    first: each is then genuinely refused by Redis. Returns a tally."""
     original = shared._commit_section
     refused: list[int] = []
 
     async def losing_the_lock(*args: Any, **kwargs: Any) -> int:
         if len(refused) < times and kwargs.get("records"):
-            client.delete(PREFIX + "lock")
+            client.hincrby(PREFIX + "world", "v", 1)
             refused.append(1)
         result: int = await original(*args, **kwargs)
         return result
@@ -111,16 +114,128 @@ def test_a_request_whose_commit_is_refused_runs_again_and_answers_once(
     asyncio.run(asyncio.wait_for(test(), 60))
 
 
-def test_a_request_refused_every_time_is_answered_503_and_changes_nothing(
+STRAIT_KEY = "strait_7e7635b23a9157c5d9911aab0d35be05779b32737b4536af9581aa5abb7e66c1"
+
+# One write per API, and where its 503 envelope keeps the code.
+REFUSED_WRITES = [
+    ("/auvy/v1/jobs", KEY, {"pathway_id": COMPLETE}, ("code",), "SERVICE_UNAVAILABLE"),
+    (
+        "/ava/v1/ava/jobs",
+        {
+            "x-internal-secret": "ava_test_internal_secret",
+            "x-tenant-id": "ten_acme",
+            "x-user-id": "usr_1",
+            "x-platform-role": "platform-admin",
+        },
+        {"worker_id": "wkr_acme_complete"},
+        ("error", "code"),
+        "service_unavailable",
+    ),
+    (
+        "/strait/v1/jobs/job_acme_long/trigger",
+        {"Authorization": f"Bearer {STRAIT_KEY}"},
+        {},
+        ("error", "code"),
+        "service_unavailable",
+    ),
+]
+
+
+def record_counts(client: redis.Redis) -> dict[bytes, int]:
+    return {name: client.hlen(name) for name in client.scan_iter(match=PREFIX + "records:*")}
+
+
+def test_a_request_refused_every_time_is_answered_503_in_its_envelope_and_changes_nothing(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
     async def test() -> None:
         app = create_app(profile(), store=redis_url)
         async with running(app) as client:
-            before = redis_client.hlen(PREFIX + "records:auvy.jobs")
-            refuse_commits(app.state.store, redis_client, 100)
-            answer = await client.post("/auvy/v1/jobs", headers=KEY, json={"pathway_id": COMPLETE})
-            assert answer.status_code == 503, answer.text
-            assert redis_client.hlen(PREFIX + "records:auvy.jobs") == before
+            before = record_counts(redis_client)
+            jobs = (await client.get("/auvy/v1/jobs", headers=KEY)).json()
+            refused = refuse_commits(app.state.store, redis_client, 10_000)
+            for path, headers, body, where, code in REFUSED_WRITES:
+                answer = await client.post(path, headers=headers, json=body)
+                assert answer.status_code == 503, (path, answer.text)
+                assert answer.headers["retry-after"] == "1"
+                found: Any = answer.json()
+                for name in where:
+                    found = found[name]
+                assert found == code, (path, answer.text)
+            assert len(refused) >= 3
+            after = record_counts(redis_client)
+            assert after == before
+            # The refused runs were rolled back in this process too: it shows no phantom job.
+            refused.extend([1] * 10_000)  # stop refusing
+            assert (await client.get("/auvy/v1/jobs", headers=KEY)).json() == jobs
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_concurrent_writes_on_two_workers_all_land_once(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Compare-and-set, not a lock: two workers create jobs at the same time, commits collide
+    and the losers run again; every job is created exactly once and both workers see them all."""
+
+    async def test() -> None:
+        first = create_app(profile(), store=redis_url)
+        second = create_app(profile(), store=redis_url)
+        async with running(first) as a, running(second) as b:
+            before = len((await a.get("/auvy/v1/jobs", headers=KEY)).json()["jobs"])
+            made = await asyncio.gather(*(create_job(c) for c in (a, b) * 15))
+            assert len(set(made)) == 30
+            conflicts = sum(app.state.store.counts()["conflicts"] for app in (first, second))
+            assert conflicts > 0, "the workers never collided: nothing was tested"
+            # The benchmark reads the same tally from Redis, over every worker.
+            assert int(redis_client.hget(PREFIX + "stats", "conflicts") or 0) == conflicts
+            for client in (a, b):
+                listed = (await client.get("/auvy/v1/jobs?limit=100", headers=KEY)).json()["jobs"]
+                ids = [job["job_id"] for job in listed]
+                assert len(ids) == before + 30 and set(made) <= set(ids)
+            assert redis_client.hlen(PREFIX + "records:auvy.jobs") >= before + 30
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_steps_alternating_between_workers_append_to_one_stream_in_order(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Each worker keeps the stream copies its sections committed; a copy another worker has
+    since appended to must be dropped, or its next step would reuse an id or lose an entry."""
+
+    async def test() -> None:
+        expected = await reference_events(STEPS * STEP_MS)
+        first = create_app(profile(), store=redis_url)
+        second = create_app(profile(), store=redis_url)
+        async with running(first) as a, running(second) as b:
+            job_id = await create_job(a)
+            for step in range(STEPS):
+                client = (a, b)[step % 2]
+                advanced = await client.post("/_mock/clock/advance", json={"ms": STEP_MS})
+                assert advanced.status_code == 200, advanced.text
+            for app in (first, second):
+                assert same_job(events(app, job_id)) == same_job(expected)
+                # Each stale copy was dropped when the other worker's commit was loaded, not
+                # found out by a refused commit.
+                assert app.state.store.counts()["streams_moved"] == 0
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_refused_request_under_a_mount_is_routed_again_from_its_own_path(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Routing rewrites the scope it is given (a Mount's root_path): a second attempt routed
+    from the first one's scope answered 404 for a route that exists."""
+
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        async with running(app) as client:
+            await create_job(client)  # a pending job: advancing the clock changes records
+            refused = refuse_commits(app.state.store, redis_client, 1)
+            advanced = await client.post("/_mock/clock/advance", json={"ms": ADVANCE_MS})
+            assert refused == [1]
+            assert advanced.status_code == 200, advanced.text
 
     asyncio.run(asyncio.wait_for(test(), 60))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import redis
 from starlette.applications import Starlette
 
@@ -154,17 +156,19 @@ def test_a_worker_joining_later_loads_every_record(
     asyncio.run(test())
 
 
-def test_a_reader_cancelled_while_taking_the_lock_never_leaves_it_held(
+def test_a_reader_cancelled_anywhere_never_leaves_the_process_sections_held(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
     """An SSE client that goes away cancels its reader wherever it is, even inside the script
-    that takes the world's lock; a lock left behind would stall every worker until it expired."""
+    that loads the world; this process's sections would then wait for ever. No Redis lock
+    exists to be left behind (commits are compare-and-set)."""
 
     async def test() -> None:
         app = create_app(profile(), store=redis_url)
         async with running(app) as client:
             reading = app.state.world.engine.reading
             assert reading is not None
+            local = app.state.store._local
 
             async def read() -> None:
                 async with reading():
@@ -177,13 +181,32 @@ def test_a_reader_cancelled_while_taking_the_lock_never_leaves_it_held(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                # Another section (the timer driver, the webhook dispatcher) may hold the lock
-                # for a moment; a lock left behind would stay until it expired (seconds).
+                # Another section (the timer driver, the webhook dispatcher) may run a moment.
                 for _ in range(100):
-                    if not redis_client.exists(PREFIX + "lock"):
+                    if not local.locked():
                         break
                     await asyncio.sleep(0.01)
-                assert not redis_client.exists(PREFIX + "lock"), f"lock held after {steps}"
+                assert not local.locked(), f"sections held after cancelling at await {steps}"
+            assert not redis_client.exists(PREFIX + "lock")
             assert (await client.get("/auvy/v1/jobs", headers=KEY)).status_code == 200
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_worker_on_a_host_whose_clock_is_wrong_keeps_redis_time(
+    redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each section reads Redis's TIME, so hosts agree on now: a host an hour slow still stamps
+    jobs with the time every other worker of the world uses."""
+    real = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real() - 3_600 * 10**9)
+
+    async def test() -> None:
+        app = create_app(replace(profile(), clock="system"), store=redis_url)
+        async with running(app) as client:
+            await client.get("/auvy/v1/jobs", headers=KEY)
+            seconds, micros = redis_client.time()
+            redis_ms = seconds * 1000 + micros // 1000
+            assert abs(app.state.world.engine.now() - redis_ms) < 1_000
 
     asyncio.run(asyncio.wait_for(test(), 60))

@@ -76,9 +76,10 @@ def test_the_conformance_suite_passes_against_two_workers_sharing_redis(
         encoding="utf-8",
     )
     hook = f"http://127.0.0.1:{hook_port}/hooks"
-    # Every timer tick of every running job is a section under the world's lock: at the CI
-    # profile's 10 ms steps two workers fall seconds behind on a loaded machine (requests then
-    # time out), so this run keeps the 40 ms steps the suite was written against.
+    # Every timer tick of every running job is a commit on the world's one version: at the CI
+    # profile's 10 ms steps two workers' commits collide often enough to fall behind on a loaded
+    # machine (requests then time out), so this run keeps the 40 ms steps the suite was written
+    # against.
     paced = ci_profile_at(tmp_path, step_ms=40, start_delay_ms=20)
     with two_workers(redis_url, paced, "--ava-webhook", hook) as server:
         done = subprocess.run(

@@ -6,16 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import IllegalTransition, InvalidInput
-from .lifecycle import (
-    ACTIONS,
-    CANCELLED_REASON,
-    TRANSITIONS,
-)
+from .lifecycle import ACTIONS, CANCELLED_REASON, TRANSITIONS
 from .reading import JobQueries
-from .records import (
-    Job,
-    Principal,
-)
+from .records import Job, Principal
 from .responding import Responses
 
 

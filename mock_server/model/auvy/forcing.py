@@ -7,13 +7,8 @@ from dataclasses import replace
 
 from ..errors import IllegalTransition, InvalidInput, NotFound
 from ..script import Complete, Field, Question, Wait
-from .lifecycle import (
-    TIMEOUT_REASON,
-    JobStatus,
-)
-from .records import (
-    Job,
-)
+from .lifecycle import TIMEOUT_REASON, JobStatus
+from .records import Job
 from .running import JobRunner
 
 # What /_mock/auvy/jobs/{id}/outcome can ask a job to wait for (a person's answer).

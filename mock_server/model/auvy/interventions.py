@@ -6,10 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...clock import iso
-from .records import (
-    Intervention,
-    InterventionStatus,
-)
+from .records import Intervention, InterventionStatus
 
 ACTIONS_BY_WAIT: Mapping[str, tuple[str, ...]] = {
     "approval": ("approve", "reject"),

@@ -5,13 +5,8 @@ from __future__ import annotations
 from ..errors import NotFound
 from ..stream import ReadResult
 from ..stream_id import StreamId
-from .lifecycle import (
-    JobStatus,
-)
-from .records import (
-    Job,
-    Principal,
-)
+from .lifecycle import JobStatus
+from .records import Job, Principal
 from .world import AuvyWorld
 
 

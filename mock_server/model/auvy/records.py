@@ -7,10 +7,7 @@ from typing import Any, Literal
 
 from ...variants.auvy import AuvyVariant
 from ..script import Progress, Step, Wait
-from .lifecycle import (
-    TRANSITIONS,
-    JobStatus,
-)
+from .lifecycle import TRANSITIONS, JobStatus
 
 InterventionStatus = Literal["pending", "approved", "rejected", "answered", "expired", "cancelled"]
 WorkspaceState = Literal["active", "trial_expired", "cost_cap"]

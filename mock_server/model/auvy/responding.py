@@ -7,14 +7,8 @@ from typing import Any
 
 from ..errors import InvalidInput, NotFound
 from .interventions import ACTIONS_BY_WAIT, RESPONSE_STATUS, _matches_type
-from .lifecycle import (
-    REJECTED_REASON,
-)
-from .records import (
-    Intervention,
-    Job,
-    Principal,
-)
+from .lifecycle import REJECTED_REASON
+from .records import Intervention, Job, Principal
 from .running import JobRunner
 
 

@@ -11,15 +11,8 @@ from typing import Any
 
 from ..scheduler import Call
 from ..script import Complete, Fail, Pause, Progress, Step, Wait
-from .lifecycle import (
-    TRANSITIONS,
-    JobStatus,
-)
-from .records import (
-    Intervention,
-    InterventionStatus,
-    Job,
-)
+from .lifecycle import TRANSITIONS, JobStatus
+from .records import Intervention, InterventionStatus, Job
 from .streams import JobStreams
 
 

@@ -10,12 +10,7 @@ from typing import Any
 
 from ..errors import InvalidInput, NotFound
 from ..script import Complete, Progress, Step, progress_units
-from .records import (
-    DEFAULT_INLINE_SCRIPT,
-    Job,
-    JobKind,
-    Principal,
-)
+from .records import DEFAULT_INLINE_SCRIPT, Job, JobKind, Principal
 from .running import JobRunner
 
 

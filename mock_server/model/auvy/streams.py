@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .interventions import render_waiting_for
-from .records import (
-    Job,
-)
+from .records import Job
 from .world import AuvyWorld
 
 

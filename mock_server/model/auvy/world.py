@@ -9,9 +9,7 @@ from ..engine import Engine
 from ..errors import Forbidden, Unauthenticated
 from ..scheduler import Timer
 from ..store import MemoryRecords, RecordStore, StreamStore
-from .lifecycle import (
-    JobStatus,
-)
+from .lifecycle import JobStatus
 from .records import (
     ApiKey,
     Intervention,

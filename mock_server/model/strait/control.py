@@ -7,21 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import Conflict, IllegalTransition, InvalidInput
-from .lifecycle import (
-    CANCELLABLE,
-    KEY_BUSY,
-    REPLAYABLE,
-    TERMINAL_MESSAGE,
-    RunTerminal,
-    S,
-)
+from .lifecycle import CANCELLABLE, KEY_BUSY, REPLAYABLE, TERMINAL_MESSAGE, RunTerminal, S
 from .reading import RunQueries
-from .records import (
-    ApiKey,
-    BulkItem,
-    Run,
-    TriggerOptions,
-)
+from .records import ApiKey, BulkItem, Run, TriggerOptions
 from .running import RunQueue
 
 

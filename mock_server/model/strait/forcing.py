@@ -5,15 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import IllegalTransition, InvalidInput, NotFound
-from .lifecycle import (
-    TRANSITIONS,
-    RunStatus,
-    RunTerminal,
-    S,
-)
-from .records import (
-    Run,
-)
+from .lifecycle import TRANSITIONS, RunStatus, RunTerminal, S
+from .records import Run
 from .running import RunQueue
 
 

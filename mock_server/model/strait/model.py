@@ -11,11 +11,7 @@ from __future__ import annotations
 from ..errors import NotFound
 from .control import RunControl
 from .forcing import Forcing
-from .records import (
-    ApiKey,
-    Run,
-    TriggerOptions,
-)
+from .records import ApiKey, Run, TriggerOptions
 
 
 class StraitModel(RunControl, Forcing):

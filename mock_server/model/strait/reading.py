@@ -7,16 +7,8 @@ from typing import Any
 from ..errors import InvalidInput, NotFound
 from ..stream import ReadResult
 from ..stream_id import StreamId
-from .lifecycle import (
-    S,
-)
-from .records import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    ApiKey,
-    Run,
-    RunRecords,
-)
+from .lifecycle import S
+from .records import DEFAULT_LIMIT, MAX_LIMIT, ApiKey, Run, RunRecords
 from .streams import chunks_key
 from .world import StraitWorld
 

@@ -12,11 +12,7 @@ from typing import Any
 
 from ...variants.strait import StraitVariant
 from ..stream_id import StreamId
-from .lifecycle import (
-    TERMINAL,
-    RunStatus,
-    S,
-)
+from .lifecycle import TERMINAL, RunStatus, S
 
 TRIGGER_SOURCES = ("manual", "cron", "spawn", "workflow", "retry", "event")
 EVENT_LEVELS = ("debug", "info", "warn", "error")

@@ -6,14 +6,8 @@ from typing import Any
 
 from ...clock import iso
 from ...variants.strait import StraitVariant
-from .lifecycle import (
-    wire_status,
-)
-from .records import (
-    BulkItem,
-    Job,
-    Run,
-)
+from .lifecycle import wire_status
+from .records import BulkItem, Job, Run
 
 
 def run_record(run: Run, job: Job | None, variant: StraitVariant | None = None) -> dict[str, Any]:

@@ -8,18 +8,8 @@ run is dead_letter; a run past its timeout is timed_out."""
 from __future__ import annotations
 
 from ...clock import iso
-from .lifecycle import (
-    RunStatus,
-    S,
-)
-from .records import (
-    Behaviour,
-    Job,
-    Run,
-    RunRecords,
-    TriggerOptions,
-    uuid7,
-)
+from .lifecycle import RunStatus, S
+from .records import Behaviour, Job, Run, RunRecords, TriggerOptions, uuid7
 from .streams import RunStreams, chunks_key
 from .timers import RunTimers
 

@@ -7,14 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...clock import iso
-from .lifecycle import (
-    TRANSITIONS,
-    RunStatus,
-)
-from .records import (
-    Run,
-    uuid7,
-)
+from .lifecycle import TRANSITIONS, RunStatus
+from .records import Run, uuid7
 from .world import StraitWorld
 
 

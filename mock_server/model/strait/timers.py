@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..scheduler import Call
-from .records import (
-    Run,
-)
+from .records import Run
 from .world import StraitWorld
 
 

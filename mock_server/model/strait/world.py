@@ -12,20 +12,8 @@ from ..engine import Engine
 from ..errors import NotFound, Unauthenticated
 from ..scheduler import Timer
 from ..store import MemoryStreams
-from .lifecycle import (
-    RunStatus,
-    wire_status,
-)
-from .records import (
-    KEY_PATTERN,
-    ApiKey,
-    Job,
-    Project,
-    Run,
-    RunRecords,
-    Settings,
-    uuid7,
-)
+from .lifecycle import RunStatus, wire_status
+from .records import KEY_PATTERN, ApiKey, Job, Project, Run, RunRecords, Settings, uuid7
 
 
 class StraitWorld:

@@ -1,8 +1,9 @@
 """`--workers N`: uvicorn worker processes on one listening socket, each with its own app.
 
 The supervisor (uvicorn's `Multiprocess`, which also restarts a worker that dies) spawns fresh
-interpreters; each calls `app_from_env`, which re-reads the command line from the environment and
-builds the app exactly as a single-process server would, joined to the shared store.
+interpreters; each calls the app factory it was given (the CLI's `mock_server.cli:app_from_env`),
+which re-reads the command line from `ENV` and builds the app exactly as a single-process server
+would, joined to the shared store. Nothing here imports the CLI.
 """
 
 from __future__ import annotations
@@ -14,24 +15,17 @@ import os
 import socket
 
 import uvicorn
-from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
 ENV = "MOCK_SERVER_WORKER_ARGV"
 
 
-def app_from_env() -> Starlette:
-    from ..__main__ import build_app, parse_args, shared_store
-
-    args = parse_args(json.loads(os.environ[ENV]))
-    app, _ = build_app(args, store=shared_store(args))
-    return app
-
-
-def serve(argv: list[str], args: argparse.Namespace, sock: socket.socket) -> None:
+def serve(factory: str, argv: list[str], args: argparse.Namespace, sock: socket.socket) -> None:
+    """Serve `factory` ("module:function", building one worker's app from the command line in
+    `ENV`) in `args.workers` processes on `sock`."""
     os.environ[ENV] = json.dumps(argv)
     config = uvicorn.Config(
-        f"{__name__}:app_from_env",
+        factory,
         factory=True,
         workers=args.workers,
         log_level="warning",

@@ -18,8 +18,8 @@ from openapi_spec_validator import validate
 from starlette.applications import Starlette
 
 from conformance.spec_check import ResponseSpec
-from mock_server.__main__ import banner, parse_args
 from mock_server.app import create_app, with_ava_webhooks
+from mock_server.cli import banner, parse_args
 from mock_server.clock import ManualClock
 from mock_server.errors import RequestError
 from mock_server.profile import FIXTURES, REPO, ProfileError, ServerProfile

@@ -471,7 +471,7 @@ def test_pace_overrides_every_api() -> None:
 
 
 def test_pace_and_scenario_options() -> None:
-    from mock_server.__main__ import parse_args
+    from mock_server.cli import parse_args
 
     args = parse_args(["--pace", "slow", "--scenario", "everything-fails", "--scenario", "x.toml"])
     assert (args.pace, args.scenario) == ("slow", ["everything-fails", "x.toml"])
@@ -479,7 +479,7 @@ def test_pace_and_scenario_options() -> None:
 
 
 def test_an_unknown_scenario_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    from mock_server.__main__ import main
+    from mock_server.cli import main
 
     assert main(["--scenario", "no-such-preset", "--port", "0"]) == 2
     assert "no scenario 'no-such-preset'" in capsys.readouterr().err

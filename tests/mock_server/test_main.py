@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conformance.server import stop_process
-from mock_server.__main__ import banner, listening_socket, main, parse_args
+from mock_server.cli import banner, listening_socket, main, parse_args
 from mock_server.profile import FIXTURES, ServerProfile
 
 REPO = Path(__file__).resolve().parents[2]

@@ -25,8 +25,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message
 
 from conformance.clients.sse import SseComment, SseEvent, parse
-from mock_server.__main__ import main
 from mock_server.app import create_app
+from mock_server.cli import main
 from mock_server.profile import FIXTURES, ProfileError, ServerProfile, with_variants
 from mock_server.variants import PRESETS, Variant, apply_presets, variant_from_table
 from mock_server.variants.wire import FREE_FORM, WireMiddleware, WireVariant, accepts

@@ -1,0 +1,98 @@
+"""Strait: the state every part of the model works on, how the world is set up, and who is
+calling."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import MutableMapping
+from typing import Any
+
+from ...clock import iso
+from ..engine import Engine
+from ..errors import NotFound, Unauthenticated
+from ..scheduler import Timer
+from ..store import MemoryStreams
+from .lifecycle import RunStatus, wire_status
+from .records import KEY_PATTERN, ApiKey, Job, Project, Run, RunRecords, Settings, uuid7
+
+
+class StraitWorld:
+    def __init__(self, engine: Engine, settings: Settings | None = None) -> None:
+        self.engine = engine
+        self.settings = settings or Settings()
+        self.projects: dict[str, Project] = {}
+        self.keys: dict[str, ApiKey] = {}
+        self.jobs: dict[str, Job] = {}
+        self.dependencies: dict[str, list[dict[str, Any]]] = {}
+        self.runs: MutableMapping[str, Run] = {}
+        self.records: MutableMapping[str, RunRecords] = {}
+        self.streams = MemoryStreams(maxlen=None, ttl_ms=None)
+        self._timers: dict[tuple[str, str], Timer] = {}
+        self._idempotency: dict[tuple[str, str, str], str] = {}
+        self._last_created = 0
+        self._seq = itertools.count(1)
+
+    # -- world ---------------------------------------------------------------------------------
+
+    def add_project(self, project: Project) -> None:
+        self.projects[project.id] = project
+
+    def add_key(self, key: ApiKey) -> None:
+        if key.project_id not in self.projects:
+            raise ValueError(f"key {key.id} names unknown project {key.project_id}")
+        if not KEY_PATTERN.fullmatch(key.token):
+            raise ValueError(f"key {key.id}: a token is strait_ and 64 lower-case hex digits")
+        self.keys[key.token] = key
+
+    def add_job(self, job: Job) -> None:
+        if job.project_id not in self.projects:
+            raise ValueError(f"job {job.id} names unknown project {job.project_id}")
+        self.jobs[job.id] = job
+        now = self.engine.now()
+        self.dependencies[job.id] = [
+            {
+                "id": uuid7(now),
+                "job_id": job.id,
+                "depends_on_job_id": other,
+                "condition": "completed",
+                "created_at": iso(now),
+            }
+            for other in job.depends_on
+        ]
+
+    def reset_runs(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self.runs.clear()
+        self.records.clear()
+        self.streams.clear()
+        self._idempotency.clear()
+
+    def clear_world(self) -> None:
+        self.reset_runs()
+        self.projects.clear()
+        self.keys.clear()
+        self.jobs.clear()
+        self.dependencies.clear()
+
+    # -- callers -------------------------------------------------------------------------------
+
+    def authenticate(self, token: str | None) -> ApiKey:
+        key = self.keys.get(token or "")
+        if key is None:
+            raise Unauthenticated("a valid API key is required (Authorization: Bearer strait_...)")
+        return key
+
+    def _wire(self, status: RunStatus) -> str:
+        return wire_status(status, self.settings.variant.paused_status)
+
+    def _foreign(self, who: ApiKey, project_id: str) -> bool:
+        """Whether a listing names another project and the variant answers it with nothing."""
+        return self.settings.variant.foreign_project_empty and project_id != who.project_id
+
+    def _project(self, who: ApiKey, project_id: str) -> Project:
+        # Another project's id reads as unknown, like another project's run.
+        if project_id != who.project_id or project_id not in self.projects:
+            raise NotFound("project", project_id)
+        return self.projects[project_id]

@@ -131,9 +131,7 @@ class Haproxy:
                     states = self.states()
                 except OSError:
                     states = {}
-                if len(states) == len(self.backends) and all(
-                    s == "UP" for s in states.values()
-                ):
+                if len(states) == len(self.backends) and all(s == "UP" for s in states.values()):
                     self.url = f"http://127.0.0.1:{port}"
                     return self.url
                 time.sleep(0.05)

@@ -144,9 +144,9 @@ class Haproxy:
                 )
         raise RuntimeError(f"haproxy could not bind a free port in {attempts} attempts")
 
-    def states(self) -> dict[str, str]:
-        """Each backend server's check status as haproxy sees it ("host:port" -> "UP", "DOWN",
-        ...), read from its stats socket."""
+    def stats(self) -> dict[str, dict[str, str]]:
+        """Each backend server's row of haproxy's `show stat` ("host:port" -> column -> value),
+        read from its stats socket."""
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(2)
             sock.connect(str(self._stats))
@@ -157,10 +157,18 @@ class Haproxy:
         text = b"".join(chunks).decode().lstrip("# ")
         names = {f"s{i}": address for i, address in enumerate(self.backends)}
         return {
-            names[row["svname"]]: row["status"]
+            names[row["svname"]]: row
             for row in csv.DictReader(io.StringIO(text))
             if row["pxname"] == "mocks" and row["svname"] in names
         }
+
+    def states(self) -> dict[str, str]:
+        """Each backend server's check status ("host:port" -> "UP", "DOWN", ...)."""
+        return {address: row["status"] for address, row in self.stats().items()}
+
+    def requests(self) -> dict[str, int]:
+        """How many HTTP requests haproxy has sent each backend server so far."""
+        return {address: int(row["req_tot"] or 0) for address, row in self.stats().items()}
 
     def wait_state(self, backend: str, state: str, timeout_s: float) -> float:
         """Wait until haproxy reports `backend` in `state`; answer how long that took."""

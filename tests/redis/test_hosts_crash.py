@@ -32,15 +32,15 @@ KEY = {"Authorization": "Bearer auvy_test_acme_rw"}
 ACME = "3f1c0a52-6a4e-4c8e-9d43-6b1f0e7a9a01"
 COMPLETES = "c0ffee00-0b7e-4f3a-8a9b-1c2d3e4f5a01"
 FAILS = "c0ffee00-0b7e-4f3a-8a9b-1c2d3e4f5a02"
-STEPS = 12
+STEPS = 20
 TOKENS = [f"t{i} " for i in range(STEPS)]
-# Two pathways of twelve steps each (the seed's own finish in five or two): at 150 ms a step a
-# job runs about two seconds, long enough to be mid-run when the host dies.
+# Two pathways of twenty steps each (the seed's own finish in five or two): at 150 ms a step a
+# job runs about three seconds, long enough to be mid-run when the host dies.
 PATHWAYS = f"""
 [[pathways]]
 id = "{COMPLETES}"
 workspace = "{ACME}"
-name = "crash-complete (twelve token steps, then completes)"
+name = "crash-complete (twenty token steps, then completes)"
 script = [
   {{ progress = {STEPS}, name = "count", tokens = {json.dumps(TOKENS)} }},
   {{ complete = {{ steps = {STEPS} }} }},
@@ -49,7 +49,7 @@ script = [
 [[pathways]]
 id = "{FAILS}"
 workspace = "{ACME}"
-name = "crash-fail (twelve steps, then fails)"
+name = "crash-fail (twenty steps, then fails)"
 script = [
   {{ progress = {STEPS}, name = "import" }},
   {{ fail = "upstream returned 502 while importing rows" }},
@@ -162,7 +162,9 @@ def check_history(job: str, stream: list[tuple[str, dict[str, Any]]], status: st
     assert len(terminals) == 1, (job, terminals)
     assert stream[-1][1] is terminals[0], (job, "events after the terminal one", stream[-3:])
     assert JOB_STATUS[terminals[0]["type"]] == status, (job, terminals[0], status)
-    expected = TOKENS if status == "completed" else [f"import {i + 1}/{STEPS} " for i in range(12)]
+    # A step without tokens names itself: "import 3/20 ".
+    counted = [f"import {i + 1}/{STEPS} " for i in range(STEPS)]
+    expected = TOKENS if status == "completed" else counted
     assert tokens == expected, (job, tokens)
 
 
@@ -176,7 +178,7 @@ def kill_inside_a_section(victim: int, client: redis.Redis, prefix: str) -> str:
     victim is then killed mid-run after the attempts. Answers what happened, for the report.
     """
     lock = f"{prefix}lock"
-    deadline = time.monotonic() + 3.0
+    deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
         os.kill(victim, signal.SIGSTOP)
         token = client.get(lock)
@@ -270,6 +272,8 @@ def crash(hosts: Hosts, redis_client: redis.Redis) -> None:
     victim_address = pids[victim].url.removeprefix("http://")
     how = kill_inside_a_section(victim, redis_client, hosts.prefix)
     killed = time.monotonic()
+    running = [w.job for w in watchers if not w.ended]
+    assert running, "every job had finished before the kill: too fast a pace"
 
     some_job = next(iter(jobs))
     # Both clocks run from the kill at once: the survivor answering directly, and haproxy's

@@ -7,6 +7,7 @@ what a client saw is never rolled back, and no step runs twice).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -32,15 +33,15 @@ KEY = {"Authorization": "Bearer auvy_test_acme_rw"}
 ACME = "3f1c0a52-6a4e-4c8e-9d43-6b1f0e7a9a01"
 COMPLETES = "c0ffee00-0b7e-4f3a-8a9b-1c2d3e4f5a01"
 FAILS = "c0ffee00-0b7e-4f3a-8a9b-1c2d3e4f5a02"
-STEPS = 20
+STEPS = 30
 TOKENS = [f"t{i} " for i in range(STEPS)]
-# Two pathways of twenty steps each (the seed's own finish in five or two): at 150 ms a step a
-# job runs about three seconds, long enough to be mid-run when the host dies.
+# Two pathways of thirty steps each (the seed's own finish in five or two): at 150 ms a step a
+# job runs about five seconds, long enough to be mid-run when the host dies.
 PATHWAYS = f"""
 [[pathways]]
 id = "{COMPLETES}"
 workspace = "{ACME}"
-name = "crash-complete (twenty token steps, then completes)"
+name = "crash-complete (thirty token steps, then completes)"
 script = [
   {{ progress = {STEPS}, name = "count", tokens = {json.dumps(TOKENS)} }},
   {{ complete = {{ steps = {STEPS} }} }},
@@ -49,7 +50,7 @@ script = [
 [[pathways]]
 id = "{FAILS}"
 workspace = "{ACME}"
-name = "crash-fail (twenty steps, then fails)"
+name = "crash-fail (thirty steps, then fails)"
 script = [
   {{ progress = {STEPS}, name = "import" }},
   {{ fail = "upstream returned 502 while importing rows" }},
@@ -162,35 +163,54 @@ def check_history(job: str, stream: list[tuple[str, dict[str, Any]]], status: st
     assert len(terminals) == 1, (job, terminals)
     assert stream[-1][1] is terminals[0], (job, "events after the terminal one", stream[-3:])
     assert JOB_STATUS[terminals[0]["type"]] == status, (job, terminals[0], status)
-    # A step without tokens names itself: "import 3/20 ".
+    # A step without tokens names itself: "import 3/30 ".
     counted = [f"import {i + 1}/{STEPS} " for i in range(STEPS)]
     expected = TOKENS if status == "completed" else counted
     assert tokens == expected, (job, tokens)
 
 
-def kill_inside_a_section(victim: int, client: redis.Redis, prefix: str) -> str:
-    """SIGKILL `victim`, inside one of its store sections when the store shows one.
+def kill_inside_a_section(victim: int, url: str, client: redis.Redis, prefix: str) -> str:
+    """SIGKILL `victim` (serving at `url`), inside one of its store sections when the store
+    shows one.
 
     The worst moment for the others is a death while holding the world: while the store has a
     Redis lock (`<prefix>lock`), the victim is paused (SIGSTOP) until it is seen holding it, i.e.
     the same lock token outlives 200 ms of the pause (a section of the live peer lasts
-    milliseconds), then killed. A store with no such lock key has no such moment to aim at: the
-    victim is then killed mid-run after the attempts. Answers what happened, for the report.
+    milliseconds), then killed. Meanwhile a client keeps sending it status reads, each a section
+    (README: reads take the lock), so that moment comes often even on a loaded machine. A store
+    with no such lock key has no such moment to aim at: the victim is then killed mid-run after
+    the attempts. Answers what happened, for the report.
     """
     lock = f"{prefix}lock"
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        os.kill(victim, signal.SIGSTOP)
-        token = client.get(lock)
-        if token is not None:
-            time.sleep(0.2)
-            if client.get(lock) == token:
-                os.kill(victim, signal.SIGKILL)
-                return "killed holding the store's lock"
-        os.kill(victim, signal.SIGCONT)
-        time.sleep(0.013)
-    os.kill(victim, signal.SIGKILL)
-    return "killed without being seen holding a lock"
+    stop = threading.Event()
+
+    def keep_it_busy() -> None:
+        with httpx.Client(base_url=url, headers=KEY, timeout=0.5) as busy:
+            while not stop.is_set():
+                with contextlib.suppress(httpx.HTTPError):
+                    busy.get("/v1/jobs")
+
+    busy = threading.Thread(target=keep_it_busy, daemon=True)
+    busy.start()
+    attempts = 0
+    try:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            attempts += 1
+            os.kill(victim, signal.SIGSTOP)
+            token = client.get(lock)
+            if token is not None:
+                time.sleep(0.2)
+                if client.get(lock) == token:
+                    os.kill(victim, signal.SIGKILL)
+                    return f"killed holding the store's lock (attempt {attempts})"
+            os.kill(victim, signal.SIGCONT)
+            time.sleep(0.013)
+        os.kill(victim, signal.SIGKILL)
+        return f"killed without being seen holding a lock in {attempts} attempts"
+    finally:
+        stop.set()
+        busy.join(timeout=5)
 
 
 def marked_down(balancer: Haproxy, backend: str, since: float) -> float:
@@ -220,7 +240,7 @@ def survivor_answers(base: str, job: str, since: float) -> float:
     raises=TooSlow,
     strict=True,
     reason="the store's global Redis lock (LOCK_MS = 5 s): a process killed inside a section "
-    "leaves it held, and the survivor's next request waits for it to expire (measured 4-5 s, "
+    "leaves it held, and the survivor's next request waits for it to expire (measured 4.8-4.9 s, "
     "not <1 s); removed when commits become compare-and-set without a lock",
 )
 def test_a_host_killed_mid_run_leaves_the_other_serving_and_every_stream_consistent(
@@ -270,7 +290,7 @@ def crash(hosts: Hosts, redis_client: redis.Redis) -> None:
     assert victim in pids, (victim, pids)
     survivor = next(s for pid, s in pids.items() if pid != victim)
     victim_address = pids[victim].url.removeprefix("http://")
-    how = kill_inside_a_section(victim, redis_client, hosts.prefix)
+    how = kill_inside_a_section(victim, f"{pids[victim].url}/auvy", redis_client, hosts.prefix)
     killed = time.monotonic()
     running = [w.job for w in watchers if not w.ended]
     assert running, "every job had finished before the kill: too fast a pace"

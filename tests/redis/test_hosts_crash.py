@@ -150,8 +150,8 @@ def check_history(job: str, stream: list[tuple[str, dict[str, Any]]], status: st
     the job's status."""
     ids = [ident for ident, _ in stream]
     assert all(ident_key(a) < ident_key(b) for a, b in itertools.pairwise(ids)), (job, ids)
-    running = [e["progress"] for _, e in stream if e.get("type") == "state_update"]
-    assert running == sorted(running), (job, running)
+    progress = [e["progress"] for _, e in stream if e.get("type") == "state_update"]
+    assert progress == sorted(progress), (job, progress)
     stepping = [
         e["progress"]
         for _, e in stream
@@ -209,6 +209,10 @@ def kill_inside_a_section(victim: int, url: str, client: redis.Redis, prefix: st
         os.kill(victim, signal.SIGKILL)
         return f"killed without being seen holding a lock in {attempts} attempts"
     finally:
+        # Had anything above failed between SIGSTOP and SIGKILL, the victim would stay paused
+        # (and its teardown wait the full SIGTERM grace): let it go on.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGCONT)
         stop.set()
         busy.join(timeout=5)
 

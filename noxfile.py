@@ -34,6 +34,7 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     ensure_chromium(session)
     ensure_redis_server(session)
+    ensure_haproxy(session)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
@@ -55,9 +56,11 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def redis(session: nox.Session) -> None:
     """The Redis store's tests, including the whole conformance suite against two workers
-    sharing one redis-server (minutes long, so outside the tests gate)."""
+    sharing one redis-server, and through haproxy against two separate server processes (minutes
+    long, so outside the tests gate)."""
     session.install("-e", ".[dev]")
     ensure_redis_server(session)
+    ensure_haproxy(session)
     session.run("python", "-m", "pytest", "tests/redis", *session.posargs)
 
 
@@ -66,6 +69,13 @@ def ensure_redis_server(session: nox.Session, users: str = "tests/redis") -> Non
     package)."""
     present = shutil.which("redis-server") is not None
     ensure_debian_package(session, "redis-server", present, users)
+
+
+def ensure_haproxy(session: nox.Session) -> None:
+    """The several-hosts tests (tests/redis/test_hosts*.py) balance two server processes with a
+    real haproxy (Debian's package, in /usr/sbin)."""
+    present = shutil.which("haproxy") is not None or os.path.exists("/usr/sbin/haproxy")
+    ensure_debian_package(session, "haproxy", present, "the several-hosts tests")
 
 
 def ensure_chromium(session: nox.Session) -> None:

@@ -1,0 +1,165 @@
+"""Two separate mock_server processes (two hosts, in effect) sharing one world in a real Redis,
+behind a real haproxy balancing round robin: every request may land on either process."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.paced import ci_profile_at
+
+from .hosts import Hosts, two_hosts
+from .scan import pickled
+
+REPO = Path(__file__).resolve().parents[2]
+
+KEY = {"Authorization": "Bearer auvy_test_acme_rw"}
+COMPLETE = "0b7e1f3a-2c4d-4e5f-8a9b-1c2d3e4f5a10"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pid_of(response: httpx.Response) -> int:
+    """The answering process: `x-mock-worker` is `<pid>@<host>:<tag>`."""
+    return int(response.headers["x-mock-worker"].split("@")[0])
+
+
+def test_the_balancer_alternates_between_the_two_processes_even_on_one_connection(
+    redis_url: str, haproxy_binary: str, tmp_path: Path
+) -> None:
+    paced = ci_profile_at(tmp_path, step_ms=40, start_delay_ms=20)
+    with two_hosts(redis_url, haproxy_binary, paced) as hosts:
+        pids = {server.pid for server in hosts.servers}
+        assert len(pids) == 2
+        # One client, one keep-alive connection to haproxy: each request is balanced anew.
+        with httpx.Client(base_url=f"{hosts.url}/auvy", headers=KEY, timeout=10) as client:
+            created = client.post("/v1/jobs", json={"pathway_id": COMPLETE})
+            assert created.status_code == 200, created.text
+            job = created.json()["job_id"]
+            answered = [pid_of(created)]
+            for _ in range(7):
+                status = client.get(f"/v1/jobs/{job}/status")
+                # The job written through one process is read through the other: one world.
+                assert status.status_code == 200, status.text
+                answered.append(pid_of(status))
+        assert set(answered) == pids, hosts.output()
+        assert all(a != b for a, b in itertools.pairwise(answered)), answered
+
+
+def run_suite(hosts: Hosts, profile: Path, reports: Path, *options: str) -> dict[str, object]:
+    """Run the conformance suite against the balancer; its exit status must be 0 (conformant).
+    Answers the suite's JSON report."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "conformance",
+            "--target",
+            hosts.url,
+            # The target is the reference server: its own decisions are held against it too.
+            "--decisions",
+            "enforce",
+            "--profile",
+            str(profile),
+            "--report-dir",
+            str(reports),
+            "-p",
+            "no:randomly",
+            "-q",
+            *options,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:] + hosts.output()
+    report: dict[str, object] = json.loads((reports / "conformance.json").read_text())
+    assert report["verdict"] == "conformant", report["summary"]
+    # Through round robin both processes took a share of the suite's requests.
+    assert hosts.balancer is not None
+    served = hosts.balancer.requests()
+    assert len(served) == 2 and min(served.values()) > 0, served
+    return report
+
+
+# Requirement ids (or prefixes, as --req takes them) of the quick slice: streams resumed with
+# `after` (AUVY) and Strait's status stream, both SSE through haproxy; AVA's cancel; Strait's
+# retry, dead-lettering and DLQ replay. Each a multi-request exchange whose requests land on both
+# processes in turn.
+SLICE = (
+    "auvy.stream.after-exclusive",
+    "auvy.stream.resume-after-disconnect",
+    "auvy.stream.agrees-with-status",
+    "ava.jobs.cancel",
+    "strait.lifecycle.retry",
+    "strait.lifecycle.dead-letter",
+    "strait.dlq-replay",
+    "strait.stream.status-changes",
+)
+
+
+def test_a_slice_of_the_conformance_suite_passes_through_the_balancer(
+    redis_url: str, haproxy_binary: str, tmp_path: Path
+) -> None:
+    # The pace of the whole-suite run below (40 ms steps), for the same reason.
+    paced = ci_profile_at(tmp_path, step_ms=40, start_delay_ms=20)
+    options = [arg for req in SLICE for arg in ("--req", req)]
+    with two_hosts(redis_url, haproxy_binary, paced) as hosts:
+        report = run_suite(
+            hosts, REPO / "fixtures" / "reference.toml", tmp_path / "reports", *options
+        )
+    # Not a vacuous pass: every requirement the slice names was checked, by tests that ran and
+    # passed, none skipped.
+    statuses = {
+        str(r["id"]): str(r["status"])
+        for r in report["requirements"]  # type: ignore[attr-defined]
+    }
+    for wanted in SLICE:
+        matched = {i: s for i, s in statuses.items() if i == wanted or i.startswith(wanted + ".")}
+        assert matched and set(matched.values()) == {"pass"}, (wanted, matched)
+    counts = report["summary"]["tests"]  # type: ignore[index]
+    assert counts["passed"] >= 20 and counts["passed"] == counts["total"], counts
+
+
+# Minutes long, so it runs in `nox -s redis`, not in the `nox -s tests` gate.
+@pytest.mark.redis_suite
+def test_the_whole_conformance_suite_passes_through_the_balancer(
+    redis_url: str, haproxy_binary: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    hook_port = free_port()
+    target = tmp_path / "target.toml"
+    reference = (REPO / "fixtures" / "reference.toml").read_text(encoding="utf-8")
+    # A suite pointed at a --target cannot hand the servers its webhook receiver's URL, so both
+    # sides are told a fixed port instead of the reference profile's port 0 (as in
+    # test_workers.py). Either process may send a delivery; both are told the same receiver.
+    target.write_text(
+        re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{hook_port}"', reference),
+        encoding="utf-8",
+    )
+    hook = f"http://127.0.0.1:{hook_port}/hooks"
+    # 40 ms steps, not the CI profile's 10 ms: every timer tick is a section under the world's
+    # lock, and two processes fall seconds behind at 10 ms on a loaded machine (test_workers.py).
+    paced = ci_profile_at(tmp_path, step_ms=40, start_delay_ms=20)
+    with two_hosts(redis_url, haproxy_binary, paced, "--ava-webhook", hook) as hosts:
+        report = run_suite(hosts, target, tmp_path / "reports", "-n", "2")
+        prefix = hosts.prefix
+    counts = report["summary"]["tests"]  # type: ignore[index]
+    assert counts["failed"] == 0 and counts["error"] == 0, counts
+    # Everything the whole suite made the processes write, and not one pickle among it.
+    assert pickled(redis_client, prefix) == []

@@ -8,9 +8,9 @@ The configuration is HTTP mode with `balance roundrobin`, so every request is ba
 even several on one keep-alive client connection. Each server is health-checked by a TCP connect
 every `check_ms` and marked down at the first failure: a mock_server process killed with SIGKILL
 refuses connections at once, so it is out of the rotation within one interval. The check is TCP,
-not HTTP, on purpose: every HTTP request to a Redis-backed mock_server (its health route included)
-runs in a section of the shared world, and a survivor waiting on a dead peer's lock must not be
-marked down for it. A request that finds a server refusing is re-dispatched to the other
+not HTTP, on purpose: an HTTP check would be one more request on the shared world every interval,
+and it would mark a live server down whenever the world is slow to answer rather than when the
+process is gone. A request that finds a server refusing is re-dispatched to the other
 (`option redispatch`, `retries`), and the client and server timeouts are long, so an SSE response
 (a ping every few hundred ms, otherwise quiet) streams through for as long as its job runs.
 """

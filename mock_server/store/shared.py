@@ -115,19 +115,37 @@ return out
 # Answers of _COMMIT that wrote nothing.
 CONFLICT = -2  # another section committed since this one loaded the world
 STREAM_MOVED = -3  # a stream changed under the section (written outside any section)
+NOT_OUR_TURN = -4  # another worker holds the turn (see TURN_AFTER)
+REFUSALS = {CONFLICT: "conflicts", STREAM_MOVED: "streams_moved", NOT_OUR_TURN: "turn_waits"}
 
-# KEYS: world, feed, versions, stream versions, stats (counts of commits and refusals: no part
+# Optimism can starve: under many writes a request may lose to other commits again and again.
+# After TURN_AFTER refusals in a row it takes the *turn* (SET NX with a TURN_MS expiry): while a
+# turn is held only its holder commits, so its next attempt lands. A holder that dies stalls
+# other writes for TURN_MS at most, and only while writes were contended anyway.
+TURN_AFTER = 3
+TURN_MS = 1_000
+# How long a starving request waits to get the turn before answering 503.
+TURN_WAIT_MS = 3 * TURN_MS
+
+# KEYS: world, feed, versions, stream versions, stats, turn (counts of commits and refusals: no part
 # of the world, so counting a refusal writes nothing the world holds). ARGV: the version the
 # section loaded, live document ('' = unchanged), fingerprint, worker, notified keys, next due,
 # feed length, records' hash prefix, '1' to drop every record first (a world replaced), the
 # stores' names, the streams' queued changes (JSON, see `RedisStreams.take`), config document
-# ('' = unchanged), then name and bytes ('' = removed) of each changed record. Returns the new
-# version, or CONFLICT / STREAM_MOVED. This compare-and-set on the world's version is the whole
-# concurrency control: no lock is ever held, so a worker that dies mid-request stalls nobody.
-# Every check comes before the first write to the world: Redis does not roll a script back.
+# ('' = unchanged), the turn this section holds ('' none, see TURN_AFTER), then name and bytes
+# ('' = removed) of each changed record; KEYS[6] is the turn. Returns the new version, or
+# CONFLICT / STREAM_MOVED / NOT_OUR_TURN. This compare-and-set on the world's version is the
+# concurrency control: no lock is held by a request that commits at its first attempts, so a
+# worker that dies mid-request stalls nobody. Every check comes before the first write to the
+# world: Redis does not roll a script back.
 _COMMIT = (
     STREAM_FUNCTIONS
     + """
+local turn = redis.call('GET', KEYS[6])
+if turn and turn ~= ARGV[13] then
+  redis.call('HINCRBY', KEYS[5], 'turn_waits', 1)
+  return -4
+end
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if v ~= tonumber(ARGV[1]) then
   redis.call('HINCRBY', KEYS[5], 'conflicts', 1)
@@ -139,6 +157,7 @@ if not streams_unchanged(streams) then
   return -3
 end
 redis.call('HINCRBY', KEYS[5], 'commits', 1)
+if turn then redis.call('DEL', KEYS[6]) end
 v = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('HSET', KEYS[1], 'f', ARGV[3])
 if ARGV[9] == '1' then
@@ -147,7 +166,7 @@ if ARGV[9] == '1' then
 end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'b', ARGV[2], 'rv', v) end
 if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'c', ARGV[12], 'cv', v) end
-for i = 13, #ARGV, 2 do
+for i = 14, #ARGV, 2 do
   local name = ARGV[i]
   local sep = string.find(name, '\\n', 1, true)
   local hash = ARGV[8] .. string.sub(name, 1, sep - 1)
@@ -166,6 +185,12 @@ return v
 """
 )
 
+
+# KEYS: turn. ARGV: token. Deletes the turn only if it is still this token's.
+_GIVE_BACK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 # KEYS: lease. ARGV: worker, ms. 1 when the worker holds (or now took) the driver lease.
 _LEAD = """
@@ -262,15 +287,17 @@ class SharedWorld:
         # bytes Redis holds for it at `version` (what a refused section rolls back to).
         self._state_print: dict[str, bytes | None] = dict.fromkeys(PARTS)
         self._rest: dict[str, bytes] = {}
-        self._counts = {"commits": 0, "conflicts": 0, "streams_moved": 0}
+        self._counts = {"commits": 0, **dict.fromkeys(REFUSALS.values(), 0)}
+        self._section_turn = ""
         self._local = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        names = ("world", "changes", "driver", "versions", "streamversions", "stats")
+        names = ("world", "changes", "driver", "versions", "streamversions", "stats", "turn")
         self._keys = {name: prefix + name for name in names}
         self._record_prefix = prefix + "records:"
         self._enter = self.aio.register_script(_ENTER)
         self._lead = self.aio.register_script(_LEAD)
+        self._give_back = self.aio.register_script(_GIVE_BACK)
         self._commit = self.aio.register_script(_COMMIT)
 
     # -- wiring ----------------------------------------------------------------------------------
@@ -352,8 +379,11 @@ class SharedWorld:
         # Redis read its clock somewhere in the round trip: assume the middle.
         clock.observe(redis_ms, (sent_ns + received) // 2_000_000)
 
-    async def enter(self) -> None:
+    async def enter(self, *, turn: str = "") -> None:
+        """Begin a section (this process's sections run one at a time); `turn` is the token of
+        the turn the caller holds, if any (see TURN_AFTER)."""
         await self._local.acquire()
+        self._section_turn = turn
         try:
             await self._catch_up()
         except BaseException:
@@ -385,7 +415,7 @@ class SharedWorld:
             self._commit(
                 keys=[
                     self._keys[k]
-                    for k in ("world", "changes", "versions", "streamversions", "stats")
+                    for k in ("world", "changes", "versions", "streamversions", "stats", "turn")
                 ],
                 args=[
                     self.version,
@@ -400,6 +430,7 @@ class SharedWorld:
                     "\n".join(self._records),
                     json.dumps(streams, separators=(",", ":")),
                     docs.get("config", b""),
+                    self._section_turn,
                     *records,
                 ],
             )
@@ -462,7 +493,7 @@ class SharedWorld:
                 records=names,
             )
             if version < 0:
-                self._counts["conflicts" if version == CONFLICT else "streams_moved"] += 1
+                self._counts[REFUSALS[version]] += 1
                 self._roll_back(changed, parts, replace)
             else:
                 self._counts["commits"] += 1
@@ -517,9 +548,9 @@ class SharedWorld:
             self._untouch()
 
     @contextlib.asynccontextmanager
-    async def section(self) -> AsyncIterator[Section]:
+    async def section(self, *, turn: str = "") -> AsyncIterator[Section]:
         """One attempt: `Section.committed` tells, after the block, whether it was written."""
-        await self.enter()
+        await self.enter(turn=turn)
         outcome = Section()
         try:
             yield outcome
@@ -528,13 +559,44 @@ class SharedWorld:
 
     async def transact(self, work: Callable[[], T]) -> T:
         """Run `work` in sections until one commits (another worker's commit refuses ours)."""
-        for attempt in range(ATTEMPTS):
-            async with self.section() as outcome:
-                result = work()
-            if outcome.committed:
-                return result
-            await _back_off(attempt)
+        async with self.turns() as turn:
+            for attempt in range(ATTEMPTS):
+                async with self.section(turn=await turn(attempt)) as outcome:
+                    result = work()
+                if outcome.committed:
+                    return result
+                await _back_off(attempt)
         raise Unavailable(f"the store refused {ATTEMPTS} commits in a row", 1)
+
+    @contextlib.asynccontextmanager
+    async def turns(self) -> AsyncIterator[Callable[[int], Awaitable[str]]]:
+        """For a caller that runs attempts: `await turn(attempt)` is the turn token to pass to
+        `enter` ('' before TURN_AFTER refusals; then the turn, waited for). The turn is given
+        back at the end unless a commit already used it."""
+        held = ""
+
+        async def turn(attempt: int) -> str:
+            nonlocal held
+            if attempt >= TURN_AFTER and not held:
+                held = await self._take_turn()
+            return held
+
+        try:
+            yield turn
+        finally:
+            if held:
+                await _finish(self._give_back(keys=[self._keys["turn"]], args=[held]))
+
+    async def _take_turn(self) -> str:
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + TURN_WAIT_MS / 1000
+        attempt = 0
+        while not await self.aio.set(self._keys["turn"], token, nx=True, px=TURN_MS):
+            if time.monotonic() >= deadline:
+                raise Unavailable(f"no turn to commit within {TURN_WAIT_MS} ms", 1)
+            await _back_off(attempt)
+            attempt += 1
+        return token
 
     def _load(self, found: list[Any]) -> None:
         version = int(found[0])
@@ -785,18 +847,28 @@ class SectionMiddleware:
             await self.app(scope, receive, send)
             return
         messages = await _buffered(receive)
-        for attempt in range(ATTEMPTS):
-            try:
-                # A copy: routing rewrites the scope it is given (a Mount's root_path), and the
-                # next attempt must be routed from the request as it came.
-                await self._attempt(dict(scope), _replay(messages, receive), send)
-                return
-            except BaseException as exc:
-                if not _refused(exc):
-                    raise
-                log.debug("%s %s: commit refused, running it again", scope["method"], scope["path"])
-            await _back_off(attempt)
-        busy = Unavailable(f"the store refused this change {ATTEMPTS} times; retry later", 1)
+        try:
+            async with self.shared.turns() as turn:
+                for attempt in range(ATTEMPTS):
+                    try:
+                        # A copy: routing rewrites the scope it is given (a Mount's root_path),
+                        # and the next attempt must be routed from the request as it came.
+                        await self._attempt(
+                            dict(scope), _replay(messages, receive), send, await turn(attempt)
+                        )
+                        return
+                    except BaseException as exc:
+                        if not _refused(exc):
+                            raise
+                        log.debug(
+                            "%s %s: commit refused, running it again",
+                            scope["method"],
+                            scope["path"],
+                        )
+                    await _back_off(attempt)
+            busy = Unavailable(f"the store refused this change {ATTEMPTS} times; retry later", 1)
+        except Unavailable as exc:
+            busy = exc
         envelope = self.envelope_for(scope["path"])
         if envelope is None:
             body = {"code": "UNAVAILABLE", "message": str(busy)}
@@ -806,9 +878,9 @@ class SectionMiddleware:
         response.headers.append(*(h.decode() for h in self.header))
         await response(scope, receive, send)
 
-    async def _attempt(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _attempt(self, scope: Scope, receive: Receive, send: Send, turn: str) -> None:
         shared = self.shared
-        await shared.enter()
+        await shared.enter(turn=turn)
         open_ = True
 
         async def send_after_leaving(message: Message) -> None:

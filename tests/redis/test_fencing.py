@@ -9,12 +9,14 @@ client would read the steps twice (progress 0, 20, 0, 20).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import redis
 from starlette.applications import Starlette
 
 from mock_server.app import create_app
+from mock_server.store.shared import TURN_AFTER, TURN_WAIT_MS
 
 from .test_shared import COMPLETE, KEY, PREFIX, create_job, profile, running
 
@@ -237,5 +239,46 @@ def test_a_refused_request_under_a_mount_is_routed_again_from_its_own_path(
             advanced = await client.post("/_mock/clock/advance", json={"ms": ADVANCE_MS})
             assert refused == [1]
             assert advanced.status_code == 200, advanced.text
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_starving_request_takes_the_turn_and_lands(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Another worker holds the turn (it was starving, then died): this worker's commits are
+    refused until the turn expires; after TURN_AFTER refusals it waits for the turn itself and
+    commits with it, instead of answering 503."""
+
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        async with running(app) as client:
+            redis_client.set(PREFIX + "turn", "someone-else", px=600)
+            started = time.monotonic()
+            created = await client.post("/auvy/v1/jobs", headers=KEY, json={"pathway_id": COMPLETE})
+            assert created.status_code == 200, created.text
+            assert time.monotonic() - started >= 0.5  # it did wait for the other's turn
+            assert app.state.store.counts()["turn_waits"] >= TURN_AFTER
+            assert not redis_client.exists(PREFIX + "turn"), "its commit gives the turn back"
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_turn_that_never_ends_is_answered_503_after_a_bounded_wait(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        async with running(app) as client:
+            redis_client.set(PREFIX + "turn", "stuck")  # no expiry: never given back
+            started = time.monotonic()
+            answer = await client.post("/auvy/v1/jobs", headers=KEY, json={"pathway_id": COMPLETE})
+            waited = time.monotonic() - started
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["code"] == "SERVICE_UNAVAILABLE"
+            assert TURN_WAIT_MS / 1000 <= waited < 30, waited
+            # Reads never need the turn.
+            listed = await client.get("/auvy/v1/jobs", headers=KEY)
+            assert listed.status_code == 200, listed.text
 
     asyncio.run(asyncio.wait_for(test(), 60))

@@ -205,12 +205,16 @@ async def deliver(
                 wakeup.changed = False
                 engine.run_due()
                 result = read(cursor)
-                if engine.reading is not None and (result.entries or is_finished()):
+                if engine.catch_up is not None:
                     # Under a shared store, judge entries (is this one terminal?) or their absence
-                    # (has the job finished?) only with a committed model that knows them: this
-                    # process's model may be in the middle of another request's section, ahead
-                    # of what Redis holds (see `Engine.reading`).
-                    async with engine.reading():
+                    # (has the job finished?) only with a model at least as new as what Redis
+                    # holds: other workers append, and this process's model may be in the middle
+                    # of another request's section (see `Engine.catch_up`).
+                    if result.entries:
+                        await engine.catch_up()
+                    elif is_finished():
+                        # Finished by a commit whose entries the read before came too early for.
+                        await engine.catch_up()
                         result = read(cursor)
             chunk, cursor, ended = _chunk(frames, result, cursor, gap, is_terminal_entry)
             if chunk:

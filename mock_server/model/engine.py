@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable
 
 from ..clock import Clock
 from .scheduler import Scheduler
@@ -17,9 +16,10 @@ class Engine:
         self.clock = clock
         self.scheduler = Scheduler()
         self._listeners: defaultdict[str, set[Listener]] = defaultdict(set)
-        # Set by a shared store: a stream reader reads inside it, so the entries it reads and
-        # the model that judges them (is this the run's latest change?) are of one moment.
-        self.reading: Callable[[], AbstractAsyncContextManager[None]] | None = None
+        # Set by a shared store: brings this process's model up to at least the world Redis
+        # holds now, so a stream reader judges the entries it just read (is this the run's
+        # latest change?) with a model that knows them.
+        self.catch_up: Callable[[], Awaitable[None]] | None = None
 
     def now(self) -> int:
         return self.clock.now_ms()

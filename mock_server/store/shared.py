@@ -20,8 +20,9 @@ carries the world's version: a sorted set maps every record to the version that 
 - Each commit appends to a change feed (a Redis stream): the keys the section notified (a job's
   stream or status) and when the world's next timer is due. Every worker follows the feed with a
   blocking XREAD and wakes its own SSE readers of those keys and its timer driver, so a client on
-  any worker sees an append made on another one. A reader brings the model up to date around
-  each read (`reading`), so the model judging entries is never older than they are.
+  any worker sees an append made on another one. A reader that read entries brings the model
+  up to date after the read (`catch_up`, one load shared by the readers one commit woke), so the
+  model judging entries is never older than they are.
 
 Writes still conflict world-wide (one version, and the rest of the world is one document), so
 concurrent writes on several workers re-run rather than run side by side: the store is for
@@ -273,7 +274,7 @@ class SharedWorld:
         self._feed_client = aioredis.Redis.from_url(url)
         self._stopping = False
         self.engine = SharedEngine(ManualClock() if profile.clock == "manual" else SkewedClock())
-        self.engine.reading = self.reading
+        self.engine.catch_up = self.catch_up
         # The pid first, so a test can tell which process answered; the suffix keeps two apps of
         # one process (in tests) apart.
         self.worker = f"{os.getpid()}@{socket.gethostname()}:{secrets.token_hex(2)}"
@@ -289,6 +290,10 @@ class SharedWorld:
         self._rest: dict[str, bytes] = {}
         self._counts = {"commits": 0, **dict.fromkeys(REFUSALS.values(), 0)}
         self._section_turn = ""
+        # Stream readers' shared loads (`catch_up`): how many begun and finished, the running one.
+        self._catch_started = 0
+        self._catch_finished = 0
+        self._catch_task: asyncio.Task[None] | None = None
         self._local = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -533,19 +538,28 @@ class SharedWorld:
                 self._state_print[part] = snapshots.state_print(part)
             self.due = self._scheduler.next_due()
 
-    @contextlib.asynccontextmanager
-    async def reading(self) -> AsyncIterator[None]:
-        """A read-only view for a stream reader: no timers run and nothing is written.
+    async def catch_up(self) -> None:
+        """Bring the model up to at least the world Redis holds when this is called, for a stream
+        reader about to judge entries it has just read (is this one terminal? is it the run's
+        latest?): they were committed with a version the model then knows.
 
-        It holds this process's sections off (so the model is not half-way through a request)
-        and brings the model up to date before and after the block: whatever entries the block
-        reads were committed with a version the model then knows, so it never judges an entry
-        (is it terminal? is it the run's latest?) with a model older than the entry."""
+        Readers share the work: the readers one commit woke all wait on one load, begun after
+        each of them asked, instead of a round trip each. It waits for this process's running
+        section (the model is not judged half-way through a request), and runs no timer."""
+        need = self._catch_started + 1  # a load begun after this call
+        while self._catch_finished < need:
+            task = self._catch_task
+            if task is None or task.done():
+                task = self._catch_task = asyncio.create_task(self._catch_up_shared())
+            await asyncio.shield(task)
+
+    async def _catch_up_shared(self) -> None:
+        self._catch_started += 1
+        mine = self._catch_started
         async with self._local:
             await self._catch_up()
-            yield
-            await self._catch_up()
             self._untouch()
+        self._catch_finished = max(self._catch_finished, mine)
 
     @contextlib.asynccontextmanager
     async def section(self, *, turn: str = "") -> AsyncIterator[Section]:
@@ -774,7 +788,7 @@ class SharedWorld:
         due = fields[b"d"]
         self.due = int(due) if due else None
         keys = [k for k in fields[b"k"].decode().split("\n") if k]
-        # Readers woken here catch up with the world when they read (`reading`).
+        # Readers woken here catch up with the world after they read (`catch_up`).
         for key in keys:
             self.engine.notify_here(key)
         self._wake.set()

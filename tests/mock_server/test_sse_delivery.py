@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from typing import Any
 
 import pytest
@@ -281,42 +281,80 @@ def test_a_reader_leaving_unsubscribes_and_releases_the_cache() -> None:
 # --- the shared-store hook -------------------------------------------------------------------
 
 
-def test_entries_are_read_again_inside_engine_reading() -> None:
+def test_entries_are_judged_after_the_engine_caught_up() -> None:
     async def scenario() -> None:
         src = Source()
-        inside = False
-        reads: list[bool] = []
+        calls: list[str] = []
 
-        @contextlib.asynccontextmanager
-        async def reading() -> AsyncIterator[None]:
-            nonlocal inside
-            inside = True
-            try:
-                yield
-            finally:
-                inside = False
+        async def catch_up() -> None:
+            calls.append("catch_up")
 
         def read(after: StreamId | None) -> ReadResult:
-            reads.append(inside)
+            calls.append("read")
             return src.read(after)
 
-        src.engine.reading = reading
+        def terminal(_: Entry) -> bool:
+            calls.append("judge")
+            return False
+
+        src.engine.catch_up = catch_up
         reader = Reader(
             sse.deliver(
                 src.engine,
                 KEY,
                 read,
                 after=None,
-                is_terminal_entry=lambda _: False,
+                is_terminal_entry=terminal,
                 is_finished=lambda: False,
                 ping_interval_s=LONG_S,
             )
         )
         assert await reader.idle()
-        assert reads == [False], "an empty read needs no second look"
+        assert calls == ["read"], "an empty read of a live job needs no catching up"
         entries = src.append({"n": 1})
         assert await reader.take() == frames_of(entries)
-        assert reads == [False, False, True]
+        assert calls == ["read", "read", "catch_up", "judge"]
+        await reader.close()
+
+    run(scenario)
+
+
+def test_a_finished_job_with_nothing_read_is_read_again_after_catching_up() -> None:
+    """The commit that finished the job may have landed after the read: its entries must be
+    read with the caught-up model, not dropped by ending on an empty read."""
+
+    async def scenario() -> None:
+        src = Source()
+        calls: list[str] = []
+        done = False
+
+        async def catch_up() -> None:
+            nonlocal done
+            calls.append("catch_up")
+            src.append({"type": "end"})  # what the other worker committed meanwhile
+            done = True
+
+        def read(after: StreamId | None) -> ReadResult:
+            calls.append("read")
+            return src.read(after)
+
+        src.engine.catch_up = catch_up
+        reader = Reader(
+            sse.deliver(
+                src.engine,
+                KEY,
+                read,
+                after=None,
+                is_terminal_entry=lambda entry: entry.data.get("type") == "end",
+                is_finished=lambda: True,
+                ping_interval_s=LONG_S,
+            )
+        )
+        frames = await reader.take()
+        assert frames is not None and b"end" in frames
+        assert await reader.take() is None, "the terminal entry ends the stream"
+        assert calls == ["read", "catch_up", "read"]
+        assert done
         await reader.close()
 
     run(scenario)

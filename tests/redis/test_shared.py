@@ -159,28 +159,25 @@ def test_a_worker_joining_later_loads_every_record(
 def test_a_reader_cancelled_anywhere_never_leaves_the_process_sections_held(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
-    """An SSE client that goes away cancels its reader wherever it is, even inside the script
-    that loads the world; this process's sections would then wait for ever. No Redis lock
-    exists to be left behind (commits are compare-and-set)."""
+    """An SSE client that goes away cancels its reader wherever it is, even while the load it
+    shares with other readers runs; this process's sections would then wait for ever. No Redis
+    lock exists to be left behind (commits are compare-and-set)."""
 
     async def test() -> None:
         app = create_app(profile(), store=redis_url)
         async with running(app) as client:
-            reading = app.state.world.engine.reading
-            assert reading is not None
+            catch_up = app.state.world.engine.catch_up
+            assert catch_up is not None
             local = app.state.store._local
 
-            async def read() -> None:
-                async with reading():
-                    await asyncio.sleep(0)
-
             for steps in range(12):  # cancel at each await along the way in turn
-                task = asyncio.create_task(read())
+                readers = [asyncio.create_task(catch_up()) for _ in range(3)]
                 for _ in range(steps):
                     await asyncio.sleep(0)
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                readers[0].cancel()
+                for reader in readers:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await reader
                 # Another section (the timer driver, the webhook dispatcher) may run a moment.
                 for _ in range(100):
                     if not local.locked():
@@ -189,6 +186,24 @@ def test_a_reader_cancelled_anywhere_never_leaves_the_process_sections_held(
                 assert not local.locked(), f"sections held after cancelling at await {steps}"
             assert not redis_client.exists(PREFIX + "lock")
             assert (await client.get("/auvy/v1/jobs", headers=KEY)).status_code == 200
+
+
+def test_readers_woken_together_share_one_load(redis_url: str, redis_client: redis.Redis) -> None:
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        async with running(app):
+            store = app.state.store
+            loads = 0
+            original = store._catch_up
+
+            async def counted() -> None:
+                nonlocal loads
+                loads += 1
+                await original()
+
+            store._catch_up = counted
+            await asyncio.gather(*(store.catch_up() for _ in range(50)))
+            assert 1 <= loads <= 2, loads
 
     asyncio.run(asyncio.wait_for(test(), 60))
 

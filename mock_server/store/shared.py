@@ -24,8 +24,9 @@ carries the world's version: a sorted set maps every record to the version that 
   up to date after the read (`catch_up`, one load shared by the readers one commit woke), so the
   model judging entries is never older than they are.
 
-Writes still conflict world-wide (one version, and the rest of the world is one document), so
-concurrent writes on several workers re-run rather than run side by side: the store is for
+Writes still conflict world-wide (one version; the rest of the world is two documents, config
+and live), so concurrent writes on several workers re-run rather than run side by side, and a
+request refused TURN_AFTER times takes the turn so that its next commit lands: the store is for
 shared staging mocks and fanning SSE out over several processes and hosts, not for raw write
 throughput (see the README). Record keys are computed inside the scripts, so the store needs one
 Redis (or a cluster's single slot), not a sharded cluster.

@@ -586,14 +586,18 @@ class SharedWorld:
     @contextlib.asynccontextmanager
     async def turns(self) -> AsyncIterator[Callable[[int], Awaitable[str]]]:
         """For a caller that runs attempts: `await turn(attempt)` is the turn token to pass to
-        `enter` ('' before TURN_AFTER refusals; then the turn, waited for). The turn is given
-        back at the end unless a commit already used it."""
+        `enter` ('' before TURN_AFTER refusals; then the turn, waited for). A second attempt
+        without the turn first waits while another worker holds it: its commit would only be
+        refused again, after a section's work and a rollback. The turn is given back at the end
+        unless a commit already used it."""
         held = ""
 
         async def turn(attempt: int) -> str:
             nonlocal held
             if attempt >= TURN_AFTER and not held:
                 held = await self._take_turn()
+            elif attempt > 0 and not held:
+                await self._wait_for_no_turn()
             return held
 
         try:
@@ -601,6 +605,13 @@ class SharedWorld:
         finally:
             if held:
                 await _finish(self._give_back(keys=[self._keys["turn"]], args=[held]))
+
+    async def _wait_for_no_turn(self) -> None:
+        deadline = time.monotonic() + TURN_MS / 1000
+        attempt = 0
+        while await self.aio.exists(self._keys["turn"]) and time.monotonic() < deadline:
+            await _back_off(attempt)
+            attempt += 1
 
     async def _take_turn(self) -> str:
         token = secrets.token_hex(8)

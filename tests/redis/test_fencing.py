@@ -243,12 +243,11 @@ def test_a_refused_request_under_a_mount_is_routed_again_from_its_own_path(
     asyncio.run(asyncio.wait_for(test(), 60))
 
 
-def test_a_starving_request_takes_the_turn_and_lands(
+def test_a_request_refused_by_another_workers_turn_waits_for_it_to_end(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
-    """Another worker holds the turn (it was starving, then died): this worker's commits are
-    refused until the turn expires; after TURN_AFTER refusals it waits for the turn itself and
-    commits with it, instead of answering 503."""
+    """Another worker holds the turn (it was starving, then died): this worker's commit is
+    refused once, then it waits for the turn to expire instead of running again and again."""
 
     async def test() -> None:
         app = create_app(profile(), store=redis_url)
@@ -258,7 +257,34 @@ def test_a_starving_request_takes_the_turn_and_lands(
             created = await client.post("/auvy/v1/jobs", headers=KEY, json={"pathway_id": COMPLETE})
             assert created.status_code == 200, created.text
             assert time.monotonic() - started >= 0.5  # it did wait for the other's turn
-            assert app.state.store.counts()["turn_waits"] >= TURN_AFTER
+            assert app.state.store.counts()["turn_waits"] == 1
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_starving_request_takes_the_turn_and_lands(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Refused TURN_AFTER times by other workers' commits, a request takes the turn: its next
+    commit lands, and gives the turn back."""
+
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        store = app.state.store
+        async with running(app) as client:
+            taken: list[str] = []
+            take = store._take_turn
+
+            async def spied() -> str:
+                taken.append(await take())
+                assert redis_client.get(PREFIX + "turn") == taken[-1].encode()
+                return taken[-1]
+
+            store._take_turn = spied
+            refused = refuse_commits(store, redis_client, TURN_AFTER)
+            created = await client.post("/auvy/v1/jobs", headers=KEY, json={"pathway_id": COMPLETE})
+            assert created.status_code == 200, created.text
+            assert len(refused) == TURN_AFTER and len(taken) == 1
             assert not redis_client.exists(PREFIX + "turn"), "its commit gives the turn back"
 
     asyncio.run(asyncio.wait_for(test(), 60))

@@ -23,13 +23,11 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
-from conformance.server import stop_process
+from .throwaway import Throwaway
 
 MISSING = (
     "haproxy is not installed and cannot be installed here (needs root and apt-get): "
@@ -97,17 +95,14 @@ backend mocks
 """
 
 
-class Haproxy:
+class Haproxy(Throwaway):
     """One throwaway haproxy in the foreground, stopped on `stop()`; its working directory (the
     configuration and the stats socket) goes on `cleanup()` (or both on leaving a `with`)."""
 
     def __init__(self, binary: str, backends: Sequence[str], *, check_ms: int = 200) -> None:
-        self.binary = binary
+        super().__init__(binary)
         self.backends = list(backends)
         self.check_ms = check_ms
-        self.url = ""
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._dir = tempfile.TemporaryDirectory()
         self._stats = Path(self._dir.name) / "stats.sock"
         self._log = Path(self._dir.name) / "haproxy.log"
 
@@ -188,29 +183,3 @@ class Haproxy:
             return self._log.read_text(errors="replace")
         except OSError:
             return ""
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        stop_process(proc)
-
-    def cleanup(self) -> None:
-        self.stop()
-        self._dir.cleanup()
-
-    def __enter__(self) -> Haproxy:
-        try:
-            self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.cleanup()

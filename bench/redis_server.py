@@ -11,13 +11,11 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
-from types import TracebackType
 
 import redis
 
-from conformance.server import stop_process
+from .throwaway import Throwaway
 
 MISSING = (
     "redis-server is not installed and cannot be installed here (needs root and apt-get): "
@@ -47,15 +45,12 @@ def free_port() -> int:
         return port
 
 
-class RedisServer:
+class RedisServer(Throwaway):
     """One throwaway redis-server: no persistence, loopback only, stopped on `stop()`; its
     working directory goes on `cleanup()` (or both on leaving a `with` block)."""
 
     def __init__(self, binary: str) -> None:
-        self.binary = binary
-        self.url = ""
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._dir = tempfile.TemporaryDirectory()
+        super().__init__(binary)
 
     def start(self, attempts: int = 3) -> str:
         for _ in range(attempts):
@@ -92,29 +87,3 @@ class RedisServer:
             client.close()
             self.stop()
         raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        stop_process(proc)
-
-    def cleanup(self) -> None:
-        self.stop()
-        self._dir.cleanup()
-
-    def __enter__(self) -> RedisServer:
-        try:
-            self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.cleanup()

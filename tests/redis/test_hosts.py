@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,18 +17,12 @@ from tests.paced import ci_profile_at
 
 from .hosts import Hosts, two_hosts
 from .scan import pickled
+from .whole_suite import whole_suite
 
 REPO = Path(__file__).resolve().parents[2]
 
 KEY = {"Authorization": "Bearer auvy_test_acme_rw"}
 COMPLETE = "0b7e1f3a-2c4d-4e5f-8a9b-1c2d3e4f5a10"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def pid_of(response: httpx.Response) -> int:
@@ -142,22 +134,9 @@ def test_a_slice_of_the_conformance_suite_passes_through_the_balancer(
 def test_the_whole_conformance_suite_passes_through_the_balancer(
     redis_url: str, haproxy_binary: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    hook_port = free_port()
-    target = tmp_path / "target.toml"
-    reference = (REPO / "fixtures" / "reference.toml").read_text(encoding="utf-8")
-    # A suite pointed at a --target cannot hand the servers its webhook receiver's URL, so both
-    # sides are told a fixed port instead of the reference profile's port 0 (as in
-    # test_workers.py). Either process may send a delivery; both are told the same receiver.
-    target.write_text(
-        re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{hook_port}"', reference),
-        encoding="utf-8",
-    )
-    hook = f"http://127.0.0.1:{hook_port}/hooks"
-    # 40 ms steps, not the CI profile's 10 ms: every timer tick is a section under the world's
-    # lock, and two processes fall seconds behind at 10 ms on a loaded machine (test_workers.py).
-    paced = ci_profile_at(tmp_path, step_ms=40, start_delay_ms=20)
-    with two_hosts(redis_url, haproxy_binary, paced, "--ava-webhook", hook) as hosts:
-        report = run_suite(hosts, target, tmp_path / "reports", "-n", "2")
+    suite = whole_suite(tmp_path)
+    with two_hosts(redis_url, haproxy_binary, suite.server_profile, *suite.server_args) as hosts:
+        report = run_suite(hosts, suite.target, tmp_path / "reports", "-n", "2")
         prefix = hosts.prefix
     counts = report["summary"]["tests"]  # type: ignore[index]
     assert counts["failed"] == 0 and counts["error"] == 0, counts

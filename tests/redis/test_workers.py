@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,9 +17,9 @@ import pytest
 import redis
 
 from conformance.server import ReferenceServer
-from tests.paced import ci_profile_at
 
 from .scan import pickled
+from .whole_suite import whole_suite
 
 REPO = Path(__file__).resolve().parents[2]
 SLOW_PROFILE = """
@@ -36,13 +34,6 @@ start_delay_ms = 0
 KEY = {"Authorization": "Bearer auvy_test_acme_rw"}
 COMPLETE = "0b7e1f3a-2c4d-4e5f-8a9b-1c2d3e4f5a10"
 LONG = "5a2d6e8f-7b9c-4d0e-9f4a-6b7c8d9e0f15"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def two_workers(redis_url: str, profile: Path, *extra: str) -> ReferenceServer:
@@ -66,22 +57,8 @@ def test_more_than_one_worker_needs_a_shared_store() -> None:
 def test_the_conformance_suite_passes_against_two_workers_sharing_redis(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    hook_port = free_port()
-    target = tmp_path / "target.toml"
-    reference = (REPO / "fixtures" / "reference.toml").read_text(encoding="utf-8")
-    # A suite pointed at a --target cannot hand the server its webhook receiver's URL, so both
-    # sides are told a fixed port instead of the reference profile's port 0.
-    target.write_text(
-        re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{hook_port}"', reference),
-        encoding="utf-8",
-    )
-    hook = f"http://127.0.0.1:{hook_port}/hooks"
-    # Every timer tick of every running job is a commit on the world's one version: at the CI
-    # profile's 10 ms steps two workers' commits collide often enough to fall behind on a loaded
-    # machine (requests then time out), so this run keeps the 40 ms steps the suite was written
-    # against.
-    paced = ci_profile_at(tmp_path, step_ms=40, start_delay_ms=20)
-    with two_workers(redis_url, paced, "--ava-webhook", hook) as server:
+    suite = whole_suite(tmp_path)
+    with two_workers(redis_url, suite.server_profile, *suite.server_args) as server:
         done = subprocess.run(
             [
                 sys.executable,
@@ -94,7 +71,7 @@ def test_the_conformance_suite_passes_against_two_workers_sharing_redis(
                 "--decisions",
                 "enforce",
                 "--profile",
-                str(target),
+                str(suite.target),
                 "--report-dir",
                 str(tmp_path / "reports"),
                 "-n",

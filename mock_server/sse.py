@@ -184,12 +184,15 @@ async def deliver(
     gap: Callable[[StreamId, ReadResult], Mapping[str, object]] | None = None,
     ping: bytes = PING,
     with_ids: bool = True,
+    stream: str | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """Yield frames after `after` until a terminal entry was sent (or the source finished).
 
     Whenever a read finds that entries after the cursor were trimmed (a reader that fell more
     than the maximum length behind, or resumed too late), `gap` makes an id-less marker entry
     so the loss is visible instead of silent. Each yield carries every frame of one read.
+    `stream` names the model's stream store that holds `key` ("auvy", "strait"): a shared store
+    then fetches each read ahead without blocking the event loop (`Engine.prefetch`).
     """
     wakeup = Wakeup(ping_interval_s)
     unsubscribe = engine.subscribe(key, wakeup.set)
@@ -204,6 +207,10 @@ async def deliver(
             if result is None:
                 wakeup.changed = False
                 engine.run_due()
+                if stream is not None and engine.prefetch is not None:
+                    # Under a shared store: the read below then answers from what this fetched
+                    # without blocking, and the readers of one stream share one fetch.
+                    await engine.prefetch(stream, key, cursor)
                 result = read(cursor)
                 if engine.catch_up is not None:
                     # Under a shared store, judge entries (is this one terminal?) or their absence

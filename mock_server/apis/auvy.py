@@ -230,6 +230,7 @@ class AuvyApp(ApiApp[Caller]):
             ping_interval_s=self.ping_interval_s,
             first=first,
             gap=truncated_marker,
+            stream="auvy",
         )
         return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 

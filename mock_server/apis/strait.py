@@ -235,6 +235,7 @@ class StraitApp(ApiApp[ApiKey]):
             ping_interval_s=self.ping_interval_s,
             ping=KEEPALIVE,
             with_ids=False,
+            stream="strait",
         )
         return StreamingResponse(body, media_type="text/event-stream", headers=dict(sse.HEADERS))
 
@@ -254,6 +255,7 @@ class StraitApp(ApiApp[ApiKey]):
             ping_interval_s=self.ping_interval_s,
             ping=KEEPALIVE,
             with_ids=False,
+            stream="strait",
         )
         return StreamingResponse(body, media_type="text/event-stream", headers=dict(sse.HEADERS))
 

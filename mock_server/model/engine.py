@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from ..clock import Clock
 from .scheduler import Scheduler
+from .stream_id import StreamId
 
 Listener = Callable[[], None]
 
@@ -20,6 +21,9 @@ class Engine:
         # holds now, so a stream reader judges the entries it just read (is this the run's
         # latest change?) with a model that knows them.
         self.catch_up: Callable[[], Awaitable[None]] | None = None
+        # Set by a shared store: `await prefetch(store, key, after)` fetches a stream read
+        # without blocking, for the reader's `read_after` that follows (store: "auvy", ...).
+        self.prefetch: Callable[[str, str, StreamId | None], Awaitable[None]] | None = None
 
     def now(self) -> int:
         return self.clock.now_ms()

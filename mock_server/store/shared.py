@@ -57,6 +57,7 @@ from ..clock import Clock, ManualClock, SkewedClock
 from ..errors import Envelope, Unavailable
 from ..model.engine import Engine
 from ..model.store import StreamStore
+from ..model.stream_id import StreamId
 from ..profile import ServerProfile
 from ..responses import JSONResponse
 from .codec import CodecError
@@ -276,6 +277,7 @@ class SharedWorld:
         self._stopping = False
         self.engine = SharedEngine(ManualClock() if profile.clock == "manual" else SkewedClock())
         self.engine.catch_up = self.catch_up
+        self.engine.prefetch = self.prefetch
         # The pid first, so a test can tell which process answered; the suffix keeps two apps of
         # one process (in tests) apart.
         self.worker = f"{os.getpid()}@{socket.gethostname()}:{secrets.token_hex(2)}"
@@ -316,6 +318,7 @@ class SharedWorld:
             maxlen=maxlen,
             ttl_ms=ttl_ms,
             batching=self._in_section,
+            aio=self.aio,
         )
         self._stores[name] = store
         return store
@@ -511,7 +514,7 @@ class SharedWorld:
                     change.written()
                 committed = True
                 for key in self.engine.changed:
-                    self.engine.notify_here(key)
+                    self._notify_here(key)
         finally:
             self.engine.changed.clear()
             for store in self._stores.values():
@@ -538,6 +541,18 @@ class SharedWorld:
             for part in parts:
                 self._state_print[part] = snapshots.state_print(part)
             self.due = self._scheduler.next_due()
+
+    async def prefetch(self, store: str, key: str, after: StreamId | None) -> None:
+        """A stream reader's next read, fetched without blocking the event loop (see
+        `RedisStreams.prefetch`)."""
+        streams = self._stores.get(store)
+        if streams is not None:
+            await streams.prefetch(key, after, self.engine.now())
+
+    def _notify_here(self, key: str) -> None:
+        for store in self._stores.values():
+            store.changed(key)  # reads fetched before this change are stale
+        self.engine.notify_here(key)
 
     async def catch_up(self) -> None:
         """Bring the model up to at least the world Redis holds when this is called, for a stream
@@ -802,7 +817,7 @@ class SharedWorld:
         keys = [k for k in fields[b"k"].decode().split("\n") if k]
         # Readers woken here catch up with the world after they read (`catch_up`).
         for key in keys:
-            self.engine.notify_here(key)
+            self._notify_here(key)
         self._wake.set()
 
 

@@ -28,6 +28,7 @@ workers changed since (`forget`), and a refused section's copies are dropped (`s
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from ..model.stream import Entry, EventStream, ReadResult
 from ..model.stream_id import StreamId
@@ -193,6 +195,7 @@ class RedisStreams:
         maxlen: int | None,
         ttl_ms: int | None,
         batching: Callable[[], bool] | None = None,
+        aio: aioredis.Redis | None = None,
     ) -> None:
         if maxlen is not None and maxlen < 0:
             raise ValueError("maxlen must be >= 0")
@@ -210,6 +213,13 @@ class RedisStreams:
         self._append = client.register_script(_APPEND)
         self._read = client.register_script(_READ)
         self._commit = client.register_script(_COMMIT)
+        # Reads fetched ahead with the async client (`prefetch`), shared by the readers of one
+        # stream at one cursor until the stream changes (`changed`).
+        self._aread = None if aio is None else aio.register_script(_READ)
+        self._fresh: OrderedDict[str, dict[str, ReadResult]] = OrderedDict()  # key -> cursor
+        self._fetching: dict[tuple[str, str], asyncio.Task[ReadResult]] = {}
+        self._fetching_keys: dict[str, int] = {}
+        self._generation: dict[str, int] = {}
 
     def _keys(self, key: str) -> list[str]:
         return [self.prefix + key, f"{self.prefix}{key}:meta"]
@@ -264,7 +274,10 @@ class RedisStreams:
         refused one keep only those it did not change."""
         for key, pending in self._inflight.items():
             if pending.ops:
-                if not committed or pending.stream is None:
+                if not committed:
+                    continue
+                self.changed(key)
+                if pending.stream is None:
                     continue
                 last = pending.stream.last_id
                 pending = Pending(pending.stream, "" if last is None else last.encode())
@@ -284,9 +297,11 @@ class RedisStreams:
         """Drop the cached copies of these streams (changed by another worker); None: all."""
         if keys is None:
             self._cache.clear()
+            self._fresh.clear()
             return
         for key in keys:
             self._cache.pop(key, None)
+            self.changed(key)
 
     def stream_of(self, redis_key: str) -> str | None:
         """This store's key for a Redis stream key, or None when it is not one of ours."""
@@ -340,32 +355,81 @@ class RedisStreams:
     ) -> ReadResult:
         if count is not None and count < 1:
             raise ValueError("count must be >= 1")
-        if self._batched() and key in self._pending:
-            copy = self._pending[key].stream
-            if copy is None:
-                return ReadResult((), False, None)
-            return copy.read_after(after, now_ms, count=count)
-        args: list[str | int] = [
+        if self._batched():
+            if key in self._pending:
+                copy = self._pending[key].stream
+                if copy is None:
+                    return ReadResult((), False, None)
+                return copy.read_after(after, now_ms, count=count)
+        elif count is None:
+            fresh = self._fresh.get(key, {}).get(_cursor(after))
+            if fresh is not None:
+                return fresh
+        raw = self._read(keys=self._keys(key), args=self._read_args(after, now_ms, count))
+        return _result(raw, after)
+
+    def _read_args(self, after: StreamId | None, now_ms: int, count: int | None) -> list[Any]:
+        return [
             now_ms,
             "" if after is None else after.encode(),
             "" if count is None else count,
+            self._limits()[1],
         ]
-        raw = self._read(keys=self._keys(key), args=[*args, self._limits()[1]])
-        if raw is None:
-            return ReadResult((), False, None)
-        rows, dropped, first = raw
-        entries = tuple(
-            Entry(StreamId.parse(_text(ident)), _data(fields)) for ident, fields in rows
-        )
-        truncated = after is not None and bool(dropped) and after < StreamId.parse(_text(dropped))
-        first_id = StreamId.parse(_text(first)) if first else None
-        return ReadResult(entries, truncated, first_id)
+
+    async def prefetch(self, key: str, after: StreamId | None, now_ms: int) -> None:
+        """Read the stream after `after` with the async client, so that the `read_after` that
+        follows answers without a blocking round trip. Readers of one stream at one cursor (the
+        readers one commit woke) share one read. A read begun before the stream changed is not
+        kept: its answer may lack the change."""
+        if self._aread is None:
+            return
+        slot = (key, _cursor(after))
+        if slot[1] in self._fresh.get(key, {}):
+            return
+        task = self._fetching.get(slot)
+        if task is None:
+            generation = self._generation.get(key, 0)
+            task = asyncio.create_task(self._fetch(slot, generation, after, now_ms))
+            self._fetching[slot] = task
+            self._fetching_keys[key] = self._fetching_keys.get(key, 0) + 1
+            task.add_done_callback(lambda _: self._fetched(slot))
+        await asyncio.shield(task)
+
+    def _fetched(self, slot: tuple[str, str]) -> None:
+        self._fetching.pop(slot, None)
+        key = slot[0]
+        left = self._fetching_keys.pop(key, 1) - 1
+        if left:
+            self._fetching_keys[key] = left
+
+    async def _fetch(
+        self, slot: tuple[str, str], generation: int, after: StreamId | None, now_ms: int
+    ) -> ReadResult:
+        assert self._aread is not None
+        key = slot[0]
+        raw = await self._aread(keys=self._keys(key), args=self._read_args(after, now_ms, None))
+        result = _result(raw, after)
+        if self._generation.get(key, 0) == generation:
+            self._fresh.setdefault(key, {})[slot[1]] = result
+            self._fresh.move_to_end(key)
+            while len(self._fresh) > CACHED:
+                self._fresh.popitem(last=False)
+        return result
+
+    def changed(self, key: str) -> None:
+        """The stream `key` changed: reads fetched before are stale."""
+        if key in self._fetching_keys:
+            self._generation[key] = self._generation.get(key, 0) + 1
+        else:
+            self._generation.pop(key, None)
+        self._fresh.pop(key, None)
 
     def clear(self) -> None:
         # Not deferred to the commit: a reset deletes at once, and runs again if its commit is
         # refused (see the README).
         self._pending.clear()
         self._cache.clear()
+        self._fresh.clear()
         keys = list(self.client.scan_iter(match=_glob_escape(self.prefix) + "*", count=1000))
         for start in range(0, len(keys), 500):
             self.client.delete(*keys[start : start + 500])
@@ -375,6 +439,20 @@ class RedisStreams:
             "" if self.maxlen is None else self.maxlen,
             "" if self.ttl_ms is None else self.ttl_ms,
         ]
+
+
+def _cursor(after: StreamId | None) -> str:
+    return "" if after is None else after.encode()
+
+
+def _result(raw: Any, after: StreamId | None) -> ReadResult:
+    if raw is None:
+        return ReadResult((), False, None)
+    rows, dropped, first = raw
+    entries = tuple(Entry(StreamId.parse(_text(ident)), _data(fields)) for ident, fields in rows)
+    truncated = after is not None and bool(dropped) and after < StreamId.parse(_text(dropped))
+    first_id = StreamId.parse(_text(first)) if first else None
+    return ReadResult(entries, truncated, first_id)
 
 
 def _text(value: Any) -> str:

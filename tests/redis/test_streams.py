@@ -8,13 +8,16 @@ the truncation flag and where the retained window begins.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -223,3 +226,52 @@ def test_a_batched_commit_is_refused_whole_when_a_stream_moved_under_it(
     assert [e.data for e in direct.read_after("a", None, 100).entries] == [{"n": 0}, {"n": 2}]
     assert direct.read_after("a", None, 100).entries[-1].id == racing
     assert direct.read_after("b", None, 100).entries == ()  # the other stream was not written
+
+
+def test_a_prefetched_read_answers_without_blocking_and_is_shared_until_the_stream_changes(
+    redis_url: str, client: redis.Redis
+) -> None:
+    async def test() -> None:
+        aio = aioredis.Redis.from_url(redis_url)
+        store = RedisStreams(client, "pf:", maxlen=None, ttl_ms=None, aio=aio)
+        blocking: list[str] = []
+        sync_read = store._read
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            blocking.append("read")
+            return sync_read(*args, **kwargs)
+
+        store._read = counted  # type: ignore[assignment]
+        first = store.append("s", {"n": 1}, 1_000)
+        fetches: list[int] = []
+        fetch = store._fetch
+
+        async def counted_fetch(*args: Any) -> Any:
+            fetches.append(1)
+            return await fetch(*args)
+
+        store._fetch = counted_fetch  # type: ignore[method-assign,assignment]
+        # Ten readers at one cursor, woken together: one fetch, and no blocking read.
+        await asyncio.gather(*(store.prefetch("s", None, 1_000) for _ in range(10)))
+        assert len(fetches) == 1
+        for _ in range(10):
+            assert [e.data for e in store.read_after("s", None, 1_000).entries] == [{"n": 1}]
+        assert blocking == []
+        # A change makes what was fetched stale: the next read does not answer from it.
+        store.append("s", {"n": 2}, 1_001)
+        store.changed("s")
+        assert len(store.read_after("s", None, 1_001).entries) == 2
+        assert blocking == ["read"]
+        # A fetch in flight when the stream changes is not kept.
+        pending = asyncio.create_task(store.prefetch("s", first, 1_001))
+        await asyncio.sleep(0)
+        store.append("s", {"n": 3}, 1_002)
+        store.changed("s")
+        await pending
+        assert [e.data for e in store.read_after("s", first, 1_002).entries] == [
+            {"n": 2},
+            {"n": 3},
+        ]
+        await aio.aclose()
+
+    asyncio.run(asyncio.wait_for(test(), 30))

@@ -79,6 +79,10 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         """The record without touching it."""
         return self._items.get(key)
 
+    def untouched_values(self) -> list[T]:
+        """Every record, touching none (an index rebuilt from them changes nothing)."""
+        return list(self._items.values())
+
     def loaded(self, key: str, value: T | None, blob: bytes) -> None:
         """Take another worker's version of a record (None: it was removed)."""
         if value is None:

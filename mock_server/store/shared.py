@@ -61,6 +61,7 @@ from .codec import CodecError
 from .records import SharedRecords
 from .snapshot import PARTS, Root, Snapshots
 from .streams import STREAM_FUNCTIONS, RedisStreams
+from .timers import SharedScheduler
 
 log = logging.getLogger("mock_server.store")
 T = TypeVar("T")
@@ -187,6 +188,8 @@ class SharedEngine(Engine):
 
     def __init__(self, clock: Clock) -> None:
         super().__init__(clock)
+        self.timers = SharedScheduler()
+        self.scheduler = self.timers
         self.shared = False  # until the world is in Redis, it is this process's alone
         self.owner: asyncio.Task[Any] | None = None
         self.changed: set[str] = set()
@@ -310,10 +313,12 @@ class SharedWorld:
             records = SharedRecords[Any](name, getattr(owner, attr).items())
             setattr(owner, attr, records)
             self._records[name] = records
+        self._scheduler = self.engine.timers
+        self._records[self._scheduler.records.name] = self._scheduler.records
         self._snapshots = Snapshots(
             [
                 Root("clock", engine.clock, frozenset({"skew_ms"})),
-                Root("scheduler", engine.scheduler, frozenset({"on_schedule"})),
+                Root("scheduler", engine.scheduler, SharedScheduler.LOCAL),
                 Root("auvy", world.auvy, config=AUVY_CONFIG),
                 Root("receptors", world.receptors, config=frozenset({"receptors"})),
                 Root("ava_outbox", world.ava_outbox, config=frozenset({"policy", "endpoints"})),
@@ -328,7 +333,6 @@ class SharedWorld:
             },
             TIMER_CALLS,
         )
-        self._scheduler = engine.scheduler
 
     # -- sections ------------------------------------------------------------------------------
 
@@ -500,7 +504,10 @@ class SharedWorld:
             snapshots.load({part: self._rest[part] for part in parts})
             for part in parts:
                 self._state_print[part] = snapshots.state_print(part)
-            self.due = self._scheduler.next_due()
+        # The section may have pushed, run or unfiled timers whether or not their records
+        # changed bytes: the index is rebuilt from what Redis holds.
+        self._scheduler.reindex()
+        self.due = self._scheduler.next_due()
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[None]:
@@ -558,6 +565,8 @@ class SharedWorld:
                 self._forget_streams(found[6])
             for records, key, value, blob in loaded:
                 records.loaded(key, value, blob)
+            if self.version <= 0 or any(r is self._scheduler.records for r, *_ in loaded):
+                self._scheduler.reindex()
             docs = {
                 part: bytes(doc) for part, doc in (("live", found[3]), ("config", found[5])) if doc
             }

@@ -1,0 +1,92 @@
+"""`SharedScheduler`: the timers of a world shared through Redis, one record each.
+
+Every pending timer is a record of the store `timers` (`<prefix>records:timers`), named by its
+sequence number, so a section writes the timers it added, ran or cancelled, and nothing else of
+them: the live document holds only the sequence counter, whatever the number of running jobs.
+The heap that orders them and the key -> timer table (`Scheduler.cancel(key)`) are this
+process's index of those records, rebuilt (`reindex`) whenever loading other workers' commits,
+or rolling back a refused one, changed a timer record. Cancelling or running a timer deletes its
+record; a timer filed under a key records the key, so every worker can tell which timer a key
+names without two documents having to share one object.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from ..model.scheduler import Callback, Scheduler, Timer, TimerKey
+from .records import SharedRecords
+
+
+class SharedScheduler(Scheduler):
+    # This process's index of the records and its driver's wake-up: never part of the world.
+    LOCAL = frozenset({"on_schedule", "_heap", "_keyed", "records"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: SharedRecords[Timer] = SharedRecords("timers")
+
+    def at(self, due_ms: int, callback: Callback, key: TimerKey | None = None) -> Timer:
+        timer = super().at(due_ms, callback, key)
+        self.records[str(timer.seq)] = timer
+        return timer
+
+    def _file(self, key: TimerKey, timer: Timer) -> None:
+        old = self._keyed.get(key)
+        if old is not None:
+            self._unfile(old)
+        self._keyed[key] = timer
+
+    def _unfile(self, timer: Timer) -> None:
+        timer.key = None
+        name = str(timer.seq)
+        # A timer that is running (its record already gone) has nothing left to write.
+        if self.records.current(name) is timer:
+            self.records[name] = timer
+
+    def release(self, key: TimerKey) -> None:
+        timer = self._keyed.pop(key, None)
+        if timer is not None:
+            self._unfile(timer)
+
+    def _cancel(self, timer: Timer) -> None:
+        timer.cancel()
+        name = str(timer.seq)
+        if self.records.current(name) is not None:
+            del self.records[name]
+
+    def _live(self, timer: Timer) -> bool:
+        # The heap may hold timers whose records another worker's commit (or a rollback) removed.
+        return not timer.cancelled and self.records.current(str(timer.seq)) is timer
+
+    def next_due(self) -> int | None:
+        heap = self._heap
+        while heap and not self._live(heap[0]):
+            heapq.heappop(heap)
+        return heap[0].due_ms if heap else None
+
+    def run_due(self, now_ms: int) -> int:
+        ran = 0
+        heap = self._heap
+        while heap and heap[0].due_ms <= now_ms:
+            timer = heapq.heappop(heap)
+            if not self._live(timer):
+                continue
+            del self.records[str(timer.seq)]
+            timer.callback(timer.due_ms)
+            ran += 1
+        return ran
+
+    def clear(self) -> None:
+        super().clear()
+        self.records.clear()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def reindex(self) -> None:
+        """Rebuild the heap and the key table from the records as they now are."""
+        timers = [t for t in self.records.untouched_values() if not t.cancelled]
+        heapq.heapify(timers)
+        self._heap = timers
+        self._keyed = {t.key: t for t in timers if t.key is not None}

@@ -563,10 +563,14 @@ class SharedWorld:
                     store.forget(None)
             else:
                 self._forget_streams(found[6])
+            timers = self._scheduler
             for records, key, value, blob in loaded:
-                records.loaded(key, value, blob)
-            if self.version <= 0 or any(r is self._scheduler.records for r, *_ in loaded):
-                self._scheduler.reindex()
+                if records is timers.records:
+                    timers.load_record(key, value, blob)
+                else:
+                    records.loaded(key, value, blob)
+            if self.version <= 0:
+                timers.reindex()
             docs = {
                 part: bytes(doc) for part, doc in (("live", found[3]), ("config", found[5])) if doc
             }

@@ -52,7 +52,7 @@ class SharedScheduler(Scheduler):
     def _cancel(self, timer: Timer) -> None:
         timer.cancel()
         name = str(timer.seq)
-        if self.records.current(name) is not None:
+        if self.records.current(name) is timer:
             del self.records[name]
 
     def _live(self, timer: Timer) -> bool:
@@ -84,8 +84,29 @@ class SharedScheduler(Scheduler):
     def __len__(self) -> int:
         return len(self.records)
 
+    def load_record(self, name: str, value: Timer | None, blob: bytes) -> None:
+        """Take another worker's version of one timer record (None: it was removed), and
+        update the index to match: a commit changes a few timers, so this costs what the commit
+        changed, not what the world holds."""
+        old = self.records.current(name)
+        if old is not None and old.key is not None and self._keyed.get(old.key) is old:
+            del self._keyed[old.key]
+        self.records.loaded(name, value, blob)
+        timer = self.records.current(name)
+        if timer is None:
+            # Its heap entry, if any, is skipped when it comes up (`_live`); a heap grown
+            # mostly stale is rebuilt.
+            if len(self._heap) > 2 * len(self.records) + 64:
+                self.reindex()
+            return
+        if timer.key is not None:
+            self._keyed[timer.key] = timer
+        if timer is not old:
+            heapq.heappush(self._heap, timer)
+
     def reindex(self) -> None:
-        """Rebuild the heap and the key table from the records as they now are."""
+        """Rebuild the heap and the key table from the records as they now are (after joining
+        a world, or rolling a refused section back)."""
         timers = [t for t in self.records.untouched_values() if not t.cancelled]
         heapq.heapify(timers)
         self._heap = timers

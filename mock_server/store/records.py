@@ -8,7 +8,7 @@ whose bytes differ from what Redis holds; other workers load just the records ch
 their version. Cost follows what a request touches, not how big the world has grown.
 
 A record loaded from Redis updates the live object in place (its `__dict__`, or a list's items),
-so anything else holding it (a handler mid-request, a timer's closure) sees the new state.
+so anything else holding it (a handler mid-request, the timers' heap) sees the new state.
 """
 
 from __future__ import annotations

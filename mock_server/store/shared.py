@@ -1,9 +1,10 @@
 """`SharedWorld`: one world for every worker process (and host) pointed at the same Redis.
 
 Event streams live in Redis Streams (`RedisStreams`). Records (jobs, runs, interventions,
-traces, logs, webhook deliveries) live one per hash field (`SharedRecords`); the rest of the world
-(tokens, workspaces, queues, the timers, the clock's offset, ...) is one snapshot. Each change
-carries the world's version: a sorted set maps every record to the version that last wrote it.
+traces, logs, webhook deliveries, and the timers: see timers.py) live one per hash field
+(`SharedRecords`); the rest of the world (tokens, workspaces, queues, the clock's offset, ...)
+is two documents (snapshot.PARTS). Each change carries the world's version: a sorted set maps
+every record to the version that last wrote it.
 
 - A *section* is one request or one timer tick. It takes no lock. It begins with one round
   trip that loads what other workers committed since this process's version (the records
@@ -23,7 +24,7 @@ carries the world's version: a sorted set maps every record to the version that 
   any worker sees an append made on another one. A reader brings the model up to date around
   each read (`reading`), so the model judging entries is never older than they are.
 
-Writes still conflict world-wide (one version, and the rest of the world is one document), so
+Writes still conflict world-wide (one version for the whole world), so
 concurrent writes on several workers re-run rather than run side by side: the store is for
 shared staging mocks and fanning SSE out over several processes and hosts, not for raw write
 throughput (see the README). Record keys are computed inside the scripts, so the store needs one

@@ -253,6 +253,7 @@ class SharedWorld:
         self._stopping = False
         self.engine = SharedEngine(ManualClock() if profile.clock == "manual" else SkewedClock())
         self.engine.reading = self.reading
+        self._scheduler = self.engine.timers
         # The pid first, so a test can tell which process answered; the suffix keeps two apps of
         # one process (in tests) apart.
         self.worker = f"{os.getpid()}@{socket.gethostname()}:{secrets.token_hex(2)}"
@@ -314,7 +315,6 @@ class SharedWorld:
             records = SharedRecords[Any](name, getattr(owner, attr).items())
             setattr(owner, attr, records)
             self._records[name] = records
-        self._scheduler = self.engine.timers
         self._records[self._scheduler.records.name] = self._scheduler.records
         self._snapshots = Snapshots(
             [

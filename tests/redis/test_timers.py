@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from mock_server.app import create_app
 from mock_server.model.scheduler import Call
 
-from .test_fencing import REFUSED_WRITES, events
+from .test_fencing import ADVANCE_MS, REFUSED_WRITES, events, reference_events, same_job
 from .test_shared import KEY, PREFIX, create_job, profile, running, status
 
 START_MS = 5  # ci.toml: a job starts 5 ms after it is created, then steps every 10 ms
@@ -93,6 +93,39 @@ def test_a_timer_cancelled_on_another_worker_never_fires(
             assert first.state.store.engine.timers.filed(("auvy", job_id)) is None
             assert events(first, job_id) == after_cancel
             assert await status(a, job_id) == (200, "failed")
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_refused_section_leaves_the_timer_index_as_redis_holds_it(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A section ran a job's timers (deleting its record, filing the next step) and its commit
+    was refused: the worker's heap and key table go back to the timer records Redis holds, and
+    the job then steps as in one in-memory world."""
+
+    async def test() -> None:
+        expected = await reference_events()
+        app = create_app(profile(), store=redis_url)
+        async with running(app) as a:
+            job_id = await create_job(a)
+            shared = app.state.store
+            timers = shared.engine.timers
+            start = timers.filed(("auvy", job_id))
+            assert start is not None
+            await shared.enter()
+            shared.engine.clock.advance(ADVANCE_MS)
+            assert shared.engine.run_due() > 0
+            redis_client.hincrby(PREFIX + "world", "v", 1)  # another worker committed first
+            assert not await shared.leave()
+            held = redis_client.hkeys(PREFIX + "records:timers")
+            assert set(timers.records) == {name.decode() for name in held} == {str(start.seq)}
+            again = timers.filed(("auvy", job_id))
+            assert again is not None and (again.seq, again.due_ms) == (start.seq, start.due_ms)
+            assert len(timers) == 1 and timers.next_due() == start.due_ms
+            advanced = await a.post("/_mock/clock/advance", json={"ms": ADVANCE_MS})
+            assert advanced.status_code == 200, advanced.text
+            assert same_job(events(app, job_id)) == same_job(expected)
 
     asyncio.run(asyncio.wait_for(test(), 60))
 

@@ -118,7 +118,7 @@ def test_a_refused_section_leaves_the_timer_index_as_redis_holds_it(
             assert shared.engine.run_due() > 0
             redis_client.hincrby(PREFIX + "world", "v", 1)  # another worker committed first
             assert not await shared.leave()
-            held = redis_client.hkeys(PREFIX + "records:timers")
+            held: list[bytes] = redis_client.hkeys(PREFIX + "records:timers")  # type: ignore[assignment]
             assert set(timers.records) == {name.decode() for name in held} == {str(start.seq)}
             again = timers.filed(("auvy", job_id))
             assert again is not None and (again.seq, again.due_ms) == (start.seq, start.due_ms)

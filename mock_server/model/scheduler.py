@@ -64,9 +64,9 @@ class Scheduler:
         """Run `callback(due_ms)` once the clock reaches `due_ms`. A `key` files the timer for
         `cancel(key)`; a timer already filed under it loses the key but stays due (the models
         cancel first where they mean to replace)."""
-        timer = Timer(due_ms, next(self._seq), callback, key=key)
+        timer = Timer(due_ms, next(self._seq), callback, False, key)
         if key is not None:
-            self._file(key, timer)
+            self._keyed[key] = timer
         heapq.heappush(self._heap, timer)
         if self.on_schedule is not None and self._heap[0] is timer:
             # Lets a sleeping driver wake early when new work is due sooner than it planned. It
@@ -75,17 +75,11 @@ class Scheduler:
             self.on_schedule()
         return timer
 
-    def _file(self, key: TimerKey, timer: Timer) -> None:
-        self._keyed[key] = timer
-
     def cancel(self, key: TimerKey) -> None:
         """Cancel the timer filed under `key`, if any."""
         timer = self._keyed.pop(key, None)
         if timer is not None:
-            self._cancel(timer)
-
-    def _cancel(self, timer: Timer) -> None:
-        timer.cancel()
+            timer.cancelled = True
 
     def release(self, key: TimerKey) -> None:
         """Unfile `key` without cancelling its timer: a timer's callback calls it for its own

@@ -27,15 +27,13 @@ class SharedScheduler(Scheduler):
         self.records: SharedRecords[Timer] = SharedRecords("timers")
 
     def at(self, due_ms: int, callback: Callback, key: TimerKey | None = None) -> Timer:
+        if key is not None:
+            old = self._keyed.get(key)
+            if old is not None:
+                self._unfile(old)
         timer = super().at(due_ms, callback, key)
         self.records[str(timer.seq)] = timer
         return timer
-
-    def _file(self, key: TimerKey, timer: Timer) -> None:
-        old = self._keyed.get(key)
-        if old is not None:
-            self._unfile(old)
-        self._keyed[key] = timer
 
     def _unfile(self, timer: Timer) -> None:
         timer.key = None
@@ -49,7 +47,10 @@ class SharedScheduler(Scheduler):
         if timer is not None:
             self._unfile(timer)
 
-    def _cancel(self, timer: Timer) -> None:
+    def cancel(self, key: TimerKey) -> None:
+        timer = self._keyed.pop(key, None)
+        if timer is None:
+            return
         timer.cancel()
         name = str(timer.seq)
         if self.records.current(name) is timer:

@@ -45,8 +45,9 @@ class Timer:
     seq: int
     callback: Callback = field(compare=False)
     cancelled: bool = field(default=False, compare=False)
-    # The key this timer is filed under in the scheduler's table; None once another timer took
-    # the key or the key was released (a shared store rebuilds the table from these).
+    # The key it was filed under. A shared store, which rebuilds the key table from its timer
+    # records, also clears it once another timer takes the key or the key is released; the
+    # in-memory scheduler has its table and does not bother.
     key: TimerKey | None = field(default=None, compare=False)
 
     def cancel(self) -> None:

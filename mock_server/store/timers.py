@@ -4,10 +4,13 @@ Every pending timer is a record of the store `timers` (`<prefix>records:timers`)
 sequence number, so a section writes the timers it added, ran or cancelled, and nothing else of
 them: the live document holds only the sequence counter, whatever the number of running jobs.
 The heap that orders them and the key -> timer table (`Scheduler.cancel(key)`) are this
-process's index of those records, rebuilt (`reindex`) whenever loading other workers' commits,
-or rolling back a refused one, changed a timer record. Cancelling or running a timer deletes its
-record; a timer filed under a key records the key, so every worker can tell which timer a key
-names without two documents having to share one object.
+process's index of those records: updated record by record from other workers' commits
+(`load_record`), rebuilt (`reindex`) on joining a world or rolling back a refused section.
+Cancelling or running a timer deletes its record; a timer filed under a key records the key
+(cleared when the key is released or taken by a newer timer), so every worker can tell which
+timer a key names without two documents having to share one object. The due times are not a
+Redis sorted set as well: each worker orders the records itself, and the change feed already
+says when the world's next timer is due.
 """
 
 from __future__ import annotations

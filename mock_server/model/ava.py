@@ -28,7 +28,7 @@ from ..variants.ava import AvaVariant
 from .engine import Engine
 from .errors import Forbidden, IllegalTransition, InvalidInput, NotFound, Unauthenticated
 from .outbox import Outbox
-from .scheduler import Call, Timer
+from .scheduler import Call
 from .script import Complete, Fail, ScriptError
 from .status import TransitionTable
 from .store import MemoryRecords, RecordStore
@@ -263,7 +263,6 @@ class AvaModel:
         self.tenants: dict[str, Tenant] = {}
         self.workers: dict[str, Worker] = {}
         self._queues: dict[str, _Queue] = {}
-        self._timers: dict[str, Timer] = {}
         self._created = itertools.count(1)
         self._eligible = itertools.count(1)
 
@@ -278,9 +277,7 @@ class AvaModel:
         self.workers[worker.id] = worker
 
     def reset_jobs(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        self.engine.scheduler.cancel_kind("ava")
         self._queues.clear()
         self.jobs.clear()
         self.logs.clear()
@@ -578,16 +575,14 @@ class AvaModel:
     def _at(self, job: Job, due_ms: int, action: Callable[[str, int], None]) -> None:
         self._unschedule(job)
         call = Call(self, "_fire", (job.id, action.__name__))
-        self._timers[job.id] = self.engine.scheduler.at(due_ms, call)
+        self.engine.scheduler.at(due_ms, call, ("ava", job.id))
 
     def _fire(self, job_id: str, action: str, now: int) -> None:
-        self._timers.pop(job_id, None)
+        self.engine.scheduler.release(("ava", job_id))
         getattr(self, action)(job_id, now)
 
     def _unschedule(self, job: Job) -> None:
-        timer = self._timers.pop(job.id, None)
-        if timer is not None:
-            timer.cancel()
+        self.engine.scheduler.cancel(("ava", job.id))
 
     # -- forcing outcomes (control routes) -----------------------------------------------------
 

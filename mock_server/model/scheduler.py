@@ -3,6 +3,12 @@
 The model schedules work (the next step of a job, a scheduled start, a TTL) as callbacks due at a
 time in ms. Nothing here sleeps: the HTTP layer's driver calls `run_due` when real time passes, and
 a manual clock's `advance` calls it directly, which makes time-dependent behaviour deterministic.
+
+A model names the timers it may later cancel by a key, `(kind, id, ...)` (a job's next step is
+`("auvy", job id)`), and cancels by that key: the scheduler holds the key -> timer table, so the
+models hold no timer objects. A store shared by several processes (mock_server/store/timers.py)
+keeps each timer as a record of its own; cancelling by key works there without two documents
+having to agree on which object a timer is.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 Callback = Callable[[int], None]
+# (kind, id, ...): the kind ("auvy", "ava", "strait") keeps the models' ids apart.
+TimerKey = tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,10 @@ class Timer:
     seq: int
     callback: Callback = field(compare=False)
     cancelled: bool = field(default=False, compare=False)
+    # The key it was filed under. A shared store, which rebuilds the key table from its timer
+    # records, also clears it once another timer takes the key or the key is released; the
+    # in-memory scheduler has its table and does not bother.
+    key: TimerKey | None = field(default=None, compare=False)
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -46,10 +58,16 @@ class Scheduler:
     def __init__(self) -> None:
         self._heap: list[Timer] = []
         self._seq = itertools.count()
+        self._keyed: dict[TimerKey, Timer] = {}
         self.on_schedule: Callable[[], None] | None = None
 
-    def at(self, due_ms: int, callback: Callback) -> Timer:
-        timer = Timer(due_ms, next(self._seq), callback)
+    def at(self, due_ms: int, callback: Callback, key: TimerKey | None = None) -> Timer:
+        """Run `callback(due_ms)` once the clock reaches `due_ms`. A `key` files the timer for
+        `cancel(key)`; a timer already filed under it loses the key but stays due (the models
+        cancel first where they mean to replace)."""
+        timer = Timer(due_ms, next(self._seq), callback, False, key)
+        if key is not None:
+            self._keyed[key] = timer
         heapq.heappush(self._heap, timer)
         if self.on_schedule is not None and self._heap[0] is timer:
             # Lets a sleeping driver wake early when new work is due sooner than it planned. It
@@ -57,6 +75,25 @@ class Scheduler:
             # (waking it anyway cost a loop turn per created job).
             self.on_schedule()
         return timer
+
+    def cancel(self, key: TimerKey) -> None:
+        """Cancel the timer filed under `key`, if any."""
+        timer = self._keyed.pop(key, None)
+        if timer is not None:
+            timer.cancelled = True
+
+    def release(self, key: TimerKey) -> None:
+        """Unfile `key` without cancelling its timer: a timer's callback calls it for its own
+        key as it runs, so the key is free for the next step."""
+        self._keyed.pop(key, None)
+
+    def cancel_kind(self, kind: str) -> None:
+        """Cancel every filed timer whose key starts with `kind` (a model's reset)."""
+        for key in [k for k in self._keyed if k[0] == kind]:
+            self.cancel(key)
+
+    def filed(self, key: TimerKey) -> Timer | None:
+        return self._keyed.get(key)
 
     def next_due(self) -> int | None:
         while self._heap and self._heap[0].cancelled:
@@ -77,6 +114,7 @@ class Scheduler:
 
     def clear(self) -> None:
         self._heap.clear()
+        self._keyed.clear()
 
     def __len__(self) -> int:
         return sum(1 for t in self._heap if not t.cancelled)

@@ -10,13 +10,15 @@ could run code in the server. Decoding here only ever builds:
   never calling a constructor, `__setstate__` or anything else the data names;
 - enum members of those modules, looked up by value;
 - references by name to this process's own objects (`{"$x": name}`: the models, the engine);
-- timers' `Call`s (alone or inside a compact `{"$timer": [...]}`), whose target must be such a
-  reference and whose method must be one the caller allows.
+- timers' `Call`s (alone or inside a compact `{"$timer": [...]}`, which also carries the key
+  the timer is filed under: a list of strings), whose target must be such a reference and whose
+  method must be one the caller allows.
 
 Anything else is refused with `CodecError`, before the live world changes. An object reached
-twice is written once and referred to after (`{"$r": n}`), so identity survives (a timer is held
-both by the scheduler's heap and by its model's table of timers). Lists and dicts reached twice
-come back as two copies: the models share none.
+twice is written once and referred to after (`{"$r": n}`), so identity survives within one
+document. Lists and dicts reached twice come back as two copies: the models share none. (The
+timers, once held both by the scheduler's heap and by their model's table, are records of their
+own now and hold no reference across documents: see store/timers.py.)
 """
 
 from __future__ import annotations
@@ -166,8 +168,8 @@ class Encoder:
         return {"$o": cls, "$n": number, "s": state}
 
     def _timer(self, timer: Timer) -> Any:
-        """A timer in one short list: a busy world holds one per pending job, and this is most
-        of what a section that schedules work has to write."""
+        """A timer in one short list: a busy world holds one per pending job (each a record,
+        see store/timers.py), and this is most of what a section that schedules work writes."""
         call = timer.callback
         assert isinstance(call, Call)
         target = self._refs.get(id(call.target))
@@ -176,8 +178,18 @@ class Encoder:
         number = self._seen[id(timer)] = len(self._seen)
         self._alive.append(timer)
         args = [self.encode(a) for a in call.args]
+        key = None if timer.key is None else list(timer.key)
         return {
-            "$timer": [number, timer.due_ms, timer.seq, target, call.method, args, timer.cancelled]
+            "$timer": [
+                number,
+                timer.due_ms,
+                timer.seq,
+                target,
+                call.method,
+                args,
+                timer.cancelled,
+                key,
+            ]
         }
 
 
@@ -241,11 +253,15 @@ class Decoder:
         return Call(self._ref({"$x": target}), method, decoded)
 
     def _timer(self, data: dict[str, Any]) -> Timer:
-        number, due_ms, seq, target, method, args, cancelled = data["$timer"]
+        number, due_ms, seq, target, method, args, cancelled, key = data["$timer"]
         call = self._call({"$call": [target, method, {"$tuple": args}]})
         if type(due_ms) is not int or type(seq) is not int or type(cancelled) is not bool:
             raise CodecError("a timer's due time, sequence and flag must be ints and a bool")
-        timer = Timer(due_ms, seq, call, cancelled)
+        if key is not None and (
+            type(key) is not list or not key or any(type(k) is not str for k in key)
+        ):
+            raise CodecError("a timer's key must be null or a non-empty list of strings")
+        timer = Timer(due_ms, seq, call, cancelled, None if key is None else tuple(key))
         self._objects[int(number)] = timer
         return timer
 

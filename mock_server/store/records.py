@@ -8,7 +8,7 @@ whose bytes differ from what Redis holds; other workers load just the records ch
 their version. Cost follows what a request touches, not how big the world has grown.
 
 A record loaded from Redis updates the live object in place (its `__dict__`, or a list's items),
-so anything else holding it (a handler mid-request, a timer's closure) sees the new state.
+so anything else holding it (a handler mid-request, the timers' heap) sees the new state.
 """
 
 from __future__ import annotations
@@ -78,6 +78,10 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
     def current(self, key: str) -> T | None:
         """The record without touching it."""
         return self._items.get(key)
+
+    def untouched_values(self) -> list[T]:
+        """Every record, touching none (an index rebuilt from them changes nothing)."""
+        return list(self._items.values())
 
     def loaded(self, key: str, value: T | None, blob: bytes) -> None:
         """Take another worker's version of a record (None: it was removed)."""

@@ -1,9 +1,10 @@
 """`SharedWorld`: one world for every worker process (and host) pointed at the same Redis.
 
 Event streams live in Redis Streams (`RedisStreams`). Records (jobs, runs, interventions,
-traces, logs, webhook deliveries) live one per hash field (`SharedRecords`); the rest of the world
-(tokens, workspaces, queues, the timers, the clock's offset, ...) is one snapshot. Each change
-carries the world's version: a sorted set maps every record to the version that last wrote it.
+traces, logs, webhook deliveries, and the timers: see timers.py) live one per hash field
+(`SharedRecords`); the rest of the world (tokens, workspaces, queues, the clock's offset, ...)
+is two documents (snapshot.PARTS). Each change carries the world's version: a sorted set maps
+every record to the version that last wrote it.
 
 - A *section* is one request or one timer tick. It takes no lock. It begins with one round
   trip that loads what other workers committed since this process's version (the records
@@ -24,9 +25,9 @@ carries the world's version: a sorted set maps every record to the version that 
   up to date after the read (`catch_up`, one load shared by the readers one commit woke), so the
   model judging entries is never older than they are.
 
-Writes still conflict world-wide (one version; the rest of the world is two documents, config
-and live), so concurrent writes on several workers re-run rather than run side by side, and a
-request refused TURN_AFTER times takes the turn so that its next commit lands: the store is for
+Writes still conflict world-wide (one version for the whole world), so concurrent writes on
+several workers re-run rather than run side by side, and a request refused TURN_AFTER times
+takes the turn so that its next commit lands: the store is for
 shared staging mocks and fanning SSE out over several processes and hosts, not for raw write
 throughput (see the README). Record keys are computed inside the scripts, so the store needs one
 Redis (or a cluster's single slot), not a sharded cluster.
@@ -64,6 +65,7 @@ from .codec import CodecError
 from .records import SharedRecords
 from .snapshot import PARTS, Root, Snapshots
 from .streams import STREAM_FUNCTIONS, RedisStreams
+from .timers import SharedScheduler
 
 log = logging.getLogger("mock_server.store")
 T = TypeVar("T")
@@ -209,12 +211,14 @@ return 0
 class SharedEngine(Engine):
     """Runs timers only inside this process's current section, and remembers what it notified.
 
-    Outside a section (an SSE reader's loop, say) `run_due` does nothing: timers run under the
-    lock, in whichever worker's section comes first, or nowhere else would know they ran.
+    Outside a section (an SSE reader's loop, say) `run_due` does nothing: timers run in a
+    section, whose commit is the only way other workers learn that they ran.
     """
 
     def __init__(self, clock: Clock) -> None:
         super().__init__(clock)
+        self.timers = SharedScheduler()
+        self.scheduler = self.timers
         self.shared = False  # until the world is in Redis, it is this process's alone
         self.owner: asyncio.Task[Any] | None = None
         self.changed: set[str] = set()
@@ -278,6 +282,7 @@ class SharedWorld:
         self.engine = SharedEngine(ManualClock() if profile.clock == "manual" else SkewedClock())
         self.engine.catch_up = self.catch_up
         self.engine.prefetch = self.prefetch
+        self._scheduler = self.engine.timers
         # The pid first, so a test can tell which process answered; the suffix keeps two apps of
         # one process (in tests) apart.
         self.worker = f"{os.getpid()}@{socket.gethostname()}:{secrets.token_hex(2)}"
@@ -346,10 +351,11 @@ class SharedWorld:
             records = SharedRecords[Any](name, getattr(owner, attr).items())
             setattr(owner, attr, records)
             self._records[name] = records
+        self._records[self._scheduler.records.name] = self._scheduler.records
         self._snapshots = Snapshots(
             [
                 Root("clock", engine.clock, frozenset({"skew_ms"})),
-                Root("scheduler", engine.scheduler, frozenset({"on_schedule"})),
+                Root("scheduler", engine.scheduler, SharedScheduler.LOCAL),
                 Root("auvy", world.auvy, config=AUVY_CONFIG),
                 Root("receptors", world.receptors, config=frozenset({"receptors"})),
                 Root("ava_outbox", world.ava_outbox, config=frozenset({"policy", "endpoints"})),
@@ -364,7 +370,6 @@ class SharedWorld:
             },
             TIMER_CALLS,
         )
-        self._scheduler = engine.scheduler
 
     # -- sections ------------------------------------------------------------------------------
 
@@ -540,7 +545,10 @@ class SharedWorld:
             snapshots.load({part: self._rest[part] for part in parts})
             for part in parts:
                 self._state_print[part] = snapshots.state_print(part)
-            self.due = self._scheduler.next_due()
+        # The section may have pushed, run or unfiled timers whether or not their records
+        # changed bytes: the index is rebuilt from what Redis holds.
+        self._scheduler.reindex()
+        self.due = self._scheduler.next_due()
 
     async def prefetch(self, store: str, key: str, after: StreamId | None) -> None:
         """A stream reader's next read, fetched without blocking the event loop (see
@@ -659,8 +667,14 @@ class SharedWorld:
                     store.forget(None)
             else:
                 self._forget_streams(found[6])
+            timers = self._scheduler
             for records, key, value, blob in loaded:
-                records.loaded(key, value, blob)
+                if records is timers.records:
+                    timers.load_record(key, value, blob)
+                else:
+                    records.loaded(key, value, blob)
+            if self.version <= 0:
+                timers.reindex()
             docs = {
                 part: bytes(doc) for part, doc in (("live", found[3]), ("config", found[5])) if doc
             }

@@ -8,8 +8,8 @@ Anything that belongs to one process (the engine with its SSE listeners, the Red
 stores, asyncio events) is written as a reference by name and resolved to this process's own
 object when loading; so are the roots themselves wherever another object points at one. Loading
 therefore swaps each root's attributes in place, and every handler, timer and app keeps pointing
-at live objects. Timers are `Call`s (a root, a method name, arguments); only the methods named
-in `calls` may be loaded.
+at live objects. Timers are records (store/timers.py) whose callbacks are `Call`s (a root, a
+method name, arguments); only the methods named in `calls` may be loaded.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from typing import Any
 from . import codec
 
 # The two documents the rest of the world is written as. "config" holds what requests rarely
-# change (keys, pathways, workers, settings); "live" everything else (timers, queues, counters).
-# A section re-encodes, and a worker reloads, only a document whose state changed, so the
-# timers that change on every step do not drag the configuration along each time.
+# change (keys, pathways, workers, settings); "live" everything else (queues, counters, the
+# timers' sequence counter; the timers themselves are records, so its size does not follow the
+# number of running jobs). A section re-encodes, and a worker reloads, only a document whose
+# state changed, so the counters that change on every step do not drag the configuration along.
 PARTS = ("live", "config")
 
 

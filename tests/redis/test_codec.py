@@ -74,6 +74,27 @@ def test_the_codec_keeps_types_identity_and_named_timers() -> None:
     assert next(back["seq"]) == 1 and back["$odd"] == {"$key": 1}
 
 
+def test_a_timer_record_keeps_its_key_and_loads_as_a_timer_calling_its_model() -> None:
+    """A timer alone (as the shared store writes each one, a record of its own) with the key
+    it is filed under."""
+    holder = Holder()
+    timer = holder.scheduler.at(7, Call(holder, "_tick", ("j1",)), ("auvy", "j1"))
+    refs = {id(holder): "root:holder"}
+    blob = codec.dumps(timer, refs)
+    assert json.loads(blob)["data"] == {
+        "$timer": [0, 7, 0, "root:holder", "_tick", ["j1"], False, ["auvy", "j1"]]
+    }
+    back = codec.loads(blob, {"root:holder": holder}, {("root:holder", "_tick")})
+    assert isinstance(back, Timer) and back == timer
+    assert back.key == ("auvy", "j1") and back.callback == timer.callback
+    unfiled = codec.loads(
+        codec.dumps(Timer(9, 1, Call(holder, "_tick", ("j2",))), refs),
+        {"root:holder": holder},
+        {("root:holder", "_tick")},
+    )
+    assert unfiled.key is None
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -87,7 +108,12 @@ def test_the_codec_keeps_types_identity_and_named_timers() -> None:
         {"$call": ["root:holder", "__init__", {"$tuple": []}]},
         {"$call": ["root:holder", "_tick", ["not", "a", "tuple"]]},
         {"$timer": [0, 5, 1, "root:holder", "__init__", [], False]},
-        {"$timer": [0, "5", 1, "root:holder", "_tick", [], False]},
+        {"$timer": [0, 5, 1, "root:holder", "__init__", [], False, None]},
+        {"$timer": [0, "5", 1, "root:holder", "_tick", [], False, None]},
+        {"$timer": [0, 5, 1, "root:holder", "_tick", [], False, "auvy"]},
+        {"$timer": [0, 5, 1, "root:holder", "_tick", [], False, []]},
+        {"$timer": [0, 5, 1, "root:holder", "_tick", [], False, [{"$x": "root:holder"}]]},
+        {"$timer": [0, 5, 1, "root:holder", "_tick", [], False]},  # a key is required
         {"$x": "root:nobody"},
         {"$r": 7},
         {"$exec": "print(1)"},

@@ -1,6 +1,7 @@
 """AUVY: running a job's script on the engine's clock, one step per tick of its pacing.
 
-The job's one timer is data: `Call(model, "_tick", (job id,))`. Every change is saved through the
+The job's one timer is data: `Call(model, "_tick", (job id,))`, filed in the scheduler under
+`("auvy", job id)`. Every change is saved through the
 store and appended to the job's event stream (`token`, `state_update`, then a terminal
 `complete` or `error`)."""
 
@@ -19,15 +20,13 @@ from .streams import JobStreams
 class JobRunner(JobStreams):
     def _schedule(self, job: Job, due_ms: int) -> None:
         job_id = job.id
-        self._timers[job_id] = self.engine.scheduler.at(due_ms, Call(self, "_tick", (job_id,)))
+        self.engine.scheduler.at(due_ms, Call(self, "_tick", (job_id,)), ("auvy", job_id))
 
     def _unschedule(self, job: Job) -> None:
-        timer = self._timers.pop(job.id, None)
-        if timer is not None:
-            timer.cancel()
+        self.engine.scheduler.cancel(("auvy", job.id))
 
     def _tick(self, job_id: str, now: int) -> None:
-        self._timers.pop(job_id, None)
+        self.engine.scheduler.release(("auvy", job_id))
         job = self.jobs.get(job_id)
         if job is None or job.status not in (JobStatus.PENDING, JobStatus.RUNNING):
             return

@@ -7,7 +7,6 @@ from collections.abc import MutableMapping
 
 from ..engine import Engine
 from ..errors import Forbidden, Unauthenticated
-from ..scheduler import Timer
 from ..store import MemoryRecords, RecordStore, StreamStore
 from .lifecycle import JobStatus
 from .records import (
@@ -42,7 +41,6 @@ class AuvyWorld:
         self.pathways: dict[str, Pathway] = {}
         self.traces: MutableMapping[str, Trace] = {}
         self.jwt_secret: str | None = None
-        self._timers: dict[str, Timer] = {}
 
     # -- world ---------------------------------------------------------------------------------
 
@@ -65,9 +63,7 @@ class AuvyWorld:
         self.workspaces[workspace_id] = Workspace(ws.id, ws.slug, ws.name, state)
 
     def reset_jobs(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        self.engine.scheduler.cancel_kind("auvy")
         self.jobs.clear()
         self.interventions.clear()
         self.streams.clear()

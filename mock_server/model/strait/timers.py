@@ -1,5 +1,6 @@
 """Strait: a run's timers, one per slot (step, timeout, expiry), kept as data: each names the
-model method it runs by name (`Call(model, "_fire", (run id, slot, action))`)."""
+model method it runs by name (`Call(model, "_fire", (run id, slot, action))`) and filed in the
+scheduler under `("strait", run id, slot)`."""
 
 from __future__ import annotations
 
@@ -14,16 +15,14 @@ class RunTimers(StraitWorld):
     def _at(self, run: Run, slot: str, due_ms: int, action: Callable[[Run, int], None]) -> None:
         self._unschedule(run, slot)
         call = Call(self, "_fire", (run.id, slot, action.__name__))
-        self._timers[(run.id, slot)] = self.engine.scheduler.at(due_ms, call)
+        self.engine.scheduler.at(due_ms, call, ("strait", run.id, slot))
 
     def _fire(self, run_id: str, slot: str, action: str, now: int) -> None:
-        self._timers.pop((run_id, slot), None)
+        self.engine.scheduler.release(("strait", run_id, slot))
         current = self.runs.get(run_id)
         if current is not None:
             getattr(self, action)(current, now)
 
     def _unschedule(self, run: Run, *slots: str) -> None:
         for slot in slots:
-            timer = self._timers.pop((run.id, slot), None)
-            if timer is not None:
-                timer.cancel()
+            self.engine.scheduler.cancel(("strait", run.id, slot))

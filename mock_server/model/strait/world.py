@@ -10,7 +10,6 @@ from typing import Any
 from ...clock import iso
 from ..engine import Engine
 from ..errors import NotFound, Unauthenticated
-from ..scheduler import Timer
 from ..store import MemoryStreams
 from .lifecycle import RunStatus, wire_status
 from .records import KEY_PATTERN, ApiKey, Job, Project, Run, RunRecords, Settings, uuid7
@@ -27,7 +26,6 @@ class StraitWorld:
         self.runs: MutableMapping[str, Run] = {}
         self.records: MutableMapping[str, RunRecords] = {}
         self.streams = MemoryStreams(maxlen=None, ttl_ms=None)
-        self._timers: dict[tuple[str, str], Timer] = {}
         self._idempotency: dict[tuple[str, str, str], str] = {}
         self._last_created = 0
         self._seq = itertools.count(1)
@@ -61,9 +59,7 @@ class StraitWorld:
         ]
 
     def reset_runs(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        self.engine.scheduler.cancel_kind("strait")
         self.runs.clear()
         self.records.clear()
         self.streams.clear()

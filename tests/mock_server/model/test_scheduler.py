@@ -180,3 +180,48 @@ def test_run_due_is_a_stable_sort_of_the_due_timers(plan: list[tuple[int, bool]]
     )
     assert ran == [str(i) for i in expected]
     assert len(s) == sum(1 for due, cancel in plan if due > now and not cancel)
+
+
+def test_a_timer_cancelled_by_its_key_never_runs_and_frees_the_key() -> None:
+    s = Scheduler()
+    log: list[str] = []
+    s.at(10, appender(log, "step"), ("auvy", "j1"))
+    s.at(10, appender(log, "other"), ("auvy", "j2"))
+    s.cancel(("auvy", "j1"))
+    s.cancel(("auvy", "j1"))  # nothing filed: nothing happens
+    assert s.filed(("auvy", "j1")) is None
+    assert s.run_due(10) == 1
+    assert log == ["other"]
+
+
+def test_a_key_taken_by_a_new_timer_leaves_the_old_one_due() -> None:
+    # What the models' own tables did: filing over an entry does not cancel its timer.
+    s = Scheduler()
+    log: list[str] = []
+    s.at(10, appender(log, "old"), ("auvy", "j1"))
+    new = s.at(20, appender(log, "new"), ("auvy", "j1"))
+    assert s.filed(("auvy", "j1")) is new
+    s.run_due(15)
+    assert log == ["old"]
+    s.cancel(("auvy", "j1"))
+    assert s.run_due(30) == 0 and log == ["old"]
+
+
+def test_a_released_key_no_longer_cancels_its_timer() -> None:
+    s = Scheduler()
+    log: list[str] = []
+    s.at(10, appender(log, "step"), ("strait", "r1", "step"))
+    s.release(("strait", "r1", "step"))
+    s.cancel(("strait", "r1", "step"))
+    assert s.run_due(10) == 1 and log == ["step"]
+
+
+def test_cancel_kind_cancels_one_models_timers_only() -> None:
+    s = Scheduler()
+    log: list[str] = []
+    s.at(10, appender(log, "auvy"), ("auvy", "j1"))
+    s.at(10, appender(log, "ava"), ("ava", "j1"))
+    s.at(10, appender(log, "unkeyed"))
+    s.cancel_kind("auvy")
+    assert s.run_due(10) == 2
+    assert log == ["ava", "unkeyed"]

@@ -30,6 +30,8 @@ def values(client: redis.Redis, prefix: str) -> Iterator[tuple[str, bytes]]:
         elif kind == b"stream":
             entries: Any = client.xrange(raw)
             found = [v for _, fields in entries for v in fields.values()]
+        elif kind == b"none":
+            continue  # expired since the scan listed it (a lease, a turn)
         else:
             raise AssertionError(f"{key}: unexpected type {kind!r}")
         for value in found:

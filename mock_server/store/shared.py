@@ -71,9 +71,8 @@ log = logging.getLogger("mock_server.store")
 T = TypeVar("T")
 
 DEFAULT_PREFIX = "mock_server:"
-LEASE_MS = 3_000
-# How long past a timer's due time a worker that does not lead the driver waits for the leader.
-TAKEOVER_MS = 250
+LEASE_MS = 2_000  # a leader that died stops the steps for this long at most
+LEASE_RETRY_MS = 500
 FEED_LENGTH = 1_000
 # Below redis-py's default socket timeout: an idle XREAD returns and blocks again.
 FEED_BLOCK_MS = 2_000
@@ -222,8 +221,22 @@ class SharedEngine(Engine):
         self.shared = False  # until the world is in Redis, it is this process's alone
         self.owner: asyncio.Task[Any] | None = None
         self.changed: set[str] = set()
+        # Whether this worker held the timer driver's lease when it last asked.
+        self.leading = False
 
     def run_due(self) -> int:
+        """What a request runs before it looks at the world. On a real clock only the worker
+        leading the timer driver runs due timers here: were every worker to, each request on
+        a follower would run the ticks the leader is running too, and under load their commits
+        refuse each other until both crawl (600 streams over 60 jobs on two workers stalled).
+        A follower's request then sees a step a few milliseconds late, as any client of a
+        server whose timers run on their own may. A manual clock has no driver: run them."""
+        if self.shared and not self.leading and not self.clock.manual:
+            return 0
+        return self.run_ticks()
+
+    def run_ticks(self) -> int:
+        """The due timers, run only inside this process's current section."""
         if self.shared and (self.owner is None or self.owner is not _current_task()):
             return 0
         return super().run_due()
@@ -780,26 +793,29 @@ class SharedWorld:
 
     async def _drive(self) -> None:
         """The timer driver: sleep until the world's next timer (as last heard), then run every
-        due timer in a section. The worker holding the driver lease runs it at once; the others
-        wait TAKEOVER_MS more, so they do not all race for the same tick, and then run it
-        themselves if it is still due (its leader died, say): commits are compare-and-set, so
-        a tick two workers ran lands once. (Requests run due timers too, in whichever worker.)"""
+        due timer in a section. Only the worker holding the driver lease does; the others ask
+        for the lease every LEASE_RETRY_MS while a timer is due, and get it once a leader that
+        died lets it expire. A follower that ran ticks whenever the leader fell behind made both
+        slower (their commits refuse each other), and the leader fell further behind: at 60 jobs
+        stepping every 250 ms two workers stalled. (Requests run due timers too, in whichever
+        worker; commits are compare-and-set, so a tick two workers ran lands once.)"""
         clock = self.engine.clock
         while True:
             due = self.due
             now = clock.now_ms()
             if due is not None and not clock.manual and due <= now:
                 leader = await self._lead(keys=[self._keys["driver"]], args=[self.worker, LEASE_MS])
-                if leader or now >= due + TAKEOVER_MS:
+                self.engine.leading = bool(leader)
+                if leader:
                     try:
-                        await self.transact(self.engine.run_due)
+                        await self.transact(self.engine.run_ticks)
                     except (CodecError, Unavailable):
                         # Data in Redis this process refuses to load, or a tick that kept
                         # losing: fail this tick, not the driver for good.
                         log.exception("timer tick failed; retrying")
-                        await asyncio.sleep(TAKEOVER_MS / 1000)
+                        await asyncio.sleep(LEASE_RETRY_MS / 1000)
                     continue
-                due += TAKEOVER_MS
+                due = now + LEASE_RETRY_MS
             timeout = None if due is None or clock.manual else (due - clock.now_ms()) / 1000
             self._wake.clear()
             with contextlib.suppress(TimeoutError):

@@ -261,8 +261,8 @@ def crash(hosts: Hosts, redis_client: redis.Redis) -> None:
     assert {w.pid for w in watchers} == creators, "streams should be served by both processes"
     assert not any(w.ended for w in watchers), "a job finished before the kill: too fast a pace"
 
-    # The victim: the process leading the timer driver (it runs due steps at once; the other
-    # runs a step still due 250 ms later), so its death also hands the timers over.
+    # The victim: the process holding the timer driver's lease, so its death also hands the
+    # timers over (once the lease expires).
     pids = {server.pid: server for server in hosts.servers if server.pid is not None}
     driver = redis_client.get(f"{hosts.prefix}driver")
     victim = int(driver.split(b"@")[0]) if isinstance(driver, bytes) else next(iter(pids))

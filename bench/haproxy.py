@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .throwaway import Throwaway
+from .throwaway import Throwaway, debian_binary
 
 MISSING = (
     "haproxy is not installed and cannot be installed here (needs root and apt-get): "
@@ -39,18 +39,10 @@ PLACES = ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")
 
 
 def haproxy_binary() -> str | None:
-    found = shutil.which("haproxy") or next((p for p in PLACES if os.access(p, os.X_OK)), None)
-    if found is not None:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return None
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "haproxy"]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        # A fresh container has no package lists yet.
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True)
-        subprocess.run(install, env=env, capture_output=True)
-    return shutil.which("haproxy") or next((p for p in PLACES if os.access(p, os.X_OK)), None)
+    return debian_binary(
+        "haproxy",
+        lambda: shutil.which("haproxy") or next((p for p in PLACES if os.access(p, os.X_OK)), None),
+    )
 
 
 def free_port() -> int:

@@ -7,7 +7,6 @@ skips, saying why. Needs redis-py (the `redis` extra).
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -15,7 +14,7 @@ import time
 
 import redis
 
-from .throwaway import Throwaway
+from .throwaway import Throwaway, debian_binary
 
 MISSING = (
     "redis-server is not installed and cannot be installed here (needs root and apt-get): "
@@ -24,18 +23,7 @@ MISSING = (
 
 
 def redis_server_binary() -> str | None:
-    found = shutil.which("redis-server")
-    if found is not None:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return None
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "redis-server"]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        # A fresh container has no package lists yet.
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True)
-        subprocess.run(install, env=env, capture_output=True)
-    return shutil.which("redis-server")
+    return debian_binary("redis-server", lambda: shutil.which("redis-server"))
 
 
 def free_port() -> int:

@@ -4,12 +4,30 @@ on `cleanup()`, and both on leaving a `with` block, even when starting failed ha
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
 from conformance.server import stop_process
+
+
+def debian_binary(package: str, find: Callable[[], str | None]) -> str | None:
+    """`find()`, after installing Debian's `package` when it finds nothing and this runs as root
+    with apt-get; None when it is still missing."""
+    found = find()
+    if found is not None or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return found
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+        # A fresh container has no package lists yet.
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True)
+        subprocess.run(install, env=env, capture_output=True)
+    return find()
 
 
 class Throwaway:

@@ -65,7 +65,7 @@ class Scheduler:
         """Run `callback(due_ms)` once the clock reaches `due_ms`. A `key` files the timer for
         `cancel(key)`; a timer already filed under it loses the key but stays due (the models
         cancel first where they mean to replace)."""
-        timer = Timer(due_ms, next(self._seq), callback, False, key)
+        timer = Timer(due_ms, self._next_seq(), callback, False, key)
         if key is not None:
             self._keyed[key] = timer
         heapq.heappush(self._heap, timer)
@@ -75,6 +75,9 @@ class Scheduler:
             # (waking it anyway cost a loop turn per created job).
             self.on_schedule()
         return timer
+
+    def _next_seq(self) -> int:
+        return next(self._seq)
 
     def cancel(self, key: TimerKey) -> None:
         """Cancel the timer filed under `key`, if any."""

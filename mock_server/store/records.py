@@ -2,7 +2,10 @@
 
 The records are held in this process like a dict and stand in for the model's `MemoryRecords` or
 plain dict. What a section may have changed is what it *touched*: every record it read, wrote or
-removed (a model changes a record only after getting it from its store). At the end of a
+removed (a model changes a record only after getting it from its store). What it depended on
+is also what it looked up and did not find (`absent`), and, when it walked or counted the
+store (`scanned`), all of it: the commit is refused if another worker has since written any of
+that (see shared.py), and only then. At the end of a
 section `SharedWorld` encodes the touched records alone (JSON, see codec.py) and writes those
 whose bytes differ from what Redis holds; other workers load just the records changed since
 their version. Cost follows what a request touches, not how big the world has grown.
@@ -24,6 +27,9 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         self.name = name
         self._items: dict[str, T] = dict(items)
         self.touched: set[str] = set(self._items)
+        # Keys looked up and not found, or asked about with `in`: read, but nothing to write.
+        self.absent: set[str] = set()
+        self.scanned = False
         # The bytes Redis holds for each record, as last loaded or written by this process.
         self.blobs: dict[str, bytes] = {}
         # A print (`Snapshots.print_value`) of each record whose blob is known to match it: a
@@ -35,6 +41,7 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
     def get(self, key: str, default: T | None = None) -> T | None:  # type: ignore[override]
         value = self._items.get(key)
         if value is None:
+            self.absent.add(key)
             return default
         self.touched.add(key)
         return value
@@ -43,7 +50,11 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         self[key] = value
 
     def __getitem__(self, key: str) -> T:
-        value = self._items[key]
+        try:
+            value = self._items[key]
+        except KeyError:
+            self.absent.add(key)
+            raise
         self.touched.add(key)
         return value
 
@@ -56,28 +67,50 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         self.touched.add(key)
 
     def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.absent.add(key)
         return key in self._items
 
     def __iter__(self) -> Iterator[str]:
+        self.scanned = True
         # A copy: the model may add or remove records while it walks them.
         return iter(list(self._items))
 
     def __len__(self) -> int:
+        self.scanned = True
         return len(self._items)
 
     def values(self) -> Iterator[T]:  # type: ignore[override]
+        self.scanned = True
         self.touched.update(self._items)
         return iter(list(self._items.values()))
 
     def clear(self) -> None:
+        self.scanned = True
         self.touched.update(self._items)
         self._items.clear()
 
     # -- for SharedWorld -----------------------------------------------------------------------
 
+    def read_names(self) -> list[str]:
+        """The records the section depended on, by name (none when it scanned the store: the
+        store's own version then stands for them all)."""
+        if self.scanned:
+            return []
+        return [f"{self.name}\n{key}" for key in self.touched | self.absent]
+
+    def untouch(self) -> None:
+        self.touched.clear()
+        self.absent.clear()
+        self.scanned = False
+
     def current(self, key: str) -> T | None:
         """The record without touching it."""
         return self._items.get(key)
+
+    def size(self) -> int:
+        """How many records, without counting as a scan."""
+        return len(self._items)
 
     def untouched_values(self) -> list[T]:
         """Every record, touching none (an index rebuilt from them changes nothing)."""
@@ -109,4 +142,4 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         self._items.clear()
         self.blobs.clear()
         self.prints.clear()
-        self.touched.clear()
+        self.untouch()

@@ -10,14 +10,15 @@ every record to the version that last wrote it.
   trip that loads what other workers committed since this process's version (the records
   changed, and the rest when that changed) and reads Redis's TIME, so every host's clock agrees
   (`SkewedClock`). It runs, then commits the records it touched whose bytes changed, the rest
-  when changed, and its stream appends, as version+1, in one script that first checks that the
-  world is still at the version the section loaded (compare-and-set). A section that wrote
-  nothing (a read) makes no second round trip. A refused commit wrote nothing; the process rolls
-  its own objects back to the bytes Redis holds and the section runs again on the newer world.
+  when changed, and its stream appends, as the next version, in one script that first checks
+  that nothing the section read was written since the version it loaded (the documents, each
+  record it read or looked up, each store it walked: see _COMMIT). A section that wrote nothing
+  (a read) makes no second round trip. A refused commit wrote nothing; the process rolls its
+  own objects back to the bytes Redis holds and the section runs again on the newer world.
   State changes are therefore atomic across processes, and a timer (a job's next step, a
   schedule, a retry, a timeout, a TTL) takes effect once: two workers may run the same tick,
-  but only the first commit lands, and the other re-runs against a world without it. A worker
-  killed mid-section holds nothing up.
+  but only the first commit lands (the tick's timer record changed under the second), and the
+  other re-runs against a world without it. A worker killed mid-section holds nothing up.
 - Each commit appends to a change feed (a Redis stream): the keys the section notified (a job's
   stream or status) and when the world's next timer is due. Every worker follows the feed with a
   blocking XREAD and wakes its own SSE readers of those keys and its timer driver, so a client on
@@ -25,12 +26,16 @@ every record to the version that last wrote it.
   up to date after the read (`catch_up`, one load shared by the readers one commit woke), so the
   model judging entries is never older than they are.
 
-Writes still conflict world-wide (one version for the whole world), so concurrent writes on
-several workers re-run rather than run side by side, and a request refused TURN_AFTER times
-takes the turn so that its next commit lands: the store is for
-shared staging mocks and fanning SSE out over several processes and hosts, not for raw write
-throughput (see the README). Record keys are computed inside the scripts, so the store needs one
-Redis (or a cluster's single slot), not a sharded cluster.
+Writes conflict only where they meet: two requests on different jobs (an AUVY job created in
+one workspace, a step of a job in another) commit side by side. What every section reads does
+meet: the two documents. AVA's queue counters and Strait's sequence and idempotency tables live
+in the live document, so AVA and Strait writes still refuse each other across tenants and
+projects, as do a clock advance, a reset and token rotation, which change a document for every
+partition. A request refused TURN_AFTER times takes the turn so that its next commit lands.
+What a section reads without a version is not checked: a stream it read but did not append to,
+and the timers it did not find due (another worker's timer made due at once may run a section
+later). Record keys are computed inside the scripts, so the store needs one Redis (or a
+cluster's single slot), not a sharded cluster.
 """
 
 from __future__ import annotations
@@ -87,20 +92,23 @@ AUVY_CONFIG = frozenset({"jwt_secret", "keys", "pathways", "settings"})
 AVA_CONFIG = frozenset({"secret", "settings", "tenants", "workers"})
 STRAIT_CONFIG = frozenset({"dependencies", "jobs", "keys", "projects", "settings"})
 
+# What the keys in Redis hold and how; part of the fingerprint.
+LAYOUT = 2
+
 # Records are named "STORE\nKEY" in the version index and kept in the hash PREFIX + STORE.
 
 # KEYS: world, versions, stream versions. ARGV: our version, records' hash prefix. Reads
 # only, so it needs no lock: {version, Redis TIME seconds, microseconds} or, when newer, that and
 # {live document, fingerprint, config document (each '' = unchanged since our version), the
-# streams appended to since, then name and bytes ('' = removed) of each record changed}. One
-# script's answer: one consistent version.
+# streams appended to since and the version that last did, then name and bytes ('' = removed)
+# of each record changed}. One script's answer: one consistent version.
 _ENTER = """
 local t = redis.call('TIME')
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 local ours = tonumber(ARGV[1])
 if v <= ours then return {v, t[1], t[2]} end
 local out = {v, t[1], t[2], '', redis.call('HGET', KEYS[1], 'f') or '', '',
-  redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[1], '+inf')}
+  redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[1], '+inf', 'WITHSCORES')}
 if tonumber(redis.call('HGET', KEYS[1], 'rv') or '0') > ours then
   out[4] = redis.call('HGET', KEYS[1], 'b') or ''
 end
@@ -117,7 +125,7 @@ return out
 """
 
 # Answers of _COMMIT that wrote nothing.
-CONFLICT = -2  # another section committed since this one loaded the world
+CONFLICT = -2  # another section wrote something this one read, since it loaded the world
 STREAM_MOVED = -3  # a stream changed under the section (written outside any section)
 NOT_OUR_TURN = -4  # another worker holds the turn (see TURN_AFTER)
 REFUSALS = {CONFLICT: "conflicts", STREAM_MOVED: "streams_moved", NOT_OUR_TURN: "turn_waits"}
@@ -131,27 +139,48 @@ TURN_MS = 1_000
 # How long a starving request waits to get the turn before answering 503.
 TURN_WAIT_MS = 3 * TURN_MS
 
-# KEYS: world, feed, versions, stream versions, stats, turn (counts of commits and refusals: no part
-# of the world, so counting a refusal writes nothing the world holds). ARGV: the version the
-# section loaded, live document ('' = unchanged), fingerprint, worker, notified keys, next due,
-# feed length, records' hash prefix, '1' to drop every record first (a world replaced), the
-# stores' names, the streams' queued changes (JSON, see `RedisStreams.take`), config document
-# ('' = unchanged), the turn this section holds ('' none, see TURN_AFTER), then name and bytes
-# ('' = removed) of each changed record; KEYS[6] is the turn. Returns the new version, or
-# CONFLICT / STREAM_MOVED / NOT_OUR_TURN. This compare-and-set on the world's version is the
-# concurrency control: no lock is held by a request that commits at its first attempts, so a
-# worker that dies mid-request stalls nobody. Every check comes before the first write to the
-# world: Redis does not roll a script back.
+# KEYS: world, feed, versions, stream versions, stats (counts of commits and refusals: no part of
+# the world, so counting a refusal writes nothing the world holds), turn, store versions, due
+# times. ARGV: the version the section loaded, live document ('' = unchanged), fingerprint,
+# worker, notified keys, the stores the section scanned, feed length, records' hash prefix, '1'
+# to drop every record first (a world replaced), the stores' names, the streams' queued changes
+# (JSON, see `RedisStreams.take`), config document ('' = unchanged), the turn this section holds
+# ('' none, see TURN_AFTER), how many record names follow that the section read, those names,
+# then name, bytes ('' = removed) and due time ('' = not a timer, '-' = a timer removed) of each
+# changed record. Returns {new version, the world's next due time or ''}, or CONFLICT /
+# STREAM_MOVED / NOT_OUR_TURN.
+#
+# This is the concurrency control, and it takes no lock: a section may commit when nothing it
+# read has been written since the version it loaded (optimistic, validated by read set). Every
+# section reads the two documents, so a change to either refuses every section that loaded an
+# older one; a record read, written or looked up in vain is checked by its own version, and a
+# store walked or counted by the store's version. So two requests on different jobs (two
+# workspaces, say) commit side by side, and the one that commits second is not re-run. Every
+# check comes before the first write to the world: Redis does not roll a script back.
 _COMMIT = (
     STREAM_FUNCTIONS
     + """
+local function unchanged_since(ours, reads)
+  if ARGV[9] == '1' then return false end
+  if tonumber(redis.call('HGET', KEYS[1], 'rv') or '0') > ours then return false end
+  if tonumber(redis.call('HGET', KEYS[1], 'cv') or '0') > ours then return false end
+  for store in string.gmatch(ARGV[6], '[^\\n]+') do
+    if tonumber(redis.call('HGET', KEYS[7], store) or '0') > ours then return false end
+  end
+  for i = 15, 14 + reads do
+    if tonumber(redis.call('ZSCORE', KEYS[3], ARGV[i]) or '0') > ours then return false end
+  end
+  return true
+end
 local turn = redis.call('GET', KEYS[6])
 if turn and turn ~= ARGV[13] then
   redis.call('HINCRBY', KEYS[5], 'turn_waits', 1)
   return -4
 end
+local ours = tonumber(ARGV[1])
+local reads = tonumber(ARGV[14])
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if v ~= tonumber(ARGV[1]) then
+if v ~= ours and not unchanged_since(ours, reads) then
   redis.call('HINCRBY', KEYS[5], 'conflicts', 1)
   return -2
 end
@@ -165,27 +194,37 @@ if turn then redis.call('DEL', KEYS[6]) end
 v = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('HSET', KEYS[1], 'f', ARGV[3])
 if ARGV[9] == '1' then
-  redis.call('DEL', KEYS[3])
+  redis.call('DEL', KEYS[3], KEYS[7], KEYS[8])
   for store in string.gmatch(ARGV[10], '[^\\n]+') do redis.call('DEL', ARGV[8] .. store) end
 end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'b', ARGV[2], 'rv', v) end
 if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'c', ARGV[12], 'cv', v) end
-for i = 14, #ARGV, 2 do
+for i = 15 + reads, #ARGV, 3 do
   local name = ARGV[i]
   local sep = string.find(name, '\\n', 1, true)
-  local hash = ARGV[8] .. string.sub(name, 1, sep - 1)
+  local store = string.sub(name, 1, sep - 1)
+  local key = string.sub(name, sep + 1)
   if ARGV[i + 1] == '' then
-    redis.call('HDEL', hash, string.sub(name, sep + 1))
+    redis.call('HDEL', ARGV[8] .. store, key)
   else
-    redis.call('HSET', hash, string.sub(name, sep + 1), ARGV[i + 1])
+    redis.call('HSET', ARGV[8] .. store, key, ARGV[i + 1])
   end
   redis.call('ZADD', KEYS[3], v, name)
+  redis.call('HSET', KEYS[7], store, v)
+  local due = ARGV[i + 2]
+  if due == '-' then
+    redis.call('ZREM', KEYS[8], key)
+  elseif due ~= '' then
+    redis.call('ZADD', KEYS[8], due, key)
+  end
 end
 write_streams(streams)
 for _, g in ipairs(streams) do redis.call('ZADD', KEYS[4], v, g[1]) end
+local first = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
+local next_due = first[2] or ''
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',
-  'w', ARGV[4], 'v', v, 'k', ARGV[5], 'd', ARGV[6])
-return v
+  'w', ARGV[4], 'v', v, 'k', ARGV[5], 'd', next_due)
+return {v, next_due}
 """
 )
 
@@ -300,8 +339,12 @@ class SharedWorld:
         # one process (in tests) apart.
         self.worker = f"{os.getpid()}@{socket.gethostname()}:{secrets.token_hex(2)}"
         self.version = 0
-        self.fingerprint = hashlib.sha256(repr(profile).encode()).hexdigest()[:16]
+        # The layout in Redis is part of it: a world written by an older layout is replaced.
+        self.fingerprint = hashlib.sha256(f"{LAYOUT}{profile!r}".encode()).hexdigest()[:16]
         self.due: int | None = None  # the world's next timer, as last heard
+        self._due_version = -1  # the world version `due` was heard for
+        # Versions this process committed and has not loaded since: their changes are its own.
+        self._mine: set[int] = set()
         self._snapshots: Snapshots | None = None
         self._stores: dict[str, RedisStreams] = {}
         self._records: dict[str, SharedRecords[Any]] = {}
@@ -318,7 +361,17 @@ class SharedWorld:
         self._local = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        names = ("world", "changes", "driver", "versions", "streamversions", "stats", "turn")
+        names = (
+            "world",
+            "changes",
+            "driver",
+            "versions",
+            "streamversions",
+            "stats",
+            "turn",
+            "storeversions",
+            "due",
+        )
         self._keys = {name: prefix + name for name in names}
         self._record_prefix = prefix + "records:"
         self._enter = self.aio.register_script(_ENTER)
@@ -418,6 +471,7 @@ class SharedWorld:
             raise
         self.engine.changed.clear()
         self._untouch()
+        self._scheduler.begin(self.version)
         for store in self._stores.values():
             store.discard()
         self.engine.owner = _current_task()
@@ -425,24 +479,33 @@ class SharedWorld:
     def _untouch(self) -> None:
         # What was read outside a section (an SSE reader judging its entries) changed nothing.
         for records in self._records.values():
-            records.touched.clear()
+            records.untouch()
 
     async def _commit_section(
         self,
         docs: dict[str, bytes],
         notified: str,
-        due: int | None,
         *,
         streams: list[list[Any]],
         replace: bool = False,
+        read: ReadSet,
         records: list[str | bytes],
-    ) -> int:
-        """Write what the section changed: the new version, or CONFLICT or STREAM_MOVED."""
-        version: int = await _finish(
+    ) -> list[Any] | int:
+        """Write what the section changed: [new version, next due], or a refusal (`REFUSALS`)."""
+        answer: list[Any] | int = await _finish(
             self._commit(
                 keys=[
                     self._keys[k]
-                    for k in ("world", "changes", "versions", "streamversions", "stats", "turn")
+                    for k in (
+                        "world",
+                        "changes",
+                        "versions",
+                        "streamversions",
+                        "stats",
+                        "turn",
+                        "storeversions",
+                        "due",
+                    )
                 ],
                 args=[
                     self.version,
@@ -450,7 +513,7 @@ class SharedWorld:
                     self.fingerprint,
                     self.worker,
                     notified,
-                    "" if due is None else due,
+                    "\n".join(read.stores),
                     FEED_LENGTH,
                     self._record_prefix,
                     "1" if replace else "",
@@ -458,18 +521,26 @@ class SharedWorld:
                     json.dumps(streams, separators=(",", ":")),
                     docs.get("config", b""),
                     self._section_turn,
+                    len(read.names),
+                    *read.names,
                     *records,
                 ],
             )
         )
-        return version
+        return answer
 
-    def _changed_records(self) -> tuple[list[str | bytes], list[Changed]]:
-        """Name and bytes of each touched record whose bytes differ from what Redis holds."""
+    def _changed_records(self) -> tuple[list[str | bytes], list[Changed], ReadSet]:
+        """Name, bytes and due time of each touched record whose bytes differ from what Redis
+        holds, and what the section read (what its commit must find unchanged)."""
         snapshots = self._require()
+        timers = self._scheduler.records
         names: list[str | bytes] = []
         changed: list[Changed] = []
+        read = ReadSet([], [])
         for records in self._records.values():
+            if records.scanned:
+                read.stores.append(records.name)
+            read.names += records.read_names()
             for key in records.touched:
                 value = records.current(key)
                 printed = None if value is None else snapshots.print_value(value)
@@ -477,12 +548,15 @@ class SharedWorld:
                     continue
                 blob = b"" if value is None else snapshots.dumps_value(value)
                 if blob != records.blobs.get(key, b""):
-                    names += (f"{records.name}\n{key}", blob)
+                    due = ""
+                    if records is timers:
+                        due = "-" if value is None else str(value.due_ms)
+                    names += (f"{records.name}\n{key}", blob, due)
                     changed.append(Changed(records, key, blob, printed))
                 elif printed is not None:
                     records.prints[key] = printed
-            records.touched.clear()
-        return names, changed
+            records.untouch()
+        return names, changed, read
 
     async def leave(self, *, replace: bool = False) -> bool:
         """Commit the section; False when the commit was refused (another worker committed
@@ -500,31 +574,37 @@ class SharedWorld:
                     if replace or prints[part] is None or prints[part] != self._state_print[part]
                 ]
                 docs = {part: snapshots.dumps(part) for part in parts}
-                names, changed = self._changed_records()
+                names, changed, read = self._changed_records()
                 streams = [group for store in self._stores.values() for group in store.take()]
             except BaseException:
                 # State this process cannot write: reload the whole world that Redis holds in
                 # the next section.
                 self.version = -1
                 raise
-            self.due = self._scheduler.next_due()
             if not (docs or names or streams):
                 committed = True  # a read: nothing to write, and no round trip
                 return committed
-            version = await self._commit_section(
+            answer = await self._commit_section(
                 docs,
                 "\n".join(sorted(self.engine.changed)),
-                self.due,
                 streams=streams,
                 replace=replace,
+                read=read,
                 records=names,
             )
-            if version < 0:
-                self._counts[REFUSALS[version]] += 1
+            if isinstance(answer, int):
+                self._counts[REFUSALS[answer]] += 1
                 self._roll_back(changed, parts, replace)
             else:
                 self._counts["commits"] += 1
-                self.version = int(version)
+                version = int(answer[0])
+                self._mine.add(version)
+                self._heard_due(_due(answer[1]), version)
+                if version == self.version + 1:
+                    # Nothing else landed in between: this process holds the world at `version`.
+                    # Otherwise it holds its own commit over an older one, and its next section
+                    # loads what it missed.
+                    self.version = version
                 for part, doc in docs.items():
                     self._rest[part] = doc
                     self._state_print[part] = prints[part]
@@ -561,7 +641,7 @@ class SharedWorld:
         # The section may have pushed, run or unfiled timers whether or not their records
         # changed bytes: the index is rebuilt from what Redis holds.
         self._scheduler.reindex()
-        self.due = self._scheduler.next_due()
+        self._heard_due(self._scheduler.next_due(), self.version)
 
     async def prefetch(self, store: str, key: str, after: StreamId | None) -> None:
         """A stream reader's next read, fetched without blocking the event loop (see
@@ -666,13 +746,17 @@ class SharedWorld:
             snapshots = self._require()
             # Everything is decoded before anything changes, so a world this process cannot
             # read (another version of the code) leaves its own intact.
+            joining = self.version <= 0
             loaded = []
             for i in range(7, len(found), 2):
                 store, _, key = found[i].decode().partition("\n")
+                records = self._records[store]
                 blob = found[i + 1]
+                if not joining and _holds(records, key, blob):
+                    continue  # this process's own commit, or already the same
                 value = snapshots.loads_value(blob) if blob else None
-                loaded.append((self._records[store], key, value, blob))
-            if self.version <= 0:
+                loaded.append((records, key, value, blob))
+            if joining:
                 # Joining (or after losing track): Redis sent every record; drop ours.
                 for records in self._records.values():
                     records.forget()
@@ -686,10 +770,12 @@ class SharedWorld:
                     timers.load_record(key, value, blob)
                 else:
                     records.loaded(key, value, blob)
-            if self.version <= 0:
+            if joining:
                 timers.reindex()
             docs = {
-                part: bytes(doc) for part, doc in (("live", found[3]), ("config", found[5])) if doc
+                part: bytes(doc)
+                for part, doc in (("live", found[3]), ("config", found[5]))
+                if doc and (joining or bytes(doc) != self._rest.get(part))
             }
             if docs:
                 snapshots.load(docs)
@@ -699,12 +785,17 @@ class SharedWorld:
                 # follows its history), and a read would then write the world back.
                 for part in docs:
                     self._state_print[part] = snapshots.state_print(part)
-            self.due = self._scheduler.next_due()
+            self._heard_due(self._scheduler.next_due(), version)
         self.version = version
+        self._mine = {v for v in self._mine if v > version}
 
     def _forget_streams(self, changed: list[bytes]) -> None:
-        """Drop this process's copies of the streams another worker appended to."""
-        for raw in changed:
+        """Drop this process's copies of the streams another worker appended to (`changed`:
+        name, version, ...). A stream last appended to by this process's own commit is as it
+        holds it: that commit checked the stream had not moved."""
+        for raw, score in zip(changed[::2], changed[1::2], strict=True):
+            if int(score) in self._mine:
+                continue
             name = raw.decode()
             for store in self._stores.values():
                 key = store.stream_of(name)
@@ -841,9 +932,15 @@ class SharedWorld:
                     if fields[b"w"].decode() != self.worker:
                         await self._changed_elsewhere(fields)
 
+    def _heard_due(self, due: int | None, version: int) -> None:
+        """When the world's next timer is due, as of `version`: the latest word wins (a worker's
+        own timers are the world's only up to the version it loaded)."""
+        if version >= self._due_version:
+            self._due_version = version
+            self.due = due
+
     async def _changed_elsewhere(self, fields: dict[bytes, bytes]) -> None:
-        due = fields[b"d"]
-        self.due = int(due) if due else None
+        self._heard_due(_due(fields[b"d"]), int(fields[b"v"]))
         keys = [k for k in fields[b"k"].decode().split("\n") if k]
         # Readers woken here catch up with the world after they read (`catch_up`).
         for key in keys:
@@ -868,6 +965,26 @@ class Changed:
         else:
             self.records.blobs.pop(self.key, None)
             self.records.prints.pop(self.key, None)
+
+
+@dataclass
+class ReadSet:
+    """What a section read, that its commit must find unchanged: stores it walked or counted,
+    and records by name."""
+
+    stores: list[str]
+    names: list[str]
+
+
+def _holds(records: SharedRecords[Any], key: str, blob: bytes) -> bool:
+    """Whether `records` already holds `blob` as `key` (b'': holds no such record)."""
+    if blob:
+        return records.blobs.get(key) == blob
+    return key not in records.blobs and records.current(key) is None
+
+
+def _due(raw: bytes | str | None) -> int | None:
+    return int(float(raw)) if raw else None
 
 
 @dataclass

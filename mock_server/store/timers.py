@@ -8,14 +8,24 @@ process's index of those records: updated record by record from other workers' c
 (`load_record`), rebuilt (`reindex`) on joining a world or rolling back a refused section.
 Cancelling or running a timer deletes its record; a timer filed under a key records the key
 (cleared when the key is released or taken by a newer timer), so every worker can tell which
-timer a key names without two documents having to share one object. The due times are not a
-Redis sorted set as well: each worker orders the records itself, and the change feed already
-says when the world's next timer is due.
+timer a key names without two documents having to share one object.
+
+The sequence numbers are made by each worker, not counted in the live document: a counter every
+section bumps would be a write every other section conflicts with (see shared.py), so two
+requests creating jobs on different workers could never commit side by side. A number is
+(the world version the section loaded, a random salt of this process, a count within that
+version): numbers still grow with the world's history, so timers due at the same time run in
+the order they were made, and two workers that drew the same salt at the same version write the
+same record name, which the commit's version check refuses like any other conflict. The commit
+also keeps each timer's due time in a Redis sorted set, so that every commit can tell the
+change feed when the world's next timer is due, which no single worker knows once commits of
+different workers land side by side.
 """
 
 from __future__ import annotations
 
 import heapq
+import secrets
 
 from ..model.scheduler import Callback, Scheduler, Timer, TimerKey
 from .records import SharedRecords
@@ -23,11 +33,35 @@ from .records import SharedRecords
 
 class SharedScheduler(Scheduler):
     # This process's index of the records and its driver's wake-up: never part of the world.
-    LOCAL = frozenset({"on_schedule", "_heap", "_keyed", "records"})
+    LOCAL = frozenset(
+        {"on_schedule", "_heap", "_keyed", "records", "_seq", "_version", "_salt", "_count"}
+    )
+    # A sequence number: version << VERSION_SHIFT | salt << SALT_SHIFT | count.
+    VERSION_SHIFT, SALT_SHIFT = 40, 24
 
     def __init__(self) -> None:
         super().__init__()
         self.records: SharedRecords[Timer] = SharedRecords("timers")
+        self._version = 0
+        self._salt = secrets.randbits(self.VERSION_SHIFT - self.SALT_SHIFT)
+        self._count = 0
+
+    def begin(self, version: int) -> None:
+        """A section begins on the world at `version`: the numbers it makes sort after every
+        timer of that world."""
+        if version != self._version:
+            self._version = version
+            self._count = 0
+
+    def _next_seq(self) -> int:
+        self._count += 1
+        if self._count >= 1 << self.SALT_SHIFT:
+            raise OverflowError("more timers made on one world version than numbers for them")
+        return (
+            max(self._version, 0) << self.VERSION_SHIFT
+            | self._salt << self.SALT_SHIFT
+            | self._count
+        )
 
     def at(self, due_ms: int, callback: Callback, key: TimerKey | None = None) -> Timer:
         if key is not None:
@@ -100,7 +134,7 @@ class SharedScheduler(Scheduler):
         if timer is None:
             # Its heap entry, if any, is skipped when it comes up (`_live`); a heap grown
             # mostly stale is rebuilt.
-            if len(self._heap) > 2 * len(self.records) + 64:
+            if len(self._heap) > 2 * self.records.size() + 64:
                 self.reindex()
             return
         if timer.key is not None:

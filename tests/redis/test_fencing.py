@@ -9,16 +9,19 @@ client would read the steps twice (progress 0, 20, 0, 20).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 import redis
 from starlette.applications import Starlette
 
 from mock_server.app import create_app
 from mock_server.store.shared import TURN_AFTER, TURN_WAIT_MS
 
-from .test_shared import COMPLETE, KEY, PREFIX, create_job, profile, running
+from .test_shared import COMPLETE, KEY, PREFIX, another_commit, create_job, profile, running
 
 ADVANCE_MS = 25  # ci.toml: the job starts after 5 ms, then a step every 10 ms
 STEP_MS, STEPS = 10, 6  # so each advance runs one step, on alternating workers
@@ -65,7 +68,7 @@ def test_steps_run_by_a_worker_whose_commit_was_refused_leave_no_event(
             assert shared.engine.run_due() > 0
             # Meanwhile another worker commits: the world is no longer the one this section
             # loaded, so its commit must be refused, events included.
-            redis_client.hincrby(PREFIX + "world", "v", 1)
+            another_commit(redis_client)
             assert not await shared.leave()
             assert events(second, job_id) == before, "a refused section's events reached the stream"
             advanced = await b.post("/_mock/clock/advance", json={"ms": ADVANCE_MS})
@@ -89,7 +92,7 @@ def refuse_commits(shared: Any, client: redis.Redis, times: int) -> list[int]:
 
     async def losing_the_lock(*args: Any, **kwargs: Any) -> int:
         if len(refused) < times and kwargs.get("records"):
-            client.hincrby(PREFIX + "world", "v", 1)
+            another_commit(client)
             refused.append(1)
         result: int = await original(*args, **kwargs)
         return result
@@ -143,6 +146,9 @@ REFUSED_WRITES = [
 ]
 
 
+AVA_HEADERS = REFUSED_WRITES[1][1]
+
+
 def record_counts(client: redis.Redis) -> dict[bytes, int]:
     return {name: client.hlen(name) for name in client.scan_iter(match=PREFIX + "records:*")}
 
@@ -174,28 +180,79 @@ def test_a_request_refused_every_time_is_answered_503_in_its_envelope_and_change
     asyncio.run(asyncio.wait_for(test(), 60))
 
 
-def test_concurrent_writes_on_two_workers_all_land_once(
+def refused_so_far(redis_client: redis.Redis, *apps: Starlette) -> int:
+    """Commits refused because another worker wrote what they read, over `apps`: checked
+    against the tally in Redis, which the benchmark reads."""
+    conflicts: int = sum(app.state.store.counts()["conflicts"] for app in apps)
+    assert int(redis_client.hget(PREFIX + "stats", "conflicts") or 0) == conflicts
+    return conflicts
+
+
+def test_creates_on_two_workers_commit_side_by_side_without_refusing_each_other(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
-    """Compare-and-set, not a lock: two workers create jobs at the same time, commits collide
-    and the losers run again; every job is created exactly once and both workers see them all."""
+    """Two AUVY jobs created at the same time on two workers share no record: neither commit
+    is refused, however the two interleave, and both workers see every job."""
 
     async def test() -> None:
         first = create_app(profile(), store=redis_url)
         second = create_app(profile(), store=redis_url)
         async with running(first) as a, running(second) as b:
             before = len((await a.get("/auvy/v1/jobs", headers=KEY)).json()["jobs"])
-            made = await asyncio.gather(*(create_job(c) for c in (a, b) * 15))
-            assert len(set(made)) == 30
-            conflicts = sum(app.state.store.counts()["conflicts"] for app in (first, second))
-            assert conflicts > 0, "the workers never collided: nothing was tested"
-            # The benchmark reads the same tally from Redis, over every worker.
-            assert int(redis_client.hget(PREFIX + "stats", "conflicts") or 0) == conflicts
+            # Both sections load the same world before either commits.
+            shared = [app.state.store for app in (first, second)]
+            for store in shared:
+                await store.enter()
+            made = []
+            for app in (first, second):
+                auvy = app.state.world.auvy
+                pathway = auvy.pathways[COMPLETE]
+                job = auvy.start_script(pathway.workspace_id, pathway.script, pathway.step_ms, {})
+                made.append(job.id)
+            assert [await store.leave() for store in shared] == [True, True]
+            made += await asyncio.gather(*(create_job(c) for c in (a, b) * 10))
+            assert len(set(made)) == 22
+            assert refused_so_far(redis_client, first, second) == 0
             for client in (a, b):
                 listed = (await client.get("/auvy/v1/jobs?limit=100", headers=KEY)).json()["jobs"]
                 ids = [job["job_id"] for job in listed]
-                assert len(ids) == before + 30 and set(made) <= set(ids)
-            assert redis_client.hlen(PREFIX + "records:auvy.jobs") >= before + 30
+                assert len(ids) == before + 22 and set(made) <= set(ids)
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_concurrent_writes_that_meet_on_two_workers_all_land_once(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Compare-and-set, not a lock: two workers create AVA jobs at the same time (each bumps the
+    tenant's queue counters in the live document), commits collide and the losers run again;
+    every job is created exactly once and both workers see them all."""
+
+    async def test() -> None:
+        first = create_app(profile(), store=redis_url)
+        second = create_app(profile(), store=redis_url)
+        async with running(first) as a, running(second) as b:
+
+            async def create(client: Any) -> str:
+                answer = await client.post(
+                    REFUSED_WRITES[1][0], headers=AVA_HEADERS, json=REFUSED_WRITES[1][2]
+                )
+                assert answer.status_code in (200, 201), answer.text
+                body = answer.json()
+                made: str = body.get("data", body)["id"]
+                return made
+
+            before = redis_client.hlen(PREFIX + "records:ava.jobs")
+            made = await asyncio.gather(*(create(c) for c in (a, b) * 15))
+            assert len(set(made)) == 30
+            assert refused_so_far(redis_client, first, second) > 0, (
+                "the workers never collided: nothing was tested"
+            )
+            assert redis_client.hlen(PREFIX + "records:ava.jobs") == before + 30
+            for client in (a, b):
+                for job in made:
+                    seen = await client.get(f"/ava/v1/ava/jobs/{job}", headers=AVA_HEADERS)
+                    assert seen.status_code == 200, seen.text
 
     asyncio.run(asyncio.wait_for(test(), 60))
 
@@ -308,3 +365,87 @@ def test_a_turn_that_never_ends_is_answered_503_after_a_bounded_wait(
             assert listed.status_code == 200, listed.text
 
     asyncio.run(asyncio.wait_for(test(), 60))
+
+
+async def _two_sections(
+    redis_url: str, first_reads: Callable[[Any], object], second_writes: Callable[[Any], None]
+) -> bool:
+    """Worker A's section runs `first_reads` and then changes job 1; worker B's section, begun
+    on the same world, runs `second_writes` and commits first. Whether A's commit landed."""
+    first = create_app(profile(), store=redis_url)
+    second = create_app(profile(), store=redis_url)
+    async with running(first) as a, running(second):
+        mine = await create_job(a)
+        shared = [app.state.store for app in (first, second)]
+        for store in shared:
+            await store.enter()
+        auvy_a = first.state.world.auvy
+        first_reads(auvy_a.jobs)
+        auvy_a.jobs[mine].input["touched_by"] = "a"
+        second_writes(second.state.world.auvy.jobs)
+        assert await shared[1].leave()
+        return bool(await shared[0].leave())
+
+
+def _new_job(jobs: Any, job_id: str) -> None:
+    model = next(iter(jobs.untouched_values()))
+    jobs[job_id] = dataclasses.replace(model, id=job_id, input={})
+
+
+@pytest.mark.parametrize(
+    ("reads", "lands"),
+    [
+        (lambda jobs: None, True),
+        (lambda jobs: len(jobs), False),  # counted the jobs: a new one changes the count
+        (lambda jobs: list(jobs), False),
+        (lambda jobs: "job_new" in jobs, False),  # asked for the very job B made
+        (lambda jobs: jobs.get("job_new"), False),
+        (lambda jobs: "job_other" in jobs, True),
+    ],
+    ids=["disjoint", "len", "walk", "contains", "get-missing", "contains-other"],
+)
+def test_a_commit_is_refused_exactly_when_another_wrote_what_it_read(
+    redis_url: str, redis_client: redis.Redis, reads: Callable[[Any], object], lands: bool
+) -> None:
+    """Read-set validation: a record read (or looked up in vain) or a store walked that another
+    worker's commit has since written refuses the section; anything else it did not read lets
+    it land beside that commit."""
+    landed = asyncio.run(
+        asyncio.wait_for(_two_sections(redis_url, reads, lambda j: _new_job(j, "job_new")), 60)
+    )
+    assert landed is lands
+    held = redis_client.hexists(PREFIX + "records:auvy.jobs", "job_new")
+    assert held, "the first commit must land either way"
+
+
+def test_two_sections_writing_one_record_refuse_the_second(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    async def test() -> None:
+        first = create_app(profile(), store=redis_url)
+        second = create_app(profile(), store=redis_url)
+        async with running(first) as a, running(second) as b:
+            job_id = await create_job(a)
+            await status_of(b, job_id)  # B holds the job too
+            shared = [app.state.store for app in (first, second)]
+            for store in shared:
+                await store.enter()
+            for app, who in ((first, "a"), (second, "b")):
+                app.state.world.auvy.jobs[job_id].input["by"] = who
+            assert await shared[1].leave()
+            assert not await shared[0].leave()
+            assert refused_so_far(redis_client, first, second) == 1
+            # A rolled back and reloads B's version.
+            for app in (first, second):
+                await app.state.store.enter()
+                assert app.state.world.auvy.jobs[job_id].input["by"] == "b"
+                assert await app.state.store.leave()
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+async def status_of(client: Any, job_id: str) -> str:
+    got = await client.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
+    assert got.status_code == 200, got.text
+    status: str = got.json()["status"]
+    return status

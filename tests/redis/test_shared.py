@@ -72,6 +72,14 @@ def version(client: redis.Redis) -> int:
     return int(client.hget(PREFIX + "world", "v") or 0)
 
 
+def another_commit(client: redis.Redis) -> int:
+    """Another worker's commit as a section that loaded the world before it sees it: one that
+    changed the live document, which every section reads, so that section's commit is refused."""
+    committed = client.hincrby(PREFIX + "world", "v", 1)
+    client.hset(PREFIX + "world", "rv", committed)
+    return int(committed)
+
+
 def written_at(client: redis.Redis, at: int) -> set[str]:
     names: list[bytes] = client.zrangebyscore(PREFIX + "versions", at, at)  # type: ignore[assignment]
     return {n.decode() for n in names}

@@ -20,7 +20,7 @@ from mock_server.app import create_app
 from mock_server.model.scheduler import Call
 
 from .test_fencing import ADVANCE_MS, REFUSED_WRITES, events, reference_events, same_job
-from .test_shared import KEY, PREFIX, create_job, profile, running, status
+from .test_shared import KEY, PREFIX, another_commit, create_job, profile, running, status
 
 START_MS = 5  # ci.toml: a job starts 5 ms after it is created, then steps every 10 ms
 
@@ -116,7 +116,7 @@ def test_a_refused_section_leaves_the_timer_index_as_redis_holds_it(
             await shared.enter()
             shared.engine.clock.advance(ADVANCE_MS)
             assert shared.engine.run_due() > 0
-            redis_client.hincrby(PREFIX + "world", "v", 1)  # another worker committed first
+            another_commit(redis_client)  # another worker committed first
             assert not await shared.leave()
             held: list[bytes] = redis_client.hkeys(PREFIX + "records:timers")  # type: ignore[assignment]
             assert set(timers.records) == {name.decode() for name in held} == {str(start.seq)}
@@ -272,3 +272,68 @@ def test_two_workers_sharing_redis_step_jobs_as_one_world_in_memory(
     # The script is worth comparing only if it reached several outcomes.
     assert {"completed", "failed", "running"} <= set(statuses), statuses
     assert got == expected
+
+
+def due_set(client: redis.Redis) -> dict[str, int]:
+    held: list[tuple[bytes, float]] = client.zrange(  # type: ignore[assignment]
+        PREFIX + "due", 0, -1, withscores=True
+    )
+    return {name.decode(): int(score) for name, score in held}
+
+
+async def heard(app: Starlette, due: int | None) -> None:
+    """Wait (at most 5 s) until the worker's driver has heard that the world's next timer is
+    due at `due`."""
+    store = app.state.store
+    for _ in range(500):
+        if store.due == due:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the worker heard next due {store.due}, not {due}")
+
+
+def test_the_due_set_follows_the_timer_records_and_every_worker_hears_the_earliest(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Commits of two workers land side by side, so neither worker's timers are the world's;
+    the commit keeps every timer's due time in Redis and the change feed carries the earliest,
+    and timer numbers made on a later world sort after those made on an earlier one."""
+
+    async def test() -> None:
+        first = create_app(profile(), store=redis_url)
+        second = create_app(profile(), store=redis_url)
+        async with running(first) as a, running(second) as b:
+            made = [await create_job(c) for c in (a, b, b, a)]
+            # Two creates begun on the same world, committed side by side.
+            shared = [app.state.store for app in (first, second)]
+            for store in shared:
+                await store.enter()
+            for app in (first, second):
+                auvy = app.state.world.auvy
+                pathway = auvy.pathways[PATHWAYS["long"]]
+                auvy.start_script(pathway.workspace_id, pathway.script, pathway.step_ms, {})
+            assert [await store.leave() for store in shared] == [True, True]
+            await status(a, made[0])  # both catch up
+            await status(b, made[0])
+            for app in (first, second):
+                timers = app.state.store.engine.timers
+                records = {name: t.due_ms for name, t in timers.records.items()}
+                assert records == due_set(redis_client)
+                assert len(records) == len(made) + 2
+                seqs = [timers.filed(("auvy", job)).seq for job in made]
+                assert seqs == sorted(seqs), "a later world's timer sorts before an earlier one's"
+                await heard(app, min(records.values()))
+            cancelled = await a.post(f"/auvy/v1/jobs/{made[0]}/cancel", headers=KEY)
+            assert cancelled.status_code == 200, cancelled.text
+            assert len(due_set(redis_client)) == len(made) + 1
+            await status(b, made[0])
+            timers = second.state.store.engine.timers
+            assert {n: t.due_ms for n, t in timers.records.items()} == due_set(redis_client)
+            assert (await b.post("/_mock/clock/advance", json={"ms": 60_000})).is_success
+            # The steps ran (what stays is due later: results kept for a while, say).
+            left = due_set(redis_client)
+            assert len(left) < len(made) + 1
+            assert {n: t.due_ms for n, t in timers.records.items()} == left
+            await heard(first, min(left.values(), default=None))
+
+    asyncio.run(asyncio.wait_for(test(), 60))

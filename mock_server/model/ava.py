@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import heapq
 import hmac
-import itertools
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -237,11 +236,17 @@ class Settings:
 
 
 @dataclass
-class _Queue:
-    """One tenant's eligible jobs and the ones holding a slot."""
+class TenantQueue:
+    """One tenant's eligible jobs, the ones holding a slot, and its counters. Everything a job's
+    creation or dispatch changes besides the job is here, per tenant: a store shared by several
+    processes then lets two tenants' writes commit side by side (see store/shared.py)."""
 
     heap: list[tuple[int, int, str]] = field(default_factory=list)
     running: set[str] = field(default_factory=set)
+    # Jobs created (a job's `seq`, the list order's tie-break) and jobs that became eligible
+    # (FIFO among equal priorities).
+    created: int = 0
+    eligible: int = 0
 
 
 class AvaModel:
@@ -262,9 +267,7 @@ class AvaModel:
         self.secret: str | None = None
         self.tenants: dict[str, Tenant] = {}
         self.workers: dict[str, Worker] = {}
-        self._queues: dict[str, _Queue] = {}
-        self._created = itertools.count(1)
-        self._eligible = itertools.count(1)
+        self.queues: RecordStore[TenantQueue] = MemoryRecords()
 
     # -- world ---------------------------------------------------------------------------------
 
@@ -278,7 +281,7 @@ class AvaModel:
 
     def reset_jobs(self) -> None:
         self.engine.scheduler.cancel_kind("ava")
-        self._queues.clear()
+        self.queues.clear()
         self.jobs.clear()
         self.logs.clear()
         self.outbox.clear()
@@ -354,9 +357,11 @@ class AvaModel:
                 raise InvalidInput("worker_id", "worker_id does not name a worker of this tenant")
             raise NotFound("worker", worker_id)
         now = self.engine.now()
+        queue = self._queue(who.tenant.id)
+        queue.created += 1
         job = Job(
             id=new_id("job", now),
-            seq=next(self._created),
+            seq=queue.created,
             worker_id=worker.id,
             tenant_id=who.tenant.id,
             trigger=trigger,
@@ -457,8 +462,12 @@ class AvaModel:
         own = tenant.max_concurrent if tenant is not None else None
         return own if own is not None else self.settings.max_concurrent
 
-    def _queue(self, tenant_id: str) -> _Queue:
-        return self._queues.setdefault(tenant_id, _Queue())
+    def _queue(self, tenant_id: str) -> TenantQueue:
+        queue = self.queues.get(tenant_id)
+        if queue is None:
+            queue = TenantQueue()
+            self.queues.save(tenant_id, queue)
+        return queue
 
     def _enqueue(self, job_id: str, now: int) -> None:
         job = self.jobs.get(job_id)
@@ -470,8 +479,9 @@ class AvaModel:
     def _join(self, job: Job) -> None:
         # The sequence is taken when the job becomes eligible: FIFO among equal priorities is
         # the order jobs joined the queue, which for a scheduled job is its scheduled time.
-        entry = (job.priority, next(self._eligible), job.id)
-        heapq.heappush(self._queue(job.tenant_id).heap, entry)
+        queue = self._queue(job.tenant_id)
+        queue.eligible += 1
+        heapq.heappush(queue.heap, (job.priority, queue.eligible, job.id))
 
     def _dispatch_job(self, job_id: str, now: int) -> None:
         job = self.jobs.get(job_id)

@@ -410,9 +410,11 @@ class SharedWorld:
             (world.auvy, "traces", "auvy.traces"),
             (world.ava, "jobs", "ava.jobs"),
             (world.ava, "logs", "ava.logs"),
+            (world.ava, "queues", "ava.queues"),
             (world.ava_outbox, "records", "ava_outbox.records"),
             (world.strait, "runs", "strait.runs"),
             (world.strait, "records", "strait.records"),
+            (world.strait, "ledgers", "strait.ledgers"),
         ):
             records = SharedRecords[Any](name, getattr(owner, attr).items())
             setattr(owner, attr, records)

@@ -19,6 +19,7 @@ import redis
 from starlette.applications import Starlette
 
 from mock_server.app import create_app
+from mock_server.model.strait.records import TriggerOptions
 from mock_server.store.shared import TURN_AFTER, TURN_WAIT_MS
 
 from .test_shared import COMPLETE, KEY, PREFIX, another_commit, create_job, profile, running
@@ -449,3 +450,75 @@ async def status_of(client: Any, job_id: str) -> str:
     assert got.status_code == 200, got.text
     status: str = got.json()["status"]
     return status
+
+
+GLOBEX_STRAIT = "strait_a8002ead2c8261875226792ca4c6b687899afb7c0f9dc1fa362077b190f08ad1"
+
+
+def ava_create(tenant: str, worker: str) -> Callable[[Any], object]:
+    def create(world: Any) -> object:
+        ava = world.ava
+        who = ava.authenticate("ava_test_internal_secret", tenant, "usr_1", "platform-admin")
+        return ava.trigger(who, worker)
+
+    return create
+
+
+def strait_trigger(token: str, job: str) -> Callable[[Any], object]:
+    def trigger(world: Any) -> object:
+        strait = world.strait
+        return strait.trigger(strait.authenticate(token), job, TriggerOptions())
+
+    return trigger
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "lands"),
+    [
+        (
+            ava_create("ten_acme", "wkr_acme_complete"),
+            ava_create("ten_globex", "wkr_globex_complete"),
+            True,
+        ),
+        (
+            ava_create("ten_acme", "wkr_acme_complete"),
+            ava_create("ten_acme", "wkr_acme_complete"),
+            False,
+        ),
+        (
+            strait_trigger(STRAIT_KEY, "job_acme_long"),
+            strait_trigger(GLOBEX_STRAIT, "job_globex_complete"),
+            True,
+        ),
+        (
+            strait_trigger(STRAIT_KEY, "job_acme_long"),
+            strait_trigger(STRAIT_KEY, "job_acme_long"),
+            False,
+        ),
+    ],
+    ids=["ava-two-tenants", "ava-one-tenant", "strait-two-projects", "strait-one-project"],
+)
+def test_writes_in_two_partitions_land_side_by_side_and_in_one_the_second_is_refused(
+    redis_url: str,
+    redis_client: redis.Redis,
+    first: Callable[[Any], object],
+    second: Callable[[Any], object],
+    lands: bool,
+) -> None:
+    """An AVA tenant's queue and counters, a Strait project's created_at and idempotency keys
+    are records of their own: creating in one tenant (project) does not refuse a creation in
+    another begun on the same world, and does refuse one in the same."""
+
+    async def test() -> None:
+        apps = [create_app(profile(), store=redis_url) for _ in range(2)]
+        async with running(apps[0]), running(apps[1]):
+            shared = [app.state.store for app in apps]
+            for store in shared:
+                await store.enter()
+            first(apps[0].state.world)
+            second(apps[1].state.world)
+            assert await shared[1].leave()
+            assert await shared[0].leave() is lands
+            assert refused_so_far(redis_client, *apps) == (0 if lands else 1)
+
+    asyncio.run(asyncio.wait_for(test(), 60))

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import Conflict, IllegalTransition, InvalidInput
 from .lifecycle import CANCELLABLE, KEY_BUSY, REPLAYABLE, TERMINAL_MESSAGE, RunTerminal, S
 from .reading import RunQueries
-from .records import ApiKey, BulkItem, Run, TriggerOptions
+from .records import ApiKey, BulkItem, Run, TriggerOptions, idempotency_slot
 from .running import RunQueue
 
 
@@ -152,7 +152,9 @@ class RunControl(RunQueue, RunQueries):
         if run.status in KEY_BUSY:
             raise Conflict(f"cannot reset the idempotency key of a {run.status.value} run")
         if run.idempotency_key is not None:
-            self._idempotency.pop((run.project_id, run.job_id, run.idempotency_key), None)
+            ledger = self.ledgers.get(run.project_id)
+            if ledger is not None:
+                ledger.idempotency.pop(idempotency_slot(run.job_id, run.idempotency_key), None)
         run.idempotency_key = None
         return run
 

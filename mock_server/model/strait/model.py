@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..errors import NotFound
 from .control import RunControl
 from .forcing import Forcing
-from .records import ApiKey, Run, TriggerOptions
+from .records import ApiKey, Run, TriggerOptions, idempotency_slot
 
 
 class StraitModel(RunControl, Forcing):
@@ -22,7 +22,9 @@ class StraitModel(RunControl, Forcing):
         if job is None or job.project_id != who.project_id:
             raise NotFound("job", job_id)
         if opts.idempotency_key is not None:
-            known = self._idempotency.get((job.project_id, job.id, opts.idempotency_key))
+            ledger = self.ledgers.get(job.project_id)
+            slot = idempotency_slot(job.id, opts.idempotency_key)
+            known = ledger.idempotency.get(slot) if ledger is not None else None
             earlier = self.runs.get(known) if known else None
             if (
                 earlier is not None

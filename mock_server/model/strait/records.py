@@ -132,6 +132,22 @@ class Run:
 
 
 @dataclass
+class Ledger:
+    """What creating a run changes in its project besides the run: kept per project, so that a
+    store shared by several processes lets two projects' writes commit side by side (see
+    store/shared.py)."""
+
+    # The latest run's created_at: a project's list cursor is a created_at and must not tie.
+    last_created: int = 0
+    # "job id\nidempotency key" -> the run made with that key.
+    idempotency: dict[str, str] = field(default_factory=dict)
+
+
+def idempotency_slot(job_id: str, key: str) -> str:
+    return f"{job_id}\n{key}"
+
+
+@dataclass
 class RunRecords:
     events: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ...clock import iso
 from .lifecycle import RunStatus, S
-from .records import Behaviour, Job, Run, RunRecords, TriggerOptions, uuid7
+from .records import Behaviour, Job, Run, RunRecords, TriggerOptions, idempotency_slot, uuid7
 from .streams import RunStreams, chunks_key
 from .timers import RunTimers
 
@@ -27,8 +27,9 @@ class RunQueue(RunStreams, RunTimers):
     ) -> Run:
         now = self.engine.now()
         # Unique, increasing created_at: the list cursor is a created_at and must not tie.
-        created = max(now, self._last_created + 1)
-        self._last_created = created
+        ledger = self._ledger(job.project_id)
+        created = max(now, ledger.last_created + 1)
+        ledger.last_created = created
         run = Run(
             id=uuid7(created),
             job_id=job.id,
@@ -58,7 +59,7 @@ class RunQueue(RunStreams, RunTimers):
         self.streams.create(run.id, now)
         self.streams.create(chunks_key(run.id), now)
         if opts.idempotency_key is not None:
-            self._idempotency[(job.project_id, job.id, opts.idempotency_key)] = run.id
+            ledger.idempotency[idempotency_slot(job.id, opts.idempotency_key)] = run.id
         if opts.scheduled_ms is not None and opts.scheduled_ms > now:
             run.status = S.DELAYED
             run.eligible_ms = opts.scheduled_ms

@@ -3,7 +3,6 @@ calling."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -12,7 +11,17 @@ from ..engine import Engine
 from ..errors import NotFound, Unauthenticated
 from ..store import MemoryStreams
 from .lifecycle import RunStatus, wire_status
-from .records import KEY_PATTERN, ApiKey, Job, Project, Run, RunRecords, Settings, uuid7
+from .records import (
+    KEY_PATTERN,
+    ApiKey,
+    Job,
+    Ledger,
+    Project,
+    Run,
+    RunRecords,
+    Settings,
+    uuid7,
+)
 
 
 class StraitWorld:
@@ -26,9 +35,8 @@ class StraitWorld:
         self.runs: MutableMapping[str, Run] = {}
         self.records: MutableMapping[str, RunRecords] = {}
         self.streams = MemoryStreams(maxlen=None, ttl_ms=None)
-        self._idempotency: dict[tuple[str, str, str], str] = {}
-        self._last_created = 0
-        self._seq = itertools.count(1)
+        # Per project (see `Ledger`).
+        self.ledgers: MutableMapping[str, Ledger] = {}
 
     # -- world ---------------------------------------------------------------------------------
 
@@ -63,7 +71,7 @@ class StraitWorld:
         self.runs.clear()
         self.records.clear()
         self.streams.clear()
-        self._idempotency.clear()
+        self.ledgers.clear()
 
     def clear_world(self) -> None:
         self.reset_runs()
@@ -71,6 +79,12 @@ class StraitWorld:
         self.keys.clear()
         self.jobs.clear()
         self.dependencies.clear()
+
+    def _ledger(self, project_id: str) -> Ledger:
+        ledger = self.ledgers.get(project_id)
+        if ledger is None:
+            ledger = self.ledgers[project_id] = Ledger()
+        return ledger
 
     # -- callers -------------------------------------------------------------------------------
 

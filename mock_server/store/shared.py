@@ -787,8 +787,11 @@ class SharedWorld:
                 # follows its history), and a read would then write the world back.
                 for part in docs:
                     self._state_print[part] = snapshots.state_print(part)
-            self._heard_due(self._scheduler.next_due(), version)
         self.version = version
+        # This process now holds the world at `version`, so its own timers say when that
+        # world's next one is due (also after a tick that found nothing left to run: else the
+        # driver would wake for it again at once).
+        self._heard_due(self._scheduler.next_due(), version)
         self._mine = {v for v in self._mine if v > version}
 
     def _forget_streams(self, changed: list[bytes]) -> None:

@@ -337,3 +337,31 @@ def test_the_due_set_follows_the_timer_records_and_every_worker_hears_the_earlie
             await heard(first, min(left.values(), default=None))
 
     asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_section_that_finds_its_timer_already_run_learns_the_next_due_time(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """The timer driver sleeps until the due time it last heard. Were a tick that found its
+    timer already run elsewhere to leave that time in place, the driver would wake for it again
+    at once, and again: every section ends knowing its world's next due time."""
+
+    async def test() -> None:
+        first = create_app(profile(), store=redis_url)
+        second = create_app(profile(), store=redis_url)
+        async with running(first) as a, running(second) as b:
+            made = await create_job(a)
+            store = first.state.store
+            stale = store.due
+            assert stale is not None
+            assert (await b.post("/_mock/clock/advance", json={"ms": 60_000})).is_success
+            left = due_set(redis_client)
+            await status(a, made)  # this worker holds the world as it now is
+            # As if the driver had woken for the timer it last heard of, which ran elsewhere.
+            store.due, store._due_version = stale, -1
+            async with store.section() as outcome:
+                assert store.engine.run_ticks() == 0
+            assert outcome.committed
+            assert store.due == min(left.values(), default=None) != stale
+
+    asyncio.run(asyncio.wait_for(test(), 60))

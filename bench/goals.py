@@ -25,7 +25,7 @@ class Goal:
     title: str
     unit: str
     limit: float
-    compare: str  # ">=" or "<"
+    compare: str  # ">=", "<" or "<="
     read: Callable[[Results], float | None]
 
     @property
@@ -35,7 +35,7 @@ class Goal:
     def judge(self, value: float | None) -> str:
         if value is None:
             return NOT_MEASURED
-        check = operator.ge if self.compare == ">=" else operator.lt
+        check = {">=": operator.ge, "<": operator.lt, "<=": operator.le}[self.compare]
         return PASS if check(value, self.limit) else MISS
 
     def evaluate(self, results: Results) -> dict[str, Any]:
@@ -209,6 +209,18 @@ REDIS_GOALS: tuple[Goal, ...] = (
         "<",
         _at("redis", "sse", "runs", "redis_2", "latency", "p99_ms"),
     ),
+    # Issue 16: "show in the bench that no request waits on another partition". The load
+    # creates jobs in two workspaces in turn, on two workers; a request that waited (its commit
+    # refused, or waiting for the turn) waited on one of either workspace: none may.
+    Goal(
+        "6-create-waits",
+        "POST create job (AUVY), two workspaces in turn: requests that waited on another, "
+        "Redis 2 workers",
+        "",
+        0,
+        "<=",
+        _at("redis", "throughput", "create_job", "setups", "redis_2", "store", "waits"),
+    ),
 )
 
 GOALS: tuple[Goal, ...] = (*_BEFORE_REDIS, *REDIS_GOALS)
@@ -225,17 +237,6 @@ FIGURES: tuple[Figure, ...] = (
         "POST create job (AUVY): Redis 2 workers / in memory",
         "",
         _redis_ratio("create_job", "redis_2", "memory"),
-    ),
-    # Issue 16 asks to show that no request waits on another partition. Writes are still
-    # compare-and-set on one world-wide version, and this load writes to one workspace, so it
-    # counts waits on any request: reported, not judged.
-    Figure(
-        "6-create-refused",
-        "POST create job (AUVY): refused commits per commit, Redis 2 workers (one workspace)",
-        "",
-        _at(
-            "redis", "throughput", "create_job", "setups", "redis_2", "store", "refused_per_commit"
-        ),
     ),
     # Issue 18 asks for "p99 added latency < 2 ms at 1,000 requests/s"; the closed-loop load
     # runs as fast as it can instead, so these are reported, not judged.

@@ -27,6 +27,9 @@ AUTH = {"Authorization": f"Bearer {ACME_KEY}"}
 # Pathways of the seed world (fixtures/seed/auvy.toml).
 SUMMARISE = "0b7e1f3a-2c4d-4e5f-8a9b-1c2d3e4f5a10"  # 5 progress steps, then completes
 BACKFILL = "5a2d6e8f-7b9c-4d0e-9f4a-6b7c8d9e0f15"  # 100,000 progress steps
+# Another workspace (globex) with a key and a pathway of its own.
+GLOBEX_AUTH = {"Authorization": "Bearer auvy_test_globex_rw"}
+GLOBEX_SUMMARISE = "7c4f8a0b-9d1e-4f2a-9b6c-8d9e0f1a2b17"
 # Strait's seed world (fixtures/seed/strait.toml): acme's key and a job whose runs complete.
 STRAIT_KEY = "strait_7e7635b23a9157c5d9911aab0d35be05779b32737b4536af9581aa5abb7e66c1"
 STRAIT_AUTH = {"Authorization": f"Bearer {STRAIT_KEY}"}

@@ -31,6 +31,8 @@ import httpx
 from ..load import request_text
 from ..servers import (
     AUTH,
+    GLOBEX_AUTH,
+    GLOBEX_SUMMARISE,
     PROFILES,
     SUMMARISE,
     UvicornSettings,
@@ -171,6 +173,8 @@ def summarise(title: str, op: str, rounds: list[dict[str, dict[str, Any]]]) -> d
             refused = total.get("conflicts", 0) + total.get("streams_moved", 0)
             commits = total.get("commits", 0)
             total["refused_per_commit"] = round(refused / commits, 3) if commits else None
+            # A request waited on another when its commit was refused or it waited for the turn.
+            total["waits"] = refused + total.get("turn_waits", 0)
             setups[key]["store"] = total
     return {"title": title, "setups": setups, "ratios": ratios}
 
@@ -187,23 +191,26 @@ def fresh_server(profile: str, settings: UvicornSettings, setup: Setup, url: str
 def measure_throughput(
     settings: UvicornSettings, setup: Setup, url: str, sizes: Sizes
 ) -> dict[str, dict[str, Any]]:
-    body = json.dumps({"pathway_id": SUMMARISE, "input": {"topic": "bench"}}).encode()
-    post_headers = {**AUTH, "Content-Type": "application/json"}
     with fresh_server("throughput", settings, setup, url) as server:
         with client(server) as http:
             job = create_job(http, SUMMARISE)
             done = http.post(f"/_mock/auvy/jobs/{job}/outcome", json={"outcome": "complete"})
             done.raise_for_status()
         requests = {
-            "get_job_status": request_text("GET", f"/auvy/v1/jobs/{job}/status", AUTH),
-            "create_job": request_text("POST", "/auvy/v1/jobs", post_headers, body),
+            "get_job_status": [request_text("GET", f"/auvy/v1/jobs/{job}/status", AUTH)],
+            # Two workspaces in turn: a refused commit (counted) would be a request waiting on
+            # one of another workspace, or on an unrelated one of its own.
+            "create_job": [
+                _create_request(AUTH, SUMMARISE),
+                _create_request(GLOBEX_AUTH, GLOBEX_SUMMARISE),
+            ],
         }
         results = {}
         for op in OPERATIONS:  # GET first: see the module's docstring
             plan = {
                 "kind": "http",
                 "port": port_of(server),
-                "requests": [requests[op]],
+                "requests": requests[op],
                 "connections": sizes.connections,
                 "count": sizes.count,
                 "warmup": sizes.warmup,
@@ -215,6 +222,12 @@ def measure_throughput(
                 after = store_counts(url)
                 results[op]["store"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     return results
+
+
+def _create_request(auth: dict[str, str], pathway: str) -> str:
+    body = json.dumps({"pathway_id": pathway, "input": {"topic": "bench"}}).encode()
+    headers = {**auth, "Content-Type": "application/json"}
+    return request_text("POST", "/auvy/v1/jobs", headers, body)
 
 
 def store_counts(url: str) -> dict[str, int]:

@@ -30,7 +30,8 @@ def results(**overrides: Any) -> dict[str, Any]:
                     "ratios": {
                         "redis_1/memory": {"ratio": floor},
                         "redis_2/redis_1": {"ratio": 1.1},
-                    }
+                    },
+                    "setups": {"redis_2": {"store": {"waits": 0}}},
                 }
                 for op, floor in (("get_job_status", 0.6), ("create_job", 0.35))
             },
@@ -54,8 +55,10 @@ def test_every_goal_of_the_issue_is_judged() -> None:
 def test_a_figure_on_the_limit_meets_an_at_least_goal_but_not_an_under_goal() -> None:
     at_least = Goal("a", "a", "", 0.6, ">=", lambda r: 0.6)
     under = Goal("u", "u", "ms", 50, "<", lambda r: 50.0)
+    at_most = Goal("m", "m", "", 0, "<=", lambda r: 0.0)
     assert at_least.evaluate({})["status"] == PASS
     assert under.evaluate({})["status"] == MISS
+    assert at_most.evaluate({})["status"] == PASS
 
 
 def test_misses_are_reported() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import bench.__main__ as bench_main
-from bench.goals import FIGURES, MISS, evaluate, report_figures
+from bench.goals import FIGURES, MISS, PASS, evaluate, report_figures
 from bench.redis_server import MISSING
 from bench.report import render
 from bench.scenarios import redis as scenario
@@ -161,24 +161,28 @@ def test_the_section_shows_every_server_its_ratios_and_delivery() -> None:
     assert "| POST create job (AUVY): Redis 2 workers / in memory | - |" in md
 
 
-def test_refused_commits_are_totalled_over_the_rounds_per_commit() -> None:
+@pytest.mark.parametrize(("conflicts", "judged"), [(0, PASS), (1, MISS)])
+def test_requests_that_waited_are_totalled_over_the_rounds_and_judged(
+    conflicts: int, judged: str
+) -> None:
     rounds = [one_round(4000, 400, 600), one_round(5000, 250, 500)]
     for n, r in enumerate(rounds):
         r["redis_2"]["create_job"]["store"] = {
             "commits": 100,
-            "conflicts": 10 + n,
-            "streams_moved": 1,
+            "conflicts": conflicts * (10 + n),
+            "streams_moved": conflicts,
+            "turn_waits": conflicts * 3,
         }
     setups = scenario.summarise("POST", "create_job", rounds)["setups"]
     assert setups["redis_2"]["store"] == {
         "commits": 200,
-        "conflicts": 21,
-        "streams_moved": 2,
-        "refused_per_commit": 0.115,
+        "conflicts": conflicts * 21,
+        "streams_moved": conflicts * 2,
+        "turn_waits": conflicts * 6,
+        "refused_per_commit": conflicts * 0.115,
+        "waits": conflicts * 29,
     }
     assert "store" not in setups["memory"]
-    figures = {
-        f["id"]: f["value"]
-        for f in report_figures({"redis": {"throughput": {"create_job": {"setups": setups}}}})
-    }
-    assert figures["6-create-refused"] == 0.115
+    results = {"redis": {"throughput": {"create_job": {"setups": setups}}}}
+    goal = {g["id"]: g for g in evaluate(results)}["6-create-waits"]
+    assert (goal["value"], goal["status"]) == (conflicts * 29, judged)

@@ -24,10 +24,11 @@ from typing import Any
 from . import codec
 
 # The two documents the rest of the world is written as. "config" holds what requests rarely
-# change (keys, pathways, workers, settings); "live" everything else (queues, counters, the
-# timers' sequence counter; the timers themselves are records, so its size does not follow the
-# number of running jobs). A section re-encodes, and a worker reloads, only a document whose
-# state changed, so the counters that change on every step do not drag the configuration along.
+# change (keys, pathways, workers, settings); "live" everything else that is not a record
+# (workspaces, receptors and share tokens, webhook endpoints, rate limits; jobs, queues, ledgers
+# and timers are records, so its size does not follow the number of jobs). A section
+# re-encodes, and a worker reloads, only a document whose state changed; and since every
+# section reads both, a change to either refuses every section begun before it (shared.py).
 PARTS = ("live", "config")
 
 

@@ -26,12 +26,12 @@ every record to the version that last wrote it.
   up to date after the read (`catch_up`, one load shared by the readers one commit woke), so the
   model judging entries is never older than they are.
 
-Writes conflict only where they meet: two requests on different jobs (an AUVY job created in
-one workspace, a step of a job in another) commit side by side. What every section reads does
-meet: the two documents. AVA's queue counters and Strait's sequence and idempotency tables live
-in the live document, so AVA and Strait writes still refuse each other across tenants and
-projects, as do a clock advance, a reset and token rotation, which change a document for every
-partition. A request refused TURN_AFTER times takes the turn so that its next commit lands.
+Writes conflict only where they meet: two requests on different jobs (AUVY jobs created in one
+workspace or two, AVA jobs in two tenants, Strait runs in two projects, steps of different jobs)
+commit side by side; two AVA creates in one tenant meet in its queue record, two Strait triggers
+in one project in its ledger. What every section reads does meet: the two documents, so a clock
+advance, a reset and token rotation, which change a document, refuse every section begun before
+them (the operations that span partitions). A request refused TURN_AFTER times takes the turn so that its next commit lands.
 What a section reads without a version is not checked: a stream it read but did not append to,
 and the timers it did not find due (another worker's timer made due at once may run a section
 later). Record keys are computed inside the scripts, so the store needs one Redis (or a

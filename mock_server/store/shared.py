@@ -31,11 +31,11 @@ workspace or two, AVA jobs in two tenants, Strait runs in two projects, steps of
 commit side by side; two AVA creates in one tenant meet in its queue record, two Strait triggers
 in one project in its ledger. What every section reads does meet: the two documents, so a clock
 advance, a reset and token rotation, which change a document, refuse every section begun before
-them (the operations that span partitions). A request refused TURN_AFTER times takes the turn so that its next commit lands.
-What a section reads without a version is not checked: a stream it read but did not append to,
-and the timers it did not find due (another worker's timer made due at once may run a section
-later). Record keys are computed inside the scripts, so the store needs one Redis (or a
-cluster's single slot), not a sharded cluster.
+them (the operations that span partitions). A request refused TURN_AFTER times takes the
+turn so that its next commit lands. What a section reads without a version is not checked: a
+stream it read but did not append to, and the timers it did not find due (another worker's
+timer made due at once may run a section later). Record keys are computed inside the scripts,
+so the store needs one Redis (or a cluster's single slot), not a sharded cluster.
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ log = logging.getLogger("mock_server.store")
 T = TypeVar("T")
 
 DEFAULT_PREFIX = "mock_server:"
+AIO_CONNECTIONS = 32  # this worker's async connections to Redis, at most
+AIO_WAIT_S = 30  # how long a call waits for one of them before it fails
 LEASE_MS = 2_000  # a leader that died stops the steps for this long at most
 LEASE_RETRY_MS = 500
 FEED_LENGTH = 1_000
@@ -326,7 +328,15 @@ class SharedWorld:
         self.url = url
         self.prefix = prefix
         self.client = redis.Redis.from_url(url)
-        self.aio = aioredis.Redis.from_url(url)
+        # A pool that waits for a free connection: a thousand SSE readers woken by one commit
+        # each prefetch their stream, and redis-py's default async pool (100 connections)
+        # raises MaxConnectionsError for the 101st instead, failing that reader's stream.
+        # (`from_pool`: the client owns the pool, so closing the client closes its connections.)
+        self.aio = aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=AIO_CONNECTIONS, timeout=AIO_WAIT_S
+            )
+        )
         # The change feed's blocking XREAD gets a connection of its own: closing it is how
         # `stop` ends a read that swallowed its cancellation (redis-py does, now and then).
         self._feed_client = aioredis.Redis.from_url(url)

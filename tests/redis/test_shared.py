@@ -236,3 +236,23 @@ def test_a_worker_on_a_host_whose_clock_is_wrong_keeps_redis_time(
             assert abs(app.state.world.engine.now() - redis_ms) < 1_000
 
     asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_many_readers_prefetching_at_once_wait_for_a_connection_rather_than_fail(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A thousand SSE readers woken by one commit each prefetch their stream at once; redis-py's
+    default async pool refuses a call past its hundredth connection (MaxConnectionsError),
+    which failed those readers' streams. The store's pool makes them wait their turn."""
+
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        async with running(app) as a:
+            jobs = [await create_job(a) for _ in range(3)]
+            shared = app.state.store
+            await asyncio.gather(
+                *(shared.prefetch("auvy", jobs[i % 3], None) for i in range(3)),
+                *(shared.aio.xrange(f"{PREFIX}nothing:{i}") for i in range(400)),
+            )
+
+    asyncio.run(asyncio.wait_for(test(), 60))

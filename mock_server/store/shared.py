@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -50,7 +51,7 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -78,6 +79,8 @@ T = TypeVar("T")
 DEFAULT_PREFIX = "mock_server:"
 AIO_CONNECTIONS = 32  # this worker's async connections to Redis, at most
 AIO_WAIT_S = 30  # how long a call waits for one of them before it fails
+# The garbage collector's thresholds in a process running this store (see `SharedWorld.start`).
+GC_THRESHOLDS = (10_000, 5, 10)
 LEASE_MS = 2_000  # a leader that died stops the steps for this long at most
 LEASE_RETRY_MS = 500
 FEED_LENGTH = 1_000
@@ -221,11 +224,15 @@ for i = 15 + reads, #ARGV, 3 do
   end
 end
 write_streams(streams)
-for _, g in ipairs(streams) do redis.call('ZADD', KEYS[4], v, g[1]) end
+local appended = {}
+for _, g in ipairs(streams) do
+  redis.call('ZADD', KEYS[4], v, g[1])
+  appended[#appended + 1] = g[1]
+end
 local first = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
 local next_due = first[2] or ''
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',
-  'w', ARGV[4], 'v', v, 'k', ARGV[5], 'd', next_due)
+  'w', ARGV[4], 'v', v, 'k', ARGV[5], 'd', next_due, 's', table.concat(appended, '\\n'))
 return {v, next_due}
 """
 )
@@ -355,6 +362,8 @@ class SharedWorld:
         self._due_version = -1  # the world version `due` was heard for
         # Versions this process committed and has not loaded since: their changes are its own.
         self._mine: set[int] = set()
+        # The newest world version this process has heard of (its commits, the change feed).
+        self._known_version = 0
         self._snapshots: Snapshots | None = None
         self._stores: dict[str, RedisStreams] = {}
         self._records: dict[str, SharedRecords[Any]] = {}
@@ -400,6 +409,7 @@ class SharedWorld:
             ttl_ms=ttl_ms,
             batching=self._in_section,
             aio=self.aio,
+            world_key=self._keys["world"],
         )
         self._stores[name] = store
         return store
@@ -471,13 +481,19 @@ class SharedWorld:
         # Redis read its clock somewhere in the round trip: assume the middle.
         clock.observe(redis_ms, (sent_ns + received) // 2_000_000)
 
-    async def enter(self, *, turn: str = "") -> None:
+    async def enter(self, *, turn: str = "", optimistic: bool = False) -> None:
         """Begin a section (this process's sections run one at a time); `turn` is the token of
-        the turn the caller holds, if any (see TURN_AFTER)."""
+        the turn the caller holds, if any (see TURN_AFTER). An `optimistic` section skips the
+        round trip that loads other workers' commits when the change feed has announced none
+        this process lacks: its commit checks everything it read anyway, so a section that ran
+        on an older world than it knew is refused and runs again. Only timer ticks do: a
+        request's answer must reflect every commit made before it arrived, and the feed may
+        lag behind them."""
         await self._local.acquire()
         self._section_turn = turn
         try:
-            await self._catch_up()
+            if not (optimistic and 0 < self._known_version <= self.version):
+                await self._catch_up()
         except BaseException:
             self._local.release()
             raise
@@ -611,6 +627,7 @@ class SharedWorld:
                 self._counts["commits"] += 1
                 version = int(answer[0])
                 self._mine.add(version)
+                self._known_version = max(self._known_version, version)
                 self._heard_due(_due(answer[1]), version)
                 if version == self.version + 1:
                     # Nothing else landed in between: this process holds the world at `version`.
@@ -670,11 +687,22 @@ class SharedWorld:
     async def catch_up(self) -> None:
         """Bring the model up to at least the world Redis holds when this is called, for a stream
         reader about to judge entries it has just read (is this one terminal? is it the run's
-        latest?): they were committed with a version the model then knows.
+        latest?): they were committed with a version the model then knows. Each stream read also
+        returns the world's version, so when the model is already as new as every read and no
+        section is open, there is nothing to load and no round trip.
 
         Readers share the work: the readers one commit woke all wait on one load, begun after
         each of them asked, instead of a round trip each. It waits for this process's running
         section (the model is not judged half-way through a request), and runs no timer."""
+        seen = max((store.read_version for store in self._stores.values()), default=0)
+        if seen <= self.version and self.version > 0:
+            # The model already holds every commit up to the newest version any read saw: the
+            # entries read are no newer than it. (One worker's readers woken by its own commit
+            # never need the round trip.) Only a section still running is waited for.
+            if self._local.locked():
+                async with self._local:
+                    pass
+            return
         need = self._catch_started + 1  # a load begun after this call
         while self._catch_finished < need:
             task = self._catch_task
@@ -691,20 +719,22 @@ class SharedWorld:
         self._catch_finished = max(self._catch_finished, mine)
 
     @contextlib.asynccontextmanager
-    async def section(self, *, turn: str = "") -> AsyncIterator[Section]:
+    async def section(self, *, turn: str = "", optimistic: bool = False) -> AsyncIterator[Section]:
         """One attempt: `Section.committed` tells, after the block, whether it was written."""
-        await self.enter(turn=turn)
+        await self.enter(turn=turn, optimistic=optimistic)
         outcome = Section()
         try:
             yield outcome
         finally:
             outcome.committed = await self.leave()
 
-    async def transact(self, work: Callable[[], T]) -> T:
-        """Run `work` in sections until one commits (another worker's commit refuses ours)."""
+    async def transact(self, work: Callable[[], T], *, optimistic: bool = False) -> T:
+        """Run `work` in sections until one commits (another worker's commit refuses ours); an
+        `optimistic` first attempt may skip loading (see `enter`)."""
         async with self.turns() as turn:
             for attempt in range(ATTEMPTS):
-                async with self.section(turn=await turn(attempt)) as outcome:
+                first = optimistic and attempt == 0
+                async with self.section(turn=await turn(attempt), optimistic=first) as outcome:
                     result = work()
                 if outcome.committed:
                     return result
@@ -802,15 +832,21 @@ class SharedWorld:
         # world's next one is due (also after a tick that found nothing left to run: else the
         # driver would wake for it again at once).
         self._heard_due(self._scheduler.next_due(), version)
+        self._known_version = max(self._known_version, version)
         self._mine = {v for v in self._mine if v > version}
 
     def _forget_streams(self, changed: list[bytes]) -> None:
         """Drop this process's copies of the streams another worker appended to (`changed`:
         name, version, ...). A stream last appended to by this process's own commit is as it
         holds it: that commit checked the stream had not moved."""
-        for raw, score in zip(changed[::2], changed[1::2], strict=True):
-            if int(score) in self._mine:
-                continue
+        self._forget_named(
+            raw
+            for raw, score in zip(changed[::2], changed[1::2], strict=True)
+            if int(score) not in self._mine
+        )
+
+    def _forget_named(self, names: Iterable[bytes]) -> None:
+        for raw in names:
             name = raw.decode()
             for store in self._stores.values():
                 key = store.stream_of(name)
@@ -875,6 +911,16 @@ class SharedWorld:
             await _back_off(attempt)
         else:
             raise Unavailable("could not join or publish the world in Redis", 1)
+        # Every section keeps objects alive across its round trips, while other tasks allocate:
+        # with the default thresholds (700, 10, 10) many of them were caught alive by a young
+        # collection and promoted, and a full collection (1,000 SSE streams: some 200,000
+        # objects, 130 ms on a loaded 2-core machine) ran every second or two, which set the
+        # p99 of delivery. Rarer young collections let them die young: at 1,000 streams p99
+        # went from about 130 ms to about 15 ms, each young collection costing a few ms. And
+        # what joining the world built lives as long as the process: frozen, as cli.py does
+        # with the seed world, no full collection walks it again.
+        gc.set_threshold(*GC_THRESHOLDS)
+        gc.freeze()
         self._tasks = [
             asyncio.create_task(self._follow(), name="mock_server.store.follow"),
             asyncio.create_task(self._drive(), name="mock_server.store.drive"),
@@ -914,7 +960,7 @@ class SharedWorld:
                 self.engine.leading = bool(leader)
                 if leader:
                     try:
-                        await self.transact(self.engine.run_ticks)
+                        await self.transact(self.engine.run_ticks, optimistic=True)
                     except (CodecError, Unavailable):
                         # Data in Redis this process refuses to load, or a tick that kept
                         # losing: fail this tick, not the driver for good.
@@ -955,9 +1001,13 @@ class SharedWorld:
             self.due = due
 
     async def _changed_elsewhere(self, fields: dict[bytes, bytes]) -> None:
-        self._heard_due(_due(fields[b"d"]), int(fields[b"v"]))
+        version = int(fields[b"v"])
+        self._known_version = max(self._known_version, version)
+        self._heard_due(_due(fields[b"d"]), version)
         keys = [k for k in fields[b"k"].decode().split("\n") if k]
-        # Readers woken here catch up with the world after they read (`catch_up`).
+        # The copies of the streams another worker appended to are stale now; readers woken
+        # here catch up with the world after they read (`catch_up`).
+        self._forget_named(fields.get(b"s", b"").split(b"\n"))
         for key in keys:
             self._notify_here(key)
         self._wake.set()

@@ -23,7 +23,9 @@ together or not at all, and a refused section leaves no entry behind.
 A working copy whose section committed is kept (up to CACHED streams, least recently used
 first out): it is what Redis then holds, so the next section that appends to the stream (a
 job's next step) needs no round trip to load it. `SharedWorld` drops the copies of streams other
-workers changed since (`forget`), and a refused section's copies are dropped (`settle`).
+workers changed since (`forget`, as soon as the change feed or a load names them), and a refused
+section's copies are dropped (`settle`). Readers outside a section (SSE) read such a copy too:
+the entries this process committed reach its own readers without a round trip, as in memory.
 """
 
 from __future__ import annotations
@@ -139,13 +141,17 @@ return append(KEYS[1], KEYS[2], tonumber(ARGV[1]), ARGV[2], '', ARGV[3], ARGV[4]
 """
 )
 
-# KEYS: stream, meta. ARGV: now_ms, after ('' = from the start), count ('' = all), ttl_ms.
-# Returns false for a missing stream, else {entries, dropped-through or false, first retained id}.
+# KEYS: stream, meta, and the shared world's document (optional). ARGV: now_ms, after ('' =
+# from the start), count ('' = all), ttl_ms. Returns {entries, dropped-through or false, first
+# retained id, the world's version as of the read (false without KEYS[3])}; a missing stream
+# reads as an empty one.
 _READ = """
 local s, m = KEYS[1], KEYS[2]
 local now, after, count, ttl = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local version = false
+if KEYS[3] then version = redis.call('HGET', KEYS[3], 'v') or '0' end
 local created = redis.call('HGET', m, 'c')
-if not created then return false end
+if not created then return {{}, false, false, version} end
 if ttl ~= '' and now >= tonumber(created) + tonumber(ttl) then
   local newest = redis.call('XREVRANGE', s, '+', '-', 'COUNT', 1)
   if #newest > 0 then
@@ -164,7 +170,7 @@ end
 local first = redis.call('XRANGE', s, '-', '+', 'COUNT', 1)
 local first_id = false
 if #first > 0 then first_id = first[1][1] end
-return {entries, redis.call('HGET', m, 'd'), first_id}
+return {entries, redis.call('HGET', m, 'd'), first_id, version}
 """
 
 
@@ -196,6 +202,7 @@ class RedisStreams:
         ttl_ms: int | None,
         batching: Callable[[], bool] | None = None,
         aio: aioredis.Redis | None = None,
+        world_key: str | None = None,
     ) -> None:
         if maxlen is not None and maxlen < 0:
             raise ValueError("maxlen must be >= 0")
@@ -220,6 +227,11 @@ class RedisStreams:
         self._fetching: dict[tuple[str, str], asyncio.Task[ReadResult]] = {}
         self._fetching_keys: dict[str, int] = {}
         self._generation: dict[str, int] = {}
+        # The shared world's document, whose version each read also returns: `read_version` is
+        # the newest seen, so a reader can tell whether its process's model is at least as new
+        # as the entries it read (SharedWorld.catch_up).
+        self._world_key = world_key
+        self.read_version = 0
 
     def _keys(self, key: str) -> list[str]:
         return [self.prefix + key, f"{self.prefix}{key}:meta"]
@@ -361,11 +373,29 @@ class RedisStreams:
                 if copy is None:
                     return ReadResult((), False, None)
                 return copy.read_after(after, now_ms, count=count)
-        elif count is None:
-            fresh = self._fresh.get(key, {}).get(_cursor(after))
+        else:
+            local = self._local_copy(key)
+            if local is not None:
+                return local.read_after(after, now_ms, count=count)
+            fresh = self._fresh.get(key, {}).get(_cursor(after)) if count is None else None
             if fresh is not None:
                 return fresh
-        raw = self._read(keys=self._keys(key), args=self._read_args(after, now_ms, count))
+        raw = self._read(keys=self._read_keys(key), args=self._read_args(after, now_ms, count))
+        return self._result(raw, after)
+
+    def _local_copy(self, key: str) -> EventStream | None:
+        """The committed copy of the stream this process holds (what Redis holds, unless
+        another worker has appended since and this process has not heard of it yet)."""
+        cached = self._cache.get(key)
+        return None if cached is None else cached.stream
+
+    def _read_keys(self, key: str) -> list[str]:
+        keys = self._keys(key)
+        return keys if self._world_key is None else [*keys, self._world_key]
+
+    def _result(self, raw: Any, after: StreamId | None) -> ReadResult:
+        if raw is not None and len(raw) > 3 and raw[3]:
+            self.read_version = max(self.read_version, int(raw[3]))
         return _result(raw, after)
 
     def _read_args(self, after: StreamId | None, now_ms: int, count: int | None) -> list[Any]:
@@ -381,7 +411,7 @@ class RedisStreams:
         follows answers without a blocking round trip. Readers of one stream at one cursor (the
         readers one commit woke) share one read. A read begun before the stream changed is not
         kept: its answer may lack the change."""
-        if self._aread is None:
+        if self._aread is None or self._local_copy(key) is not None:
             return
         slot = (key, _cursor(after))
         if slot[1] in self._fresh.get(key, {}):
@@ -407,8 +437,9 @@ class RedisStreams:
     ) -> ReadResult:
         assert self._aread is not None
         key = slot[0]
-        raw = await self._aread(keys=self._keys(key), args=self._read_args(after, now_ms, None))
-        result = _result(raw, after)
+        keys = self._read_keys(key)
+        raw = await self._aread(keys=keys, args=self._read_args(after, now_ms, None))
+        result = self._result(raw, after)
         if self._generation.get(key, 0) == generation:
             self._fresh.setdefault(key, {})[slot[1]] = result
             self._fresh.move_to_end(key)
@@ -448,7 +479,7 @@ def _cursor(after: StreamId | None) -> str:
 def _result(raw: Any, after: StreamId | None) -> ReadResult:
     if raw is None:
         return ReadResult((), False, None)
-    rows, dropped, first = raw
+    rows, dropped, first = raw[:3]
     entries = tuple(Entry(StreamId.parse(_text(ident)), _data(fields)) for ident, fields in rows)
     truncated = after is not None and bool(dropped) and after < StreamId.parse(_text(dropped))
     first_id = StreamId.parse(_text(first)) if first else None

@@ -522,3 +522,73 @@ def test_writes_in_two_partitions_land_side_by_side_and_in_one_the_second_is_ref
             assert refused_so_far(redis_client, *apps) == (0 if lands else 1)
 
     asyncio.run(asyncio.wait_for(test(), 60))
+
+
+async def _heard(app: Starlette, version: int) -> None:
+    """Wait (at most 5 s) until the worker's change feed has announced `version`."""
+    store = app.state.store
+    for _ in range(500):
+        if store._known_version >= version:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the worker never heard of version {version}")
+
+
+def test_a_worker_reads_another_workers_appends_once_the_feed_names_the_stream(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A worker reads the streams its own commits wrote from its copies, without a round trip;
+    once the change feed says another worker appended to one, that copy is dropped, so the
+    very next read (no request on this worker in between) has the other worker's entries."""
+
+    async def test() -> None:
+        expected = await reference_events()
+        first = create_app(profile(), store=redis_url)
+        second = create_app(profile(), store=redis_url)
+        async with running(first) as a, running(second) as b:
+            job_id = await create_job(a)
+            assert job_id in first.state.store._stores["auvy"]._cache
+            advanced = await b.post("/_mock/clock/advance", json={"ms": ADVANCE_MS})
+            assert advanced.status_code == 200, advanced.text
+            await _heard(first, int(redis_client.hget(PREFIX + "world", "v") or 0))
+            assert same_job(events(first, job_id)) == same_job(expected)
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_tick_run_on_a_world_the_feed_had_not_announced_yet_is_refused_and_runs_again(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """The timer driver's sections skip loading when the feed has announced nothing new. When
+    the feed lags (here: as if another worker's cancel had not reached it yet) the tick runs
+    on the older world, and its commit, checking what it read, is refused: the job cancelled
+    elsewhere never steps."""
+
+    async def test() -> None:
+        first = create_app(profile(), store=redis_url)
+        second = create_app(profile(), store=redis_url)
+        async with running(first) as a, running(second) as b:
+            job_id = await create_job(a)
+            shared = first.state.store
+            loaded = shared.version
+            cancelled = await b.post(f"/auvy/v1/jobs/{job_id}/cancel", headers=KEY)
+            assert cancelled.status_code == 200, cancelled.text
+            before = events(second, job_id)
+            shared._known_version = loaded  # the feed has not told this worker yet
+            shared.engine.clock.advance(ADVANCE_MS)
+
+            def tick() -> int:
+                ran: int = shared.engine.run_ticks()
+                ticks.append(ran)
+                return ran
+
+            ticks: list[int] = []
+            await shared.transact(tick, optimistic=True)
+            assert ticks[0] > 0, "the first attempt did not run on the older world"
+            assert ticks[-1] == 0
+            assert shared.counts()["conflicts"] == 1
+            assert events(second, job_id) == before
+            status = await a.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
+            assert status.json()["status"] == "failed", status.text
+
+    asyncio.run(asyncio.wait_for(test(), 60))

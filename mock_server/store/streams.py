@@ -161,8 +161,10 @@ if ttl ~= '' and now >= tonumber(created) + tonumber(ttl) then
 end
 local start = '-'
 if after ~= '' then start = '(' .. after end
-local entries
-if count == '' then
+local entries = {}
+if after == '18446744073709551615-18446744073709551615' then
+  -- Nothing follows the greatest id, and an XRANGE from just after it is an error.
+elseif count == '' then
   entries = redis.call('XRANGE', s, start, '+')
 else
   entries = redis.call('XRANGE', s, start, '+', 'COUNT', count)

@@ -64,6 +64,23 @@ def test_a_read_after_a_trimmed_id_is_truncated_and_resumes_at_the_oldest(
     assert not streams.read_after("j", ids[2], 20).truncated
 
 
+@pytest.mark.parametrize("count", [None, 5])
+def test_a_read_after_the_greatest_id_finds_nothing_as_in_memory(
+    client: redis.Redis, count: int | None
+) -> None:
+    """`after=18446744073709551615-18446744073709551615` is a valid id (a client may send it):
+    nothing follows it. An XRANGE from just after it is an error in Redis, which answered a
+    stream request with a 500 (found by schemathesis through the balancer)."""
+    memory, streams = stores(client, None, None)
+    for store in (memory, streams):
+        store.append("j", {"n": 0}, 1000)
+    greatest = StreamId.parse("18446744073709551615-18446744073709551615")
+    assert streams.read_after("j", greatest, 1000, count) == memory.read_after(
+        "j", greatest, 1000, count
+    )
+    assert streams.read_after("j", greatest, 1000, count).entries == ()
+
+
 def test_a_stream_expires_on_the_models_clock_and_redis_reclaims_it_later(
     client: redis.Redis,
 ) -> None:

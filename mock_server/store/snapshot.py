@@ -60,6 +60,9 @@ class Snapshots:
         self._by_id = {id(obj): name for name, obj in refs.items()}
         # (root, method) pairs a loaded timer may call, as references: ("root:auvy", "_tick").
         self._calls = frozenset((f"root:{root}", method) for root, method in calls)
+        # The printer's dispatch table, made once: a section prints two documents and every
+        # record it touched, and building it each time cost as much as a small record's print.
+        self._dispatch = _Printer.table(self._by_id, refs.values())
 
     def _state(self, part: str) -> dict[str, dict[str, Any]]:
         return {
@@ -85,7 +88,7 @@ class Snapshots:
         """`state_print` of one object (a record)."""
         buffer = io.BytesIO()
         try:
-            _Printer(buffer, self._by_id, self._by_name.values()).dump(value)
+            _Printer(buffer, self._dispatch).dump(value)
         except (pickle.PicklingError, TypeError, AttributeError):
             return None
         return buffer.getvalue()
@@ -126,19 +129,22 @@ class _Printer(pickle.Pickler):
     that is a Python call for every object pickled, and made the print of a world with a few
     hundred jobs cost half a read request. Only objects of the listed types reach `_by_name`."""
 
-    def __init__(
-        self, file: io.BytesIO, refs: Mapping[int, str], objects: Iterable[object]
-    ) -> None:
+    def __init__(self, file: io.BytesIO, table: Mapping[type, Callable[[Any], Any]]) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._refs = refs
-        table: dict[type, Callable[[Any], Any]] = {type(obj): self._by_name for obj in objects}
-        # Pickling itertools objects is deprecated from Python 3.12 and gone in 3.14.
-        table[itertools.count] = lambda obj: (int, (codec.count_value(obj),))
         self.dispatch_table = table
 
-    def _by_name(self, obj: Any) -> Any:
-        name = self._refs.get(id(obj))
-        if name is not None:
-            return str, (name,)
-        # Another object of a type some reference has: as pickle would write it.
-        return obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+    @staticmethod
+    def table(
+        refs: Mapping[int, str], objects: Iterable[object]
+    ) -> dict[type, Callable[[Any], Any]]:
+        def by_name(obj: Any) -> Any:
+            name = refs.get(id(obj))
+            if name is not None:
+                return str, (name,)
+            # Another object of a type some reference has: as pickle would write it.
+            return obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+
+        table: dict[type, Callable[[Any], Any]] = {type(obj): by_name for obj in objects}
+        # Pickling itertools objects is deprecated from Python 3.12 and gone in 3.14.
+        table[itertools.count] = lambda obj: (int, (codec.count_value(obj),))
+        return table

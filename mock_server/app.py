@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
@@ -216,7 +217,12 @@ def create_app(
             # A delivery's lease outlasts the send's timeout, so only a dead sender loses it.
             lease_ms = 2 * world.profile.ava.webhook_timeout_ms + 1_000
             dispatcher = Dispatcher(
-                world.engine, world.ava_outbox, sender, transact=shared.transact, lease_ms=lease_ms
+                world.engine,
+                world.ava_outbox,
+                sender,
+                # Background work, like the timer ticks: its sections may skip the load.
+                transact=functools.partial(shared.transact, optimistic=True),
+                lease_ms=lease_ms,
             )
         webhooks = asyncio.create_task(dispatcher.run())
         try:

@@ -129,6 +129,54 @@ end
 return out
 """
 
+# True when nothing a section read was written after version `ours`: the documents (the world
+# hash `w`), the stores it walked (`stores`, newline-joined, by the store versions hash `sv`), the
+# records named in ARGV[first..last] (by the versions sorted set `rv`), and, when it ran the due
+# timers up to `ran` ('' = it ran none), which timers were due then (the due times sorted set
+# `due`): a timer already due that another commit made after `ours` is one the section should
+# have run and did not know of.
+UNCHANGED_SINCE = """
+local function unchanged_since(w, rv, sv, due, ours, stores, ran, first, last)
+  if tonumber(redis.call('HGET', w, 'rv') or '0') > ours then return false end
+  if tonumber(redis.call('HGET', w, 'cv') or '0') > ours then return false end
+  if ran ~= '' then
+    for _, name in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', ran)) do
+      if tonumber(redis.call('ZSCORE', rv, 'timers\\n' .. name) or '0') > ours then
+        return false
+      end
+    end
+  end
+  for store in string.gmatch(stores, '[^\\n]+') do
+    if tonumber(redis.call('HGET', sv, store) or '0') > ours then return false end
+  end
+  for i = first, last do
+    if tonumber(redis.call('ZSCORE', rv, ARGV[i]) or '0') > ours then return false end
+  end
+  return true
+end
+"""
+
+# KEYS: world, versions, store versions, stats, due times. ARGV: the version a read-only section
+# ran on, the stores it walked, how far it ran the due timers ('' = not), then the names of the
+# records it read. {1 when nothing it read has been
+# written since (its answer is the world's as it now is), else 0; Redis TIME seconds,
+# microseconds}. What a section that skipped its load (see `SharedWorld.enter`) checks
+# instead of committing.
+_VALIDATE = (
+    UNCHANGED_SINCE
+    + """
+local t = redis.call('TIME')
+local ours = tonumber(ARGV[1])
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v == ours or unchanged_since(KEYS[1], KEYS[2], KEYS[3], KEYS[5], ours, ARGV[2], ARGV[3], 4,
+    #ARGV) then
+  return {1, t[1], t[2]}
+end
+redis.call('HINCRBY', KEYS[4], 'stale_reads', 1)
+return {0, t[1], t[2]}
+"""
+)
+
 # Answers of _COMMIT that wrote nothing.
 CONFLICT = -2  # another section wrote something this one read, since it loaded the world
 STREAM_MOVED = -3  # a stream changed under the section (written outside any section)
@@ -150,9 +198,10 @@ TURN_WAIT_MS = 3 * TURN_MS
 # worker, notified keys, the stores the section scanned, feed length, records' hash prefix, '1'
 # to drop every record first (a world replaced), the stores' names, the streams' queued changes
 # (JSON, see `RedisStreams.take`), config document ('' = unchanged), the turn this section holds
-# ('' none, see TURN_AFTER), how many record names follow that the section read, those names,
-# then name, bytes ('' = removed) and due time ('' = not a timer, '-' = a timer removed) of each
-# changed record. Returns {new version, the world's next due time or ''}, or CONFLICT /
+# ('' none, see TURN_AFTER), how many record names follow that the section read, how far it
+# ran the due timers ('' = not), those names, then name, bytes ('' = removed) and due time
+# ('' = not a timer, '-' = a timer removed) of each changed record. Returns {new version, the
+# world's next due time or ''}, or CONFLICT /
 # STREAM_MOVED / NOT_OUR_TURN.
 #
 # This is the concurrency control, and it takes no lock: a section may commit when nothing it
@@ -164,19 +213,8 @@ TURN_WAIT_MS = 3 * TURN_MS
 # check comes before the first write to the world: Redis does not roll a script back.
 _COMMIT = (
     STREAM_FUNCTIONS
+    + UNCHANGED_SINCE
     + """
-local function unchanged_since(ours, reads)
-  if ARGV[9] == '1' then return false end
-  if tonumber(redis.call('HGET', KEYS[1], 'rv') or '0') > ours then return false end
-  if tonumber(redis.call('HGET', KEYS[1], 'cv') or '0') > ours then return false end
-  for store in string.gmatch(ARGV[6], '[^\\n]+') do
-    if tonumber(redis.call('HGET', KEYS[7], store) or '0') > ours then return false end
-  end
-  for i = 15, 14 + reads do
-    if tonumber(redis.call('ZSCORE', KEYS[3], ARGV[i]) or '0') > ours then return false end
-  end
-  return true
-end
 local turn = redis.call('GET', KEYS[6])
 if turn and turn ~= ARGV[13] then
   redis.call('HINCRBY', KEYS[5], 'turn_waits', 1)
@@ -184,8 +222,11 @@ if turn and turn ~= ARGV[13] then
 end
 local ours = tonumber(ARGV[1])
 local reads = tonumber(ARGV[14])
+local records = 16 + reads
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if v ~= ours and not unchanged_since(ours, reads) then
+if v ~= ours and (ARGV[9] == '1'
+    or not unchanged_since(KEYS[1], KEYS[3], KEYS[7], KEYS[8], ours, ARGV[6], ARGV[15], 16,
+      records - 1)) then
   redis.call('HINCRBY', KEYS[5], 'conflicts', 1)
   return -2
 end
@@ -204,7 +245,7 @@ if ARGV[9] == '1' then
 end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'b', ARGV[2], 'rv', v) end
 if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'c', ARGV[12], 'cv', v) end
-for i = 15 + reads, #ARGV, 3 do
+for i = records, #ARGV, 3 do
   local name = ARGV[i]
   local sep = string.find(name, '\\n', 1, true)
   local store = string.sub(name, 1, sep - 1)
@@ -271,6 +312,8 @@ class SharedEngine(Engine):
         self.changed: set[str] = set()
         # Whether this worker held the timer driver's lease when it last asked.
         self.leading = False
+        # How far the current section ran the due timers (None: it ran none).
+        self.ran_until: int | None = None
 
     def run_due(self) -> int:
         """What a request runs before it looks at the world. On a real clock only the worker
@@ -287,6 +330,8 @@ class SharedEngine(Engine):
         """The due timers, run only inside this process's current section."""
         if self.shared and (self.owner is None or self.owner is not _current_task()):
             return 0
+        # What the section read: which timers were due by then (checked by its commit).
+        self.ran_until = max(self.ran_until or 0, self.clock.now_ms())
         return super().run_due()
 
     def notify(self, key: str) -> None:
@@ -371,7 +416,10 @@ class SharedWorld:
         # bytes Redis holds for it at `version` (what a refused section rolls back to).
         self._state_print: dict[str, bytes | None] = dict.fromkeys(PARTS)
         self._rest: dict[str, bytes] = {}
-        self._counts = {"commits": 0, **dict.fromkeys(REFUSALS.values(), 0)}
+        self._counts = {"commits": 0, "stale_reads": 0, **dict.fromkeys(REFUSALS.values(), 0)}
+        # Whether the running section skipped loading, and must check its reads (see `enter`).
+        self._skipped_load = False
+        self._check_reads = True
         self._section_turn = ""
         # Stream readers' shared loads (`catch_up`): how many begun and finished, the running one.
         self._catch_started = 0
@@ -397,6 +445,7 @@ class SharedWorld:
         self._lead = self.aio.register_script(_LEAD)
         self._give_back = self.aio.register_script(_GIVE_BACK)
         self._commit = self.aio.register_script(_COMMIT)
+        self._validate = self.aio.register_script(_VALIDATE)
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -481,24 +530,34 @@ class SharedWorld:
         # Redis read its clock somewhere in the round trip: assume the middle.
         clock.observe(redis_ms, (sent_ns + received) // 2_000_000)
 
-    async def enter(self, *, turn: str = "", optimistic: bool = False) -> None:
+    async def enter(
+        self, *, turn: str = "", optimistic: bool = False, check_reads: bool = True
+    ) -> None:
         """Begin a section (this process's sections run one at a time); `turn` is the token of
         the turn the caller holds, if any (see TURN_AFTER). An `optimistic` section skips the
         round trip that loads other workers' commits when the change feed has announced none
-        this process lacks: its commit checks everything it read anyway, so a section that ran
-        on an older world than it knew is refused and runs again. Only timer ticks do: a
-        request's answer must reflect every commit made before it arrived, and the feed may
-        lag behind them."""
+        this process lacks. The feed may lag behind a commit, so what the section read is
+        checked at its end: a write's commit checks it anyway, and a section that wrote nothing
+        checks it in the round trip it would otherwise have begun with (`_VALIDATE`). Either
+        way, one that ran on an older world than Redis holds, and read something since
+        changed, is refused and runs again with a load: a request's answer still reflects every
+        commit made before it arrived, and a write costs one round trip instead of two.
+        Background work that answers nobody (timer ticks, webhook dispatch) passes
+        `check_reads=False`: when it wrote nothing, what it read on a world one commit old
+        changes nothing, and the feed wakes it again for that commit."""
         await self._local.acquire()
         self._section_turn = turn
         try:
-            if not (optimistic and 0 < self._known_version <= self.version):
+            self._skipped_load = optimistic and 0 < self._known_version <= self.version
+            self._check_reads = check_reads
+            if not self._skipped_load:
                 await self._catch_up()
         except BaseException:
             self._local.release()
             raise
         self.engine.changed.clear()
         self._untouch()
+        self.engine.ran_until = None
         self._scheduler.begin(self.version)
         for store in self._stores.values():
             store.discard()
@@ -550,6 +609,7 @@ class SharedWorld:
                     docs.get("config", b""),
                     self._section_turn,
                     len(read.names),
+                    read.ran,
                     *read.names,
                     *records,
                 ],
@@ -564,7 +624,8 @@ class SharedWorld:
         timers = self._scheduler.records
         names: list[str | bytes] = []
         changed: list[Changed] = []
-        read = ReadSet([], [])
+        ran = self.engine.ran_until
+        read = ReadSet([], [], "" if ran is None else str(ran))
         for records in self._records.values():
             if records.scanned:
                 read.stores.append(records.name)
@@ -610,7 +671,10 @@ class SharedWorld:
                 self.version = -1
                 raise
             if not (docs or names or streams):
-                committed = True  # a read: nothing to write, and no round trip
+                # A read: nothing to write, and no round trip unless it skipped its load.
+                committed = not (
+                    self._skipped_load and self._check_reads
+                ) or await self._reads_still_hold(read)
                 return committed
             answer = await self._commit_section(
                 docs,
@@ -650,6 +714,25 @@ class SharedWorld:
             self._wake.set()
             self._local.release()
         return committed
+
+    async def _reads_still_hold(self, read: ReadSet) -> bool:
+        """Whether a read-only section that skipped its load read nothing written since."""
+        sent = time.time_ns()
+        found: list[Any] = await _finish(
+            self._validate(
+                keys=[
+                    self._keys[k] for k in ("world", "versions", "storeversions", "stats", "due")
+                ],
+                args=[self.version, "\n".join(read.stores), read.ran, *read.names],
+            )
+        )
+        self._measure_skew(found, sent)
+        if int(found[0]) == 1:
+            return True
+        self._counts["stale_reads"] += 1
+        # Load before the next section: this process is behind.
+        self._known_version = max(self._known_version, self.version + 1)
+        return False
 
     def _roll_back(self, changed: list[Changed], parts: list[str], replace: bool) -> None:
         """Undo a refused section in this process: back to the world at `self.version`, from
@@ -719,9 +802,11 @@ class SharedWorld:
         self._catch_finished = max(self._catch_finished, mine)
 
     @contextlib.asynccontextmanager
-    async def section(self, *, turn: str = "", optimistic: bool = False) -> AsyncIterator[Section]:
+    async def section(
+        self, *, turn: str = "", optimistic: bool = False, check_reads: bool = True
+    ) -> AsyncIterator[Section]:
         """One attempt: `Section.committed` tells, after the block, whether it was written."""
-        await self.enter(turn=turn, optimistic=optimistic)
+        await self.enter(turn=turn, optimistic=optimistic, check_reads=check_reads)
         outcome = Section()
         try:
             yield outcome
@@ -730,11 +815,14 @@ class SharedWorld:
 
     async def transact(self, work: Callable[[], T], *, optimistic: bool = False) -> T:
         """Run `work` in sections until one commits (another worker's commit refuses ours); an
-        `optimistic` first attempt may skip loading (see `enter`)."""
+        `optimistic` first attempt may skip loading (see `enter`): for background work, whose
+        reads are not checked when it writes nothing."""
         async with self.turns() as turn:
             for attempt in range(ATTEMPTS):
                 first = optimistic and attempt == 0
-                async with self.section(turn=await turn(attempt), optimistic=first) as outcome:
+                async with self.section(
+                    turn=await turn(attempt), optimistic=first, check_reads=not first
+                ) as outcome:
                     result = work()
                 if outcome.committed:
                     return result
@@ -1039,6 +1127,7 @@ class ReadSet:
 
     stores: list[str]
     names: list[str]
+    ran: str = ""  # how far the section ran due timers, if it did
 
 
 def _holds(records: SharedRecords[Any], key: str, blob: bytes) -> bool:
@@ -1107,7 +1196,11 @@ class SectionMiddleware:
                         # A copy: routing rewrites the scope it is given (a Mount's root_path),
                         # and the next attempt must be routed from the request as it came.
                         await self._attempt(
-                            dict(scope), _replay(messages, receive), send, await turn(attempt)
+                            dict(scope),
+                            _replay(messages, receive),
+                            send,
+                            await turn(attempt),
+                            first=attempt == 0,
                         )
                         return
                     except BaseException as exc:
@@ -1131,9 +1224,11 @@ class SectionMiddleware:
         response.headers.append(*(h.decode() for h in self.header))
         await response(scope, receive, send)
 
-    async def _attempt(self, scope: Scope, receive: Receive, send: Send, turn: str) -> None:
+    async def _attempt(
+        self, scope: Scope, receive: Receive, send: Send, turn: str, first: bool
+    ) -> None:
         shared = self.shared
-        await shared.enter(turn=turn)
+        await shared.enter(turn=turn, optimistic=first)
         open_ = True
 
         async def send_after_leaving(message: Message) -> None:

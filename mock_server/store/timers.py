@@ -15,7 +15,8 @@ section bumps would be a write every other section conflicts with (see shared.py
 requests creating jobs on different workers could never commit side by side. A number is
 (the world version the section loaded, a random salt of this process, a count within that
 version): numbers still grow with the world's history, so timers due at the same time run in
-the order they were made, and two workers that drew the same salt at the same version write the
+the order of the worlds their sections began on (within one, the order they were made), and
+two workers that drew the same salt at the same version write the
 same record name, which the commit's version check refuses like any other conflict. The commit
 also keeps each timer's due time in a Redis sorted set, so that every commit can tell the
 change feed when the world's next timer is due, which no single worker knows once commits of

@@ -592,3 +592,81 @@ def test_a_tick_run_on_a_world_the_feed_had_not_announced_yet_is_refused_and_run
             assert status.json()["status"] == "failed", status.text
 
     asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_write_costs_one_round_trip_and_a_read_one(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Issue 16: one round trip for a read, one for a write. A worker that has heard of every
+    commit skips the load; the write's commit (or the read's check) is its only script call."""
+
+    async def test() -> None:
+        async with running(create_app(profile(), store=redis_url)) as a:
+            job_id = await create_job(a)
+
+            def scripts() -> int:
+                stats: Any = redis_client.info("commandstats")
+                return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+            before = scripts()
+            await create_job(a)
+            assert scripts() - before == 1
+            before = scripts()
+            status = await a.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
+            assert status.status_code == 200, status.text
+            assert scripts() - before == 1
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_read_on_a_world_the_feed_had_not_announced_yet_is_checked_and_run_again(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A request on a worker that believes itself current skips the load; a job created on
+    another worker a moment before, which the feed has not announced yet, is then missing from
+    its model. The read's check finds that job's record newer than the model and the request
+    runs again with a load: the client gets the job, never a 404."""
+
+    async def test() -> None:
+        first = create_app(profile(), store=redis_url)
+        second = create_app(profile(), store=redis_url)
+        async with running(first) as a, running(second) as b:
+            store = second.state.store
+            await status_of(b, await create_job(b))  # b holds the world as it now is
+            job_id = await create_job(a)
+            store._known_version = store.version  # the feed has not told b yet
+            got = await b.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
+            assert got.status_code == 200, got.text
+            assert store.counts()["stale_reads"] == 1
+            assert int(redis_client.hget(PREFIX + "stats", "stale_reads") or 0) == 1
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_section_that_missed_a_timer_already_due_is_refused(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A clock advance on a worker that has not loaded a job created elsewhere runs the timers
+    it knows of; the job's first step, already due by then, is not among them. Its commit
+    checks which timers were due by the time it ran them, so it is refused, and the advance
+    runs again with that step, as in one world."""
+
+    async def test() -> None:
+        first = create_app(profile(), store=redis_url)
+        second = create_app(profile(), store=redis_url)
+        async with running(first) as a, running(second):
+            store = second.state.store
+            await create_job(a)
+            store._known_version = store.version  # b has not heard of the new job yet
+            ran: list[int] = []
+
+            def advance() -> None:
+                store.engine.clock.advance(ADVANCE_MS)
+                ran.append(store.engine.run_ticks())
+
+            await store.transact(advance, optimistic=True)
+            assert ran[0] == 0, "the first attempt knew of the job: nothing was tested"
+            assert ran[-1] > 0
+            assert store.counts()["conflicts"] == 1
+
+    asyncio.run(asyncio.wait_for(test(), 60))

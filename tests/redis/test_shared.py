@@ -179,9 +179,12 @@ def test_a_reader_cancelled_anywhere_never_leaves_the_process_sections_held(
         async with running(app) as client:
             catch_up = app.state.world.engine.catch_up
             assert catch_up is not None
-            local = app.state.store._local
+            store = app.state.store
+            local = store._local
 
             for steps in range(12):  # cancel at each await along the way in turn
+                # As if a read had seen a commit this process has not loaded: a real load.
+                store._stores["auvy"].read_version = store.version + 1
                 readers = [asyncio.create_task(catch_up()) for _ in range(3)]
                 for _ in range(steps):
                     await asyncio.sleep(0)
@@ -213,6 +216,11 @@ def test_readers_woken_together_share_one_load(redis_url: str, redis_client: red
                 await original()
 
             store._catch_up = counted
+            # Every read so far was of a world this process holds: nothing to load.
+            await asyncio.gather(*(store.catch_up() for _ in range(50)))
+            assert loads == 0
+            # A read saw a commit this process has not loaded: one load for all the readers.
+            store._stores["auvy"].read_version = store.version + 1
             await asyncio.gather(*(store.catch_up() for _ in range(50)))
             assert 1 <= loads <= 2, loads
 

@@ -33,9 +33,11 @@ in one project in its ledger. What every section reads does meet: the two docume
 advance, a reset and token rotation, which change a document, refuse every section begun before
 them (the operations that span partitions). A request refused TURN_AFTER times takes the
 turn so that its next commit lands. What a section reads without a version is not checked: a
-stream it read but did not append to, and the timers it did not find due (another worker's
-timer made due at once may run a section later). Record keys are computed inside the scripts,
-so the store needs one Redis (or a cluster's single slot), not a sharded cluster.
+stream it read but did not append to. A section that ran the due timers is checked against the
+timers due by then (one made after its world refuses it). A section may also skip its load
+when the change feed has announced nothing this process lacks (see `enter`). Record keys are
+computed inside the scripts, so the store needs one Redis (or a cluster's single slot), not a
+sharded cluster.
 """
 
 from __future__ import annotations

@@ -109,6 +109,7 @@ LAYOUT = 2
 # {live document, fingerprint, config document (each '' = unchanged since our version), the
 # streams appended to since and the version that last did, then name and bytes ('' = removed)
 # of each record changed}. One script's answer: one consistent version.
+_ENTER_KEYS = ("world", "versions", "streamversions")
 _ENTER = """
 local t = redis.call('TIME')
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
@@ -164,6 +165,7 @@ end
 # written since (its answer is the world's as it now is), else 0; Redis TIME seconds,
 # microseconds}. What a section that skipped its load (see `SharedWorld.enter`) checks
 # instead of committing.
+_VALIDATE_KEYS = ("world", "versions", "storeversions", "stats", "due")
 _VALIDATE = (
     UNCHANGED_SINCE
     + """
@@ -213,6 +215,16 @@ TURN_WAIT_MS = 3 * TURN_MS
 # store walked or counted by the store's version. So two requests on different jobs (two
 # workspaces, say) commit side by side, and the one that commits second is not re-run. Every
 # check comes before the first write to the world: Redis does not roll a script back.
+_COMMIT_KEYS = (
+    "world",
+    "changes",
+    "versions",
+    "streamversions",
+    "stats",
+    "turn",
+    "storeversions",
+    "due",
+)
 _COMMIT = (
     STREAM_FUNCTIONS
     + UNCHANGED_SINCE
@@ -419,9 +431,8 @@ class SharedWorld:
         self._state_print: dict[str, bytes | None] = dict.fromkeys(PARTS)
         self._rest: dict[str, bytes] = {}
         self._counts = {"commits": 0, "stale_reads": 0, **dict.fromkeys(REFUSALS.values(), 0)}
-        # Whether the running section skipped loading, and must check its reads (see `enter`).
-        self._skipped_load = False
-        self._check_reads = True
+        # Whether the running section skipped its load and must check its reads (see `enter`).
+        self._check_reads = False
         self._section_turn = ""
         # Stream readers' shared loads (`catch_up`): how many begun and finished, the running one.
         self._catch_started = 0
@@ -430,17 +441,7 @@ class SharedWorld:
         self._local = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        names = (
-            "world",
-            "changes",
-            "driver",
-            "versions",
-            "streamversions",
-            "stats",
-            "turn",
-            "storeversions",
-            "due",
-        )
+        names = {*_ENTER_KEYS, *_VALIDATE_KEYS, *_COMMIT_KEYS, "driver"}
         self._keys = {name: prefix + name for name in names}
         self._record_prefix = prefix + "records:"
         self._enter = self.aio.register_script(_ENTER)
@@ -448,6 +449,10 @@ class SharedWorld:
         self._give_back = self.aio.register_script(_GIVE_BACK)
         self._commit = self.aio.register_script(_COMMIT)
         self._validate = self.aio.register_script(_VALIDATE)
+
+    def _keys_of(self, names: tuple[str, ...]) -> list[str]:
+        """A script's KEYS, in its order."""
+        return [self._keys[name] for name in names]
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -517,7 +522,7 @@ class SharedWorld:
         lock); also re-measures the clock's skew against Redis's TIME."""
         sent = time.time_ns()
         found: list[Any] = await self._enter(
-            keys=[self._keys[k] for k in ("world", "versions", "streamversions")],
+            keys=self._keys_of(_ENTER_KEYS),
             args=[self.version, self._record_prefix],
         )
         self._measure_skew(found, sent)
@@ -550,9 +555,9 @@ class SharedWorld:
         await self._local.acquire()
         self._section_turn = turn
         try:
-            self._skipped_load = optimistic and 0 < self._known_version <= self.version
-            self._check_reads = check_reads
-            if not self._skipped_load:
+            skip = optimistic and 0 < self._known_version <= self.version
+            self._check_reads = skip and check_reads
+            if not skip:
                 await self._catch_up()
         except BaseException:
             self._local.release()
@@ -583,19 +588,7 @@ class SharedWorld:
         """Write what the section changed: [new version, next due], or a refusal (`REFUSALS`)."""
         answer: list[Any] | int = await _finish(
             self._commit(
-                keys=[
-                    self._keys[k]
-                    for k in (
-                        "world",
-                        "changes",
-                        "versions",
-                        "streamversions",
-                        "stats",
-                        "turn",
-                        "storeversions",
-                        "due",
-                    )
-                ],
+                keys=self._keys_of(_COMMIT_KEYS),
                 args=[
                     self.version,
                     docs.get("live", b""),
@@ -674,9 +667,7 @@ class SharedWorld:
                 raise
             if not (docs or names or streams):
                 # A read: nothing to write, and no round trip unless it skipped its load.
-                committed = not (
-                    self._skipped_load and self._check_reads
-                ) or await self._reads_still_hold(read)
+                committed = not self._check_reads or await self._reads_still_hold(read)
                 return committed
             answer = await self._commit_section(
                 docs,
@@ -722,9 +713,7 @@ class SharedWorld:
         sent = time.time_ns()
         found: list[Any] = await _finish(
             self._validate(
-                keys=[
-                    self._keys[k] for k in ("world", "versions", "storeversions", "stats", "due")
-                ],
+                keys=self._keys_of(_VALIDATE_KEYS),
                 args=[self.version, "\n".join(read.stores), read.ran, *read.names],
             )
         )
@@ -823,7 +812,7 @@ class SharedWorld:
             for attempt in range(ATTEMPTS):
                 first = optimistic and attempt == 0
                 async with self.section(
-                    turn=await turn(attempt), optimistic=first, check_reads=not first
+                    turn=await turn(attempt), optimistic=first, check_reads=False
                 ) as outcome:
                     result = work()
                 if outcome.committed:
@@ -964,7 +953,7 @@ class SharedWorld:
             try:
                 sent = time.time_ns()
                 found: list[Any] = await self._enter(
-                    keys=[self._keys[k] for k in ("world", "versions", "streamversions")],
+                    keys=self._keys_of(_ENTER_KEYS),
                     args=[0, self._record_prefix],
                 )
                 self._measure_skew(found, sent)

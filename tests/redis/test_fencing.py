@@ -22,7 +22,17 @@ from mock_server.app import create_app
 from mock_server.model.strait.records import TriggerOptions
 from mock_server.store.shared import TURN_AFTER, TURN_WAIT_MS
 
-from .test_shared import COMPLETE, KEY, PREFIX, another_commit, create_job, profile, running
+from .test_shared import (
+    COMPLETE,
+    KEY,
+    PREFIX,
+    another_commit,
+    create_job,
+    eventually,
+    profile,
+    running,
+    two_workers,
+)
 
 ADVANCE_MS = 25  # ci.toml: the job starts after 5 ms, then a step every 10 ms
 STEP_MS, STEPS = 10, 6  # so each advance runs one step, on alternating workers
@@ -58,9 +68,7 @@ def test_steps_run_by_a_worker_whose_commit_was_refused_leave_no_event(
     async def test() -> None:
         expected = await reference_events()
         assert len(expected) >= 3, expected  # the steps really ran: there is something to lose
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second) as b:
+        async with two_workers(redis_url) as (first, second, a, b):
             job_id = await create_job(a)
             before = events(second, job_id)
             shared = first.state.store
@@ -196,9 +204,7 @@ def test_creates_on_two_workers_commit_side_by_side_without_refusing_each_other(
     is refused, however the two interleave, and both workers see every job."""
 
     async def test() -> None:
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second) as b:
+        async with two_workers(redis_url) as (first, second, a, b):
             before = len((await a.get("/auvy/v1/jobs", headers=KEY)).json()["jobs"])
             # Both sections load the same world before either commits.
             shared = [app.state.store for app in (first, second)]
@@ -230,9 +236,7 @@ def test_concurrent_writes_that_meet_on_two_workers_all_land_once(
     every job is created exactly once and both workers see them all."""
 
     async def test() -> None:
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second) as b:
+        async with two_workers(redis_url) as (first, second, a, b):
 
             async def create(client: Any) -> str:
                 answer = await client.post(
@@ -266,9 +270,7 @@ def test_steps_alternating_between_workers_append_to_one_stream_in_order(
 
     async def test() -> None:
         expected = await reference_events(STEPS * STEP_MS)
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second) as b:
+        async with two_workers(redis_url) as (first, second, a, b):
             job_id = await create_job(a)
             for step in range(STEPS):
                 client = (a, b)[step % 2]
@@ -373,9 +375,7 @@ async def _two_sections(
 ) -> bool:
     """Worker A's section runs `first_reads` and then changes job 1; worker B's section, begun
     on the same world, runs `second_writes` and commits first. Whether A's commit landed."""
-    first = create_app(profile(), store=redis_url)
-    second = create_app(profile(), store=redis_url)
-    async with running(first) as a, running(second):
+    async with two_workers(redis_url) as (first, second, a, _):
         mine = await create_job(a)
         shared = [app.state.store for app in (first, second)]
         for store in shared:
@@ -423,9 +423,7 @@ def test_two_sections_writing_one_record_refuse_the_second(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
     async def test() -> None:
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second) as b:
+        async with two_workers(redis_url) as (first, second, a, b):
             job_id = await create_job(a)
             await status_of(b, job_id)  # B holds the job too
             shared = [app.state.store for app in (first, second)]
@@ -524,16 +522,6 @@ def test_writes_in_two_partitions_land_side_by_side_and_in_one_the_second_is_ref
     asyncio.run(asyncio.wait_for(test(), 60))
 
 
-async def _heard(app: Starlette, version: int) -> None:
-    """Wait (at most 5 s) until the worker's change feed has announced `version`."""
-    store = app.state.store
-    for _ in range(500):
-        if store._known_version >= version:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the worker never heard of version {version}")
-
-
 def test_a_worker_reads_another_workers_appends_once_the_feed_names_the_stream(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
@@ -543,14 +531,17 @@ def test_a_worker_reads_another_workers_appends_once_the_feed_names_the_stream(
 
     async def test() -> None:
         expected = await reference_events()
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second) as b:
+        async with two_workers(redis_url) as (first, _second, a, b):
             job_id = await create_job(a)
             assert job_id in first.state.store._stores["auvy"]._cache
             advanced = await b.post("/_mock/clock/advance", json={"ms": ADVANCE_MS})
             assert advanced.status_code == 200, advanced.text
-            await _heard(first, int(redis_client.hget(PREFIX + "world", "v") or 0))
+            version = int(redis_client.hget(PREFIX + "world", "v") or 0)
+            store = first.state.store
+            await eventually(
+                lambda: store._known_version >= version,
+                lambda: f"the worker never heard of version {version}",
+            )
             assert same_job(events(first, job_id)) == same_job(expected)
 
     asyncio.run(asyncio.wait_for(test(), 60))
@@ -565,9 +556,7 @@ def test_a_tick_run_on_a_world_the_feed_had_not_announced_yet_is_refused_and_run
     elsewhere never steps."""
 
     async def test() -> None:
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second) as b:
+        async with two_workers(redis_url) as (first, second, a, b):
             job_id = await create_job(a)
             shared = first.state.store
             loaded = shared.version
@@ -628,9 +617,7 @@ def test_a_read_on_a_world_the_feed_had_not_announced_yet_is_checked_and_run_aga
     runs again with a load: the client gets the job, never a 404."""
 
     async def test() -> None:
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second) as b:
+        async with two_workers(redis_url) as (_first, second, a, b):
             store = second.state.store
             await status_of(b, await create_job(b))  # b holds the world as it now is
             job_id = await create_job(a)
@@ -652,9 +639,7 @@ def test_a_section_that_missed_a_timer_already_due_is_refused(
     runs again with that step, as in one world."""
 
     async def test() -> None:
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second):
+        async with two_workers(redis_url) as (_first, second, a, _):
             store = second.state.store
             await create_job(a)
             store._known_version = store.version  # b has not heard of the new job yet

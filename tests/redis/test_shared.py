@@ -45,15 +45,33 @@ async def running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+Workers = tuple[Starlette, Starlette, httpx.AsyncClient, httpx.AsyncClient]
+
+
+@contextlib.asynccontextmanager
+async def two_workers(url: str) -> AsyncIterator[Workers]:
+    """Two workers' apps sharing the world at `url`, running, and a client of each."""
+    first = create_app(profile(), store=url)
+    second = create_app(profile(), store=url)
+    async with running(first) as a, running(second) as b:
+        yield first, second, a, b
+
+
 def with_two_workers(url: str, test: Callable[[Clients], Awaitable[None]]) -> None:
     async def go() -> None:
-        async with (
-            running(create_app(profile(), store=url)) as a,
-            running(create_app(profile(), store=url)) as b,
-        ):
+        async with two_workers(url) as (_, _, a, b):
             await test((a, b))
 
     asyncio.run(go())
+
+
+async def eventually(holds: Callable[[], bool], what: Callable[[], str]) -> None:
+    """Wait (at most 5 s) until `holds()`; else fail saying `what()` was awaited."""
+    for _ in range(500):
+        if holds():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(what())
 
 
 async def create_job(client: httpx.AsyncClient) -> str:

@@ -20,7 +20,17 @@ from mock_server.app import create_app
 from mock_server.model.scheduler import Call
 
 from .test_fencing import ADVANCE_MS, REFUSED_WRITES, events, reference_events, same_job
-from .test_shared import KEY, PREFIX, another_commit, create_job, profile, running, status
+from .test_shared import (
+    KEY,
+    PREFIX,
+    another_commit,
+    create_job,
+    eventually,
+    profile,
+    running,
+    status,
+    two_workers,
+)
 
 START_MS = 5  # ci.toml: a job starts 5 ms after it is created, then steps every 10 ms
 
@@ -73,9 +83,7 @@ def test_a_timer_cancelled_on_another_worker_never_fires(
     monkeypatch.setattr(Call, "__call__", recording)
 
     async def test() -> None:
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second) as b:
+        async with two_workers(redis_url) as (first, _second, a, b):
             job_id = await create_job(a)
             assert (await a.post("/_mock/clock/advance", json={"ms": START_MS})).is_success
             assert await status(b, job_id) == (200, "running")
@@ -261,9 +269,7 @@ def test_two_workers_sharing_redis_step_jobs_as_one_world_in_memory(
         alone = create_app(profile())
         async with running(alone) as client:
             expected = await play([alone], [client])
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second) as b:
+        async with two_workers(redis_url) as (first, second, a, b):
             got = await play([first, second], [a, b])
         return expected, got
 
@@ -282,14 +288,11 @@ def due_set(client: redis.Redis) -> dict[str, int]:
 
 
 async def heard(app: Starlette, due: int | None) -> None:
-    """Wait (at most 5 s) until the worker's driver has heard that the world's next timer is
-    due at `due`."""
+    """Wait until the worker's driver has heard that the world's next timer is due at `due`."""
     store = app.state.store
-    for _ in range(500):
-        if store.due == due:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the worker heard next due {store.due}, not {due}")
+    await eventually(
+        lambda: store.due == due, lambda: f"the worker heard next due {store.due}, not {due}"
+    )
 
 
 def test_the_due_set_follows_the_timer_records_and_every_worker_hears_the_earliest(
@@ -300,9 +303,7 @@ def test_the_due_set_follows_the_timer_records_and_every_worker_hears_the_earlie
     and timer numbers made on a later world sort after those made on an earlier one."""
 
     async def test() -> None:
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second) as b:
+        async with two_workers(redis_url) as (first, second, a, b):
             made = [await create_job(c) for c in (a, b, b, a)]
             # Two creates begun on the same world, committed side by side.
             shared = [app.state.store for app in (first, second)]
@@ -351,9 +352,7 @@ def test_a_section_that_finds_its_timer_already_run_learns_the_next_due_time(
     at once, and again: every section ends knowing its world's next due time."""
 
     async def test() -> None:
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second) as b:
+        async with two_workers(redis_url) as (first, _second, a, b):
             made = await create_job(a)
             store = first.state.store
             stale = store.due

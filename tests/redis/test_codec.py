@@ -25,7 +25,7 @@ from mock_server.model.stream_id import StreamId
 from mock_server.store import codec
 
 from .scan import pickled, values
-from .test_shared import KEY, PREFIX, create_job, profile, running
+from .test_shared import KEY, PREFIX, create_job, profile, running, two_workers
 
 
 class Touch:
@@ -143,9 +143,7 @@ def test_no_key_holds_a_pickle_after_two_workers_traffic(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
     async def test() -> None:
-        first = create_app(profile(), store=redis_url)
-        second = create_app(profile(), store=redis_url)
-        async with running(first) as a, running(second) as b:
+        async with two_workers(redis_url) as (_, _, a, b):
             jobs = [await create_job(a), await create_job(b)]
             assert (await b.post("/_mock/clock/advance", json={"ms": 25})).is_success
             assert (await a.post(f"/auvy/v1/jobs/{jobs[0]}/cancel", headers=KEY)).is_success

@@ -383,7 +383,7 @@ class RedisStreams:
             if fresh is not None:
                 return fresh
         raw = self._read(keys=self._read_keys(key), args=self._read_args(after, now_ms, count))
-        return self._result(raw, after)
+        return self._read_result(raw, after)
 
     def _local_copy(self, key: str) -> EventStream | None:
         """The committed copy of the stream this process holds (what Redis holds, unless
@@ -395,7 +395,8 @@ class RedisStreams:
         keys = self._keys(key)
         return keys if self._world_key is None else [*keys, self._world_key]
 
-    def _result(self, raw: Any, after: StreamId | None) -> ReadResult:
+    def _read_result(self, raw: Any, after: StreamId | None) -> ReadResult:
+        """A read script's answer as a result, noting the world version it was read at."""
         if raw is not None and len(raw) > 3 and raw[3]:
             self.read_version = max(self.read_version, int(raw[3]))
         return _result(raw, after)
@@ -441,7 +442,7 @@ class RedisStreams:
         key = slot[0]
         keys = self._read_keys(key)
         raw = await self._aread(keys=keys, args=self._read_args(after, now_ms, None))
-        result = self._result(raw, after)
+        result = self._read_result(raw, after)
         if self._generation.get(key, 0) == generation:
             self._fresh.setdefault(key, {})[slot[1]] = result
             self._fresh.move_to_end(key)

@@ -39,7 +39,7 @@ class Receptor:
     customization: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ShareToken:
     token: str
     receptor_id: str
@@ -142,14 +142,15 @@ class Receptors:
     def revoke_share(self, who: Principal, workspace_slug: str, slug: str) -> ShareToken:
         self._require_write(who)
         share = self.get_share(who, workspace_slug, slug)
-        share.status, share.ended_ms = "revoked", self.jobs.engine.now()
+        share = replace(share, status="revoked", ended_ms=self.jobs.engine.now())
+        self.shares[share.token] = share
         return share
 
     def rotate_share(self, who: Principal, workspace_slug: str, slug: str) -> ShareToken:
         self._require_write(who)
         old = self.get_share(who, workspace_slug, slug)
         now = self.jobs.engine.now()
-        old.status, old.ended_ms = "rotated", now
+        self.shares[old.token] = replace(old, status="rotated", ended_ms=now)
         new = ShareToken(self._new_token(), old.receptor_id, now)
         self.shares[new.token] = new
         return new

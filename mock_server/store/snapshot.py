@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import pickle
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,12 @@ class Snapshots:
         # The printer's dispatch table, made once: a section prints two documents and every
         # record it touched, and building it each time cost as much as a small record's print.
         self._dispatch = _Printer.table(self._by_id, refs.values())
+        # Per part: its last shape and the print made for it (see `state_print`).
+        self._prints: dict[str, tuple[object, bytes | None]] = {}
+        # Per (root, part): the root's attribute names, and those of them in the part.
+        self._names: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        # Print every time anyway and fail when a shape hid a change (see VERIFY_ENV).
+        self.verify = os.environ.get(VERIFY_ENV, "") == "1"
 
     def _state(self, part: str) -> dict[str, dict[str, Any]]:
         return {
@@ -81,8 +88,50 @@ class Snapshots:
         """Bytes that differ whenever the part's state does, made fast (C pickle, about a
         tenth of the JSON encoder's time). They stay in this process: nothing ever loads them and
         they never reach Redis; they only let a section that changed nothing skip the JSON
-        encoding. None when the state holds something pickle cannot write (then encode)."""
-        return self.print_value(self._state(part))
+        encoding. None when the state holds something pickle cannot write (then encode).
+
+        A part made only of containers, immutable values (frozen dataclasses, strings, ...)
+        and references by name is printed again only when its shape (`_shape`) changed: both
+        documents are, and printing them was most of a read request's cost under the Redis
+        store, for a state requests seldom change."""
+        shape = self._shape(part)
+        cached = self._prints.get(part)
+        if shape is not MUTABLE and cached is not None and cached[0] == shape:
+            if self.verify:
+                _check_unchanged(part, cached[1], self.print_value(self._state(part)))
+            return cached[1]
+        printed = self.print_value(self._state(part))
+        if shape is MUTABLE:
+            self._prints.pop(part, None)
+        else:
+            self._prints[part] = (shape, printed)
+        return printed
+
+    def _shape(self, part: str) -> object:
+        """The part's attributes, root by root, each as `_shape` gives it (MUTABLE when one
+        holds a mutable object): what `state_print` compares with the last one."""
+        refs = self._by_id
+        shape: list[object] = []
+        for root in self.roots.values():
+            attrs = vars(root.obj)
+            names = self._names_in(root, part, attrs)
+            shape.append(names)
+            for name in names:
+                inner = _shape(attrs[name], refs)
+                if inner is MUTABLE:
+                    return MUTABLE
+                shape.append(inner)
+        return shape
+
+    def _names_in(self, root: Root, part: str, attrs: dict[str, Any]) -> tuple[str, ...]:
+        """The names of `root`'s attributes in `part` (remembered while its names stay)."""
+        present = tuple(attrs)
+        cached = self._names.get((root.name, part))
+        if cached is not None and cached[0] == present:
+            return cached[1]
+        names = tuple(k for k in present if k not in root.local and root.part_of(k) == part)
+        self._names[(root.name, part)] = (present, names)
+        return names
 
     def print_value(self, value: object) -> bytes | None:
         """`state_print` of one object (a record)."""
@@ -120,6 +169,73 @@ class Snapshots:
                 for k in [k for k in attrs if k not in root.local and root.part_of(k) == part]:
                     del attrs[k]
                 attrs.update(state[name])
+
+
+# A shape (see `_shape`) holds the immutable values themselves, so no object it names is freed
+# and its id reused; shapes are compared with ==, which checks identity first. MUTABLE: the
+# value holds something a shape cannot stand for.
+MUTABLE = object()
+# Set to 1 (the Redis tests do) to print every part every time and raise when `state_print`
+# answered from a shape that hid a change: a frozen object holding a container changed in place.
+VERIFY_ENV = "MOCK_SERVER_VERIFY_SHAPES"
+# Types whose instances never change (frozen dataclasses join as they are met), and types seen
+# not to be (so they are asked about once).
+_IMMUTABLE: set[type] = {str, int, float, bool, bytes, type(None), frozenset}
+_MUTABLE_TYPES: set[type] = {dict, list, tuple}
+
+
+def _immutable(kind: type) -> bool:
+    if kind in _IMMUTABLE:
+        return True
+    if kind in _MUTABLE_TYPES:
+        return False
+    params = getattr(kind, "__dataclass_params__", None)
+    if params is not None and params.frozen:
+        _IMMUTABLE.add(kind)
+        return True
+    _MUTABLE_TYPES.add(kind)
+    return False
+
+
+def _shape(value: object, refs: Container[int]) -> object:
+    """`value` with its containers unrolled down to the immutable values they hold (those
+    themselves), or MUTABLE when it holds an object whose contents a shape cannot see. The
+    objects in `refs` (ids) are written by name, whatever they hold, so they stand for
+    themselves too."""
+    kind = type(value)
+    if kind in _IMMUTABLE or id(value) in refs:
+        return value
+    if kind is dict:
+        mapping: dict[Any, Any] = value  # type: ignore[assignment]
+        if _IMMUTABLE.issuperset(map(type, mapping.values())):
+            return (dict, tuple(mapping.items()))
+        items = []
+        for key, item in mapping.items():
+            inner = _shape(item, refs)
+            if inner is MUTABLE:
+                return MUTABLE
+            items.append((key, inner))
+        return (dict, tuple(items))
+    if kind is list or kind is tuple:
+        sequence: list[Any] = value  # type: ignore[assignment]
+        if _IMMUTABLE.issuperset(map(type, sequence)):
+            return (kind, tuple(sequence))
+        inner_items = []
+        for item in sequence:
+            inner = _shape(item, refs)
+            if inner is MUTABLE:
+                return MUTABLE
+            inner_items.append(inner)
+        return (kind, tuple(inner_items))
+    return value if _immutable(kind) else MUTABLE
+
+
+def _check_unchanged(part: str, cached: bytes | None, printed: bytes | None) -> None:
+    if printed != cached:
+        raise RuntimeError(
+            f"the {part} document changed while its shape did not: an object taken as "
+            "immutable (a frozen dataclass) holds a container that was changed in place"
+        )
 
 
 class _Printer(pickle.Pickler):

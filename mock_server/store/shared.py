@@ -13,8 +13,11 @@ every record to the version that last wrote it.
   when changed, and its stream appends, as the next version, in one script that first checks
   that nothing the section read was written since the version it loaded (the documents, each
   record it read or looked up, each store it walked: see _COMMIT). A section that wrote nothing
-  (a read) makes no second round trip. A refused commit wrote nothing; the process rolls its
-  own objects back to the bytes Redis holds and the section runs again on the newer world.
+  (a read) makes no second round trip. A safe request (GET, HEAD) that fired no timer and
+  counted no rate-limit hit is taken to have changed nothing, without printing the world to
+  tell (see `SharedWorld._changed_nothing`; the tests verify it). A refused commit wrote
+  nothing; the process rolls its own objects back to the bytes Redis holds and the section
+  runs again on the newer world.
   State changes are therefore atomic across processes, and a timer (a job's next step, a
   schedule, a retry, a timeout, a TTL) takes effect once: two workers may run the same tick,
   but only the first commit lands (the tick's timer record changed under the second), and the
@@ -35,9 +38,10 @@ them (the operations that span partitions). A request refused TURN_AFTER times t
 turn so that its next commit lands. What a section reads without a version is not checked: a
 stream it read but did not append to. A section that ran the due timers is checked against the
 timers due by then (one made after its world refuses it). A section may also skip its load
-when the change feed has announced nothing this process lacks (see `enter`). Record keys are
-computed inside the scripts, so the store needs one Redis (or a cluster's single slot), not a
-sharded cluster.
+when the change feed has announced nothing this process lacks (see `enter`); a read that did
+then checks what it read in one script after giving the lock back, together with the reads
+that ended meanwhile (`_check_batches`). Record keys are computed inside the scripts, so the
+store needs one Redis (or a cluster's single slot), not a sharded cluster.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ from ..model.engine import Engine
 from ..model.store import StreamStore
 from ..model.stream_id import StreamId
 from ..profile import ServerProfile
+from ..ratelimit import RateLimiter
 from ..responses import JSONResponse
 from .codec import CodecError
 from .records import SharedRecords
@@ -159,25 +164,34 @@ local function unchanged_since(w, rv, sv, due, ours, stores, ran, first, last)
 end
 """
 
-# KEYS: world, versions, store versions, stats, due times. ARGV: the version a read-only section
-# ran on, the stores it walked, how far it ran the due timers ('' = not), then the names of the
-# records it read. {1 when nothing it read has been
-# written since (its answer is the world's as it now is), else 0; Redis TIME seconds,
-# microseconds}. What a section that skipped its load (see `SharedWorld.enter`) checks
-# instead of committing.
+# KEYS: world, versions, store versions, stats, due times. ARGV: how many read-only sections
+# follow, then for each: the version it ran on, the stores it walked, how far it ran the due
+# timers ('' = not), how many record names follow, those names. {Redis TIME seconds,
+# microseconds, then per section 1 when nothing it read has been written since (its answer is
+# the world's as it now is), else 0}. What a section that skipped its load (see
+# `SharedWorld.enter`) checks instead of committing; the checks of sections that ended while
+# one was on its way share the next round trip (`SharedWorld._check_batches`).
 _VALIDATE_KEYS = ("world", "versions", "storeversions", "stats", "due")
 _VALIDATE = (
     UNCHANGED_SINCE
     + """
 local t = redis.call('TIME')
-local ours = tonumber(ARGV[1])
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if v == ours or unchanged_since(KEYS[1], KEYS[2], KEYS[3], KEYS[5], ours, ARGV[2], ARGV[3], 4,
-    #ARGV) then
-  return {1, t[1], t[2]}
+local out = {t[1], t[2]}
+local i = 2
+for _ = 1, tonumber(ARGV[1]) do
+  local ours = tonumber(ARGV[i])
+  local last = i + 3 + tonumber(ARGV[i + 3])
+  if v == ours or unchanged_since(KEYS[1], KEYS[2], KEYS[3], KEYS[5], ours, ARGV[i + 1],
+      ARGV[i + 2], i + 4, last) then
+    out[#out + 1] = 1
+  else
+    redis.call('HINCRBY', KEYS[4], 'stale_reads', 1)
+    out[#out + 1] = 0
+  end
+  i = last + 1
 end
-redis.call('HINCRBY', KEYS[4], 'stale_reads', 1)
-return {0, t[1], t[2]}
+return out
 """
 )
 
@@ -326,8 +340,10 @@ class SharedEngine(Engine):
         self.changed: set[str] = set()
         # Whether this worker held the timer driver's lease when it last asked.
         self.leading = False
-        # How far the current section ran the due timers (None: it ran none).
+        # How far the current section ran the due timers (None: it ran none), and how many
+        # it fired.
         self.ran_until: int | None = None
+        self.fired = 0
 
     def run_due(self) -> int:
         """What a request runs before it looks at the world. On a real clock only the worker
@@ -346,7 +362,9 @@ class SharedEngine(Engine):
             return 0
         # What the section read: which timers were due by then (checked by its commit).
         self.ran_until = max(self.ran_until or 0, self.clock.now_ms())
-        return super().run_due()
+        fired = super().run_due()
+        self.fired += fired
+        return fired
 
     def notify(self, key: str) -> None:
         self.changed.add(key)
@@ -433,6 +451,12 @@ class SharedWorld:
         self._counts = {"commits": 0, "stale_reads": 0, **dict.fromkeys(REFUSALS.values(), 0)}
         # Whether the running section skipped its load and must check its reads (see `enter`).
         self._check_reads = False
+        self._safe = False  # whether the running section is a safe request (see `enter`)
+        self._limiter: RateLimiter | None = None
+        self._limiter_changes = -1  # the limiter's count of changes when the section began
+        # Reads waiting for their check, and the task making it (`_check_batches`).
+        self._checks: list[tuple[ReadSet, asyncio.Future[bool]]] = []
+        self._checker: asyncio.Task[None] | None = None
         self._section_turn = ""
         # Stream readers' shared loads (`catch_up`): how many begun and finished, the running one.
         self._catch_started = 0
@@ -476,10 +500,11 @@ class SharedWorld:
         owner = self.engine.owner
         return self.engine.shared and owner is not None and owner is _current_task()
 
-    def attach(self, world: Any, *, limiter: object) -> None:
+    def attach(self, world: Any, *, limiter: RateLimiter) -> None:
         """Name the objects whose state is shared; everything else stays per process. The
         models' record stores are replaced by `SharedRecords` holding the same (seeded) records."""
         engine = world.engine
+        self._limiter = limiter
         for owner, attr, name in (
             (world.auvy, "jobs", "auvy.jobs"),
             (world.auvy, "interventions", "auvy.interventions"),
@@ -505,7 +530,7 @@ class SharedWorld:
                 Root("ava_outbox", world.ava_outbox, config=frozenset({"policy", "endpoints"})),
                 Root("ava", world.ava, config=AVA_CONFIG),
                 Root("strait", world.strait, config=STRAIT_CONFIG),
-                Root("limiter", limiter),
+                Root("limiter", limiter, frozenset({"changes"})),
             ],
             {
                 "engine": engine,
@@ -525,20 +550,26 @@ class SharedWorld:
             keys=self._keys_of(_ENTER_KEYS),
             args=[self.version, self._record_prefix],
         )
-        self._measure_skew(found, sent)
+        self._measure_skew(found[1], found[2], sent)
         self._load(found)
 
-    def _measure_skew(self, found: list[Any], sent_ns: int) -> None:
+    def _measure_skew(self, seconds: Any, micros: Any, sent_ns: int) -> None:
+        """Redis's TIME (`seconds`, `micros`), read in a round trip begun at `sent_ns`."""
         clock = self.engine.clock
         if not isinstance(clock, SkewedClock):
             return
         received = time.time_ns()
-        redis_ms = int(found[1]) * 1000 + int(found[2]) // 1000
+        redis_ms = int(seconds) * 1000 + int(micros) // 1000
         # Redis read its clock somewhere in the round trip: assume the middle.
         clock.observe(redis_ms, (sent_ns + received) // 2_000_000)
 
     async def enter(
-        self, *, turn: str = "", optimistic: bool = False, check_reads: bool = True
+        self,
+        *,
+        turn: str = "",
+        optimistic: bool = False,
+        check_reads: bool = True,
+        safe: bool = False,
     ) -> None:
         """Begin a section (this process's sections run one at a time); `turn` is the token of
         the turn the caller holds, if any (see TURN_AFTER). An `optimistic` section skips the
@@ -551,9 +582,15 @@ class SharedWorld:
         commit made before it arrived, and a write costs one round trip instead of two.
         Background work that answers nobody (timer ticks, webhook dispatch) passes
         `check_reads=False`: when it wrote nothing, what it read on a world one commit old
-        changes nothing, and the feed wakes it again for that commit."""
+        changes nothing, and the feed wakes it again for that commit.
+
+        A `safe` section is a request whose method HTTP calls safe (GET, HEAD): one that fires
+        no timer is taken to change nothing (see `_changed_nothing`); the tests check it does
+        not."""
         await self._local.acquire()
         self._section_turn = turn
+        self._safe = safe
+        self._limiter_changes = self._limiter_mark()
         try:
             skip = optimistic and 0 < self._known_version <= self.version
             self._check_reads = skip and check_reads
@@ -565,6 +602,7 @@ class SharedWorld:
         self.engine.changed.clear()
         self._untouch()
         self.engine.ran_until = None
+        self.engine.fired = 0
         self._scheduler.begin(self.version)
         for store in self._stores.values():
             store.discard()
@@ -619,12 +657,8 @@ class SharedWorld:
         timers = self._scheduler.records
         names: list[str | bytes] = []
         changed: list[Changed] = []
-        ran = self.engine.ran_until
-        read = ReadSet([], [], "" if ran is None else str(ran))
+        read = self._read_set(untouch=False)
         for records in self._records.values():
-            if records.scanned:
-                read.stores.append(records.name)
-            read.names += records.read_names()
             for key in records.touched:
                 value = records.current(key)
                 printed = None if value is None else snapshots.print_value(value)
@@ -642,63 +676,65 @@ class SharedWorld:
             records.untouch()
         return names, changed, read
 
+    def _read_set(self, *, untouch: bool = True) -> ReadSet:
+        """What the section read, that its commit (or check) must find unchanged."""
+        ran = self.engine.ran_until
+        read = ReadSet(self.version, [], [], "" if ran is None else str(ran))
+        for records in self._records.values():
+            if records.scanned:
+                read.stores.append(records.name)
+            read.names += records.read_names()
+            if untouch:
+                records.untouch()
+        return read
+
+    def _changed_nothing(self, streams: list[list[Any]]) -> bool:
+        """Whether the section is known to have changed nothing without looking: a safe
+        request (GET, HEAD: see `enter`) that fired no timer, notified nothing and appended to
+        no stream. Looking (printing both documents and every record it touched) was most of
+        a read's cost. With verification on (snapshot.VERIFY_ENV, as in the tests) it looks
+        anyway, and `leave` fails a safe request that changed something."""
+        engine = self.engine
+        return (
+            self._safe
+            and not engine.fired
+            and not engine.changed
+            and not streams
+            and self._limiter_changes == self._limiter_mark()
+            and not self._require().verify
+        )
+
+    def _limiter_mark(self) -> int:
+        # A rate-limited GET changes the limiter (in the live document), by design.
+        return -1 if self._limiter is None else self._limiter.changes
+
     async def leave(self, *, replace: bool = False) -> bool:
         """Commit the section; False when the commit was refused (another worker committed
         first): nothing the section did (state or events) was written, this process is back at
         the version it loaded, and the caller may run the section again."""
         self.engine.owner = None
         committed = False
+        # A read that skipped its load: its reads are checked once the lock is given back.
+        check: ReadSet | None = None
         try:
             try:
-                snapshots = self._require()
-                prints = {part: snapshots.state_print(part) for part in PARTS}
-                parts = [
-                    part
-                    for part in PARTS
-                    if replace or prints[part] is None or prints[part] != self._state_print[part]
-                ]
-                docs = {part: snapshots.dumps(part) for part in parts}
-                names, changed, read = self._changed_records()
                 streams = [group for store in self._stores.values() for group in store.take()]
+                if not replace and self._changed_nothing(streams):
+                    changes, read = None, self._read_set()
+                else:
+                    changes, read = self._changes(streams, replace)
             except BaseException:
                 # State this process cannot write: reload the whole world that Redis holds in
                 # the next section.
                 self.version = -1
                 raise
-            if not (docs or names or streams):
+            if changes is None:
                 # A read: nothing to write, and no round trip unless it skipped its load.
-                committed = not self._check_reads or await self._reads_still_hold(read)
-                return committed
-            answer = await self._commit_section(
-                docs,
-                "\n".join(sorted(self.engine.changed)),
-                streams=streams,
-                replace=replace,
-                read=read,
-                records=names,
-            )
-            if isinstance(answer, int):
-                self._counts[REFUSALS[answer]] += 1
-                self._roll_back(changed, parts, replace)
-            else:
-                self._counts["commits"] += 1
-                version = int(answer[0])
-                self._mine.add(version)
-                self._known_version = max(self._known_version, version)
-                self._heard_due(_due(answer[1]), version)
-                if version == self.version + 1:
-                    # Nothing else landed in between: this process holds the world at `version`.
-                    # Otherwise it holds its own commit over an older one, and its next section
-                    # loads what it missed.
-                    self.version = version
-                for part, doc in docs.items():
-                    self._rest[part] = doc
-                    self._state_print[part] = prints[part]
-                for change in changed:
-                    change.written()
                 committed = True
-                for key in self.engine.changed:
-                    self._notify_here(key)
+                if self._check_reads:
+                    check = read
+            else:
+                committed = await self._write(changes, read, streams, replace=replace)
         finally:
             self.engine.changed.clear()
             for store in self._stores.values():
@@ -706,24 +742,109 @@ class SharedWorld:
                 store.discard()
             self._wake.set()
             self._local.release()
+        if check is not None:
+            # Outside the lock: the next section runs while this one's check is on its way (it
+            # wrote nothing another could depend on), and may share its round trip.
+            committed = await self._reads_still_hold(check)
         return committed
 
-    async def _reads_still_hold(self, read: ReadSet) -> bool:
-        """Whether a read-only section that skipped its load read nothing written since."""
-        sent = time.time_ns()
-        found: list[Any] = await _finish(
-            self._validate(
-                keys=self._keys_of(_VALIDATE_KEYS),
-                args=[self.version, "\n".join(read.stores), read.ran, *read.names],
+    def _changes(self, streams: list[list[Any]], replace: bool) -> tuple[Changes | None, ReadSet]:
+        """What the section changed (None: nothing), found by printing the documents and the
+        records it touched, and what it read."""
+        snapshots = self._require()
+        prints = {part: snapshots.state_print(part) for part in PARTS}
+        docs = {
+            part: snapshots.dumps(part)
+            for part in PARTS
+            if replace or prints[part] is None or prints[part] != self._state_print[part]
+        }
+        names, changed, read = self._changed_records()
+        if not (docs or names or streams):
+            return None, read
+        if self._safe and not self.engine.fired and self._limiter_changes == self._limiter_mark():
+            raise RuntimeError(
+                "a safe request (GET, HEAD) that fired no timer changed the world: "
+                f"{', '.join([*docs, *map(str, names[::3])])}" + (" and streams" if streams else "")
             )
+        return Changes(docs, prints, changed, names), read
+
+    async def _write(
+        self, changes: Changes, read: ReadSet, streams: list[list[Any]], *, replace: bool
+    ) -> bool:
+        """Commit a section's changes; False when refused (then rolled back)."""
+        docs = changes.docs
+        answer = await self._commit_section(
+            docs,
+            "\n".join(sorted(self.engine.changed)),
+            streams=streams,
+            replace=replace,
+            read=read,
+            records=changes.names,
         )
-        self._measure_skew(found, sent)
-        if int(found[0]) == 1:
-            return True
-        self._counts["stale_reads"] += 1
-        # Load before the next section: this process is behind.
-        self._known_version = max(self._known_version, self.version + 1)
-        return False
+        if isinstance(answer, int):
+            self._counts[REFUSALS[answer]] += 1
+            self._roll_back(changes.changed, list(docs), replace)
+            return False
+        self._counts["commits"] += 1
+        version = int(answer[0])
+        self._mine.add(version)
+        self._known_version = max(self._known_version, version)
+        self._heard_due(_due(answer[1]), version)
+        if version == self.version + 1:
+            # Nothing else landed in between: this process holds the world at `version`.
+            # Otherwise it holds its own commit over an older one, and its next section loads
+            # what it missed.
+            self.version = version
+        for part, doc in docs.items():
+            self._rest[part] = doc
+            self._state_print[part] = changes.prints[part]
+        for change in changes.changed:
+            change.written()
+        for key in self.engine.changed:
+            self._notify_here(key)
+        return True
+
+    async def _reads_still_hold(self, read: ReadSet) -> bool:
+        """Whether a read-only section that skipped its load read nothing written since the
+        version it ran on."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._checks.append((read, done))
+        if self._checker is None or self._checker.done():
+            self._checker = asyncio.create_task(self._check_batches())
+        return await asyncio.shield(done)
+
+    async def _check_batches(self) -> None:
+        """Check the waiting reads, all in one round trip, until none waits: reads that end
+        while a check is on its way go in the next, so a busy worker makes one round trip for
+        many reads (as a database's group commit does for writes)."""
+        while self._checks:
+            batch, self._checks = self._checks, []
+            args: list[Any] = [len(batch)]
+            for read, _ in batch:
+                args += [read.version, "\n".join(read.stores), read.ran, len(read.names)]
+                args += read.names
+            sent = time.time_ns()
+            try:
+                found: list[Any] = await self._validate(
+                    keys=self._keys_of(_VALIDATE_KEYS), args=args
+                )
+            except BaseException as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(
+                            exc if isinstance(exc, Exception) else Unavailable(repr(exc), 1)
+                        )
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            self._measure_skew(found[0], found[1], sent)
+            for (read, done), holds in zip(batch, found[2:], strict=True):
+                if not int(holds):
+                    self._counts["stale_reads"] += 1
+                    # Load before the next section: this process is behind.
+                    self._known_version = max(self._known_version, read.version + 1)
+                if not done.done():
+                    done.set_result(bool(int(holds)))
 
     def _roll_back(self, changed: list[Changed], parts: list[str], replace: bool) -> None:
         """Undo a refused section in this process: back to the world at `self.version`, from
@@ -956,7 +1077,7 @@ class SharedWorld:
                     keys=self._keys_of(_ENTER_KEYS),
                     args=[0, self._record_prefix],
                 )
-                self._measure_skew(found, sent)
+                self._measure_skew(found[1], found[2], sent)
                 joined = False
                 if len(found) > 3:
                     fingerprint = found[4].decode() if isinstance(found[4], bytes) else found[4]
@@ -982,6 +1103,7 @@ class SharedWorld:
                 raise
             self.engine.changed.clear()
             self.engine.owner = _current_task()
+            self._safe = False
             if joined or await self.leave(replace=True):
                 if joined:
                     self.engine.owner = None
@@ -1007,6 +1129,8 @@ class SharedWorld:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._checker is not None:
+            self._checker.cancel()
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -1112,10 +1236,22 @@ class Changed:
 
 
 @dataclass
+class Changes:
+    """What a section changed: the documents (re-encoded) with their prints, and the records
+    (`names`: name, bytes, due time of each, as the commit script takes them)."""
+
+    docs: dict[str, bytes]
+    prints: dict[str, bytes | None]
+    changed: list[Changed]
+    names: list[str | bytes]
+
+
+@dataclass
 class ReadSet:
     """What a section read, that its commit must find unchanged: stores it walked or counted,
     and records by name."""
 
+    version: int  # the world version the section ran on
     stores: list[str]
     names: list[str]
     ran: str = ""  # how far the section ran due timers, if it did
@@ -1152,6 +1288,10 @@ class SectionRefused(BaseException):
 # request refused this often in a row is answered 503 (in its API's envelope) rather than run
 # yet again.
 ATTEMPTS = 16
+
+
+# Requests that change nothing by HTTP's definition, and here (see `SharedWorld.enter`).
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 class SectionMiddleware:
@@ -1219,7 +1359,7 @@ class SectionMiddleware:
         self, scope: Scope, receive: Receive, send: Send, turn: str, first: bool
     ) -> None:
         shared = self.shared
-        await shared.enter(turn=turn, optimistic=first)
+        await shared.enter(turn=turn, optimistic=first, safe=scope["method"] in SAFE_METHODS)
         open_ = True
 
         async def send_after_leaving(message: Message) -> None:

@@ -1,0 +1,149 @@
+"""Reads under the Redis store: a safe request that fires no timer is taken to change nothing,
+which the tests verify; the checks of reads that end together share one round trip."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis
+
+from mock_server.app import create_app
+from mock_server.store import snapshot
+from mock_server.store.snapshot import Snapshots
+
+from .test_shared import KEY, PREFIX, create_job, profile, running, two_workers
+
+LIMITED = {"Authorization": "Bearer auvy_test_acme_limited"}  # 5 requests a second (seed)
+
+
+def script_calls(client: redis.Redis) -> int:
+    stats: Any = client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_reads_that_end_while_a_check_is_on_its_way_share_its_next_round_trip(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    async def test() -> None:
+        async with running(create_app(profile(), store=redis_url)) as a:
+            job_id = await create_job(a)
+            before = script_calls(redis_client)
+            got = await asyncio.gather(
+                *(a.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY) for _ in range(20))
+            )
+            assert [r.status_code for r in got] == [200] * 20
+            calls = script_calls(redis_client) - before
+            assert 1 <= calls < 20, f"{calls} script calls for 20 reads"
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_stale_read_in_a_shared_check_runs_again_alone(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Checked in one round trip, each read is judged by what it read: the one reading a job
+    created elsewhere, which the feed has not announced yet, runs again (and finds the job);
+    the other, reading a job that did not change, is answered at once."""
+
+    async def test() -> None:
+        async with two_workers(redis_url) as (_first, second, a, b):
+            store = second.state.store
+            known = await create_job(b)
+            await b.get(f"/auvy/v1/jobs/{known}/status", headers=KEY)  # b is current
+            fresh = await create_job(a)
+            store._known_version = store.version  # the feed has not told b yet
+            old, new = await asyncio.gather(
+                b.get(f"/auvy/v1/jobs/{known}/status", headers=KEY),
+                b.get(f"/auvy/v1/jobs/{fresh}/status", headers=KEY),
+            )
+            assert (old.status_code, new.status_code) == (200, 200), new.text
+            assert store.counts()["stale_reads"] == 1
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_get_that_fires_no_timer_prints_nothing_and_a_post_does(
+    redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        snapshots: Snapshots = app.state.store._snapshots
+        snapshots.verify = False  # as served: the tests' verification looks every time
+        printed: list[str] = []
+        state_print = snapshots.state_print
+
+        def counted(part: str) -> bytes | None:
+            # httpx's ASGI transport runs the app in the caller's task: only this test's own
+            # requests count, not the background work a POST may wake.
+            if asyncio.current_task() is mine:
+                printed.append(part)
+            return state_print(part)
+
+        mine = asyncio.current_task()
+        monkeypatch.setattr(snapshots, "state_print", counted)
+        async with running(app) as a:
+            job_id = await create_job(a)
+            assert printed
+            printed.clear()
+            got = await a.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
+            assert got.status_code == 200, got.text
+            assert printed == []
+            assert (await a.post(f"/auvy/v1/jobs/{job_id}/cancel", headers=KEY)).is_success
+            assert sorted(printed) == ["config", "live"]
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_verification_fails_a_get_that_changed_a_record(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """What taking a GET to change nothing would hide, verification (on in these tests)
+    turns into a 500 naming what changed, and nothing reaches Redis."""
+
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        assert app.state.store._snapshots.verify, f"{snapshot.VERIFY_ENV} is not set"
+        async with running(app) as a:
+            job_id = await create_job(a)
+            jobs = app.state.store._records["auvy.jobs"]
+            reading = jobs.get
+
+            def get_and_change(key: str, default: Any = None) -> Any:
+                job = reading(key, default)
+                if job is not None:
+                    job.input = {"changed": "by a GET"}
+                return job
+
+            jobs.get = get_and_change
+            before = int(redis_client.hget(PREFIX + "world", "v") or 0)
+            got = await a.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
+            assert got.status_code == 500
+            assert int(redis_client.hget(PREFIX + "world", "v") or 0) == before
+
+    async def expect_the_error() -> None:
+        with pytest.raises(RuntimeError, match=r"safe request .* auvy\.jobs\n"):
+            await test()
+
+    # The handler's error reaches the ASGI transport (which re-raises it) after the 500.
+    asyncio.run(asyncio.wait_for(expect_the_error(), 60))
+
+
+def test_a_rate_limited_get_commits_its_hit_so_the_limit_holds_across_workers(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A GET changes the rate limiter, by design: the store, taking a safe request to change
+    nothing else, still commits that (verification off, as served)."""
+
+    async def test() -> None:
+        async with two_workers(redis_url) as (first, second, a, b):
+            for app in (first, second):
+                app.state.store._snapshots.verify = False
+            for _ in range(5):
+                got = await a.get("/auvy/v1/jobs", headers=LIMITED, params={"limit": 1})
+                assert got.status_code == 200, got.text
+            limited = await b.get("/auvy/v1/jobs", headers=LIMITED, params={"limit": 1})
+            assert limited.status_code == 429, limited.text
+
+    asyncio.run(asyncio.wait_for(test(), 60))

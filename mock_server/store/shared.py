@@ -40,7 +40,7 @@ stream it read but did not append to. A section that ran the due timers is check
 timers due by then (one made after its world refuses it). A section may also skip its load
 when the change feed has announced nothing this process lacks (see `enter`); a read that did
 then checks what it read in one script after giving the lock back, together with the reads
-that ended meanwhile (`_check_batches`). Record keys are computed inside the scripts, so the
+that ended meanwhile (checks.py). Record keys are computed inside the scripts, so the
 store needs one Redis (or a cluster's single slot), not a sharded cluster.
 """
 
@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import hashlib
 import json
@@ -74,6 +75,7 @@ from ..model.stream_id import StreamId
 from ..profile import ServerProfile
 from ..ratelimit import RateLimiter
 from ..responses import JSONResponse
+from .checks import ReadChecks, ReadSet
 from .codec import CodecError
 from .records import SharedRecords
 from .snapshot import PARTS, Root, Snapshots
@@ -81,6 +83,10 @@ from .streams import STREAM_FUNCTIONS, RedisStreams
 from .timers import SharedScheduler
 
 log = logging.getLogger("mock_server.store")
+# The mark of the section the running task belongs to (see `SharedEngine.begin_section`).
+_SECTION: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "mock_server.store.section", default=None
+)
 T = TypeVar("T")
 
 DEFAULT_PREFIX = "mock_server:"
@@ -170,7 +176,7 @@ end
 # microseconds, then per section 1 when nothing it read has been written since (its answer is
 # the world's as it now is), else 0}. What a section that skipped its load (see
 # `SharedWorld.enter`) checks instead of committing; the checks of sections that ended while
-# one was on its way share the next round trip (`SharedWorld._check_batches`).
+# one was on its way share the next round trip (checks.py).
 _VALIDATE_KEYS = ("world", "versions", "storeversions", "stats", "due")
 _VALIDATE = (
     UNCHANGED_SINCE
@@ -336,7 +342,8 @@ class SharedEngine(Engine):
         self.timers = SharedScheduler()
         self.scheduler = self.timers
         self.shared = False  # until the world is in Redis, it is this process's alone
-        self.owner: asyncio.Task[Any] | None = None
+        # The running section's mark (see `begin_section`), None between sections.
+        self.owner: object | None = None
         self.changed: set[str] = set()
         # Whether this worker held the timer driver's lease when it last asked.
         self.leading = False
@@ -358,13 +365,31 @@ class SharedEngine(Engine):
 
     def run_ticks(self) -> int:
         """The due timers, run only inside this process's current section."""
-        if self.shared and (self.owner is None or self.owner is not _current_task()):
+        if self.shared and not self.in_section():
             return 0
         # What the section read: which timers were due by then (checked by its commit).
         self.ran_until = max(self.ran_until or 0, self.clock.now_ms())
         fired = super().run_due()
         self.fired += fired
         return fired
+
+    def begin_section(self) -> None:
+        """The calling task now runs this process's section. Marked in a context variable,
+        not by comparing tasks: asking asyncio for the current task asks for the running loop,
+        which costs a getpid() system call (Python 3.11), and system calls are slow in
+        sandboxes such as gVisor (a fifth of a read's time). A task started inside a section
+        inherits the mark, as work the section itself started."""
+        mark = object()
+        self.owner = mark
+        _SECTION.set(mark)
+
+    def end_section(self) -> None:
+        self.owner = None
+
+    def in_section(self) -> bool:
+        """Whether the caller runs this process's current section."""
+        owner = self.owner
+        return owner is not None and _SECTION.get() is owner
 
     def notify(self, key: str) -> None:
         self.changed.add(key)
@@ -396,13 +421,6 @@ async def _finish(call: Awaitable[T]) -> T:
     if cancelled:
         raise asyncio.CancelledError
     return result
-
-
-def _current_task() -> asyncio.Task[Any] | None:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:
-        return None
 
 
 class SharedWorld:
@@ -454,9 +472,6 @@ class SharedWorld:
         self._safe = False  # whether the running section is a safe request (see `enter`)
         self._limiter: RateLimiter | None = None
         self._limiter_changes = -1  # the limiter's count of changes when the section began
-        # Reads waiting for their check, and the task making it (`_check_batches`).
-        self._checks: list[tuple[ReadSet, asyncio.Future[bool]]] = []
-        self._checker: asyncio.Task[None] | None = None
         self._section_turn = ""
         # Stream readers' shared loads (`catch_up`): how many begun and finished, the running one.
         self._catch_started = 0
@@ -472,7 +487,13 @@ class SharedWorld:
         self._lead = self.aio.register_script(_LEAD)
         self._give_back = self.aio.register_script(_GIVE_BACK)
         self._commit = self.aio.register_script(_COMMIT)
-        self._validate = self.aio.register_script(_VALIDATE)
+        self._checks = ReadChecks(
+            url,
+            _VALIDATE,
+            self._keys_of(_VALIDATE_KEYS),
+            heard=self._measure_skew,
+            stale=self._stale,
+        )
 
     def _keys_of(self, names: tuple[str, ...]) -> list[str]:
         """A script's KEYS, in its order."""
@@ -497,8 +518,7 @@ class SharedWorld:
     def _in_section(self) -> bool:
         """Whether the caller runs this process's current section (its stream changes are then
         the section's, committed with it)."""
-        owner = self.engine.owner
-        return self.engine.shared and owner is not None and owner is _current_task()
+        return self.engine.shared and self.engine.in_section()
 
     def attach(self, world: Any, *, limiter: RateLimiter) -> None:
         """Name the objects whose state is shared; everything else stays per process. The
@@ -606,7 +626,7 @@ class SharedWorld:
         self._scheduler.begin(self.version)
         for store in self._stores.values():
             store.discard()
-        self.engine.owner = _current_task()
+        self.engine.begin_section()
 
     def _untouch(self) -> None:
         # What was read outside a section (an SSE reader judging its entries) changed nothing.
@@ -712,7 +732,7 @@ class SharedWorld:
         """Commit the section; False when the commit was refused (another worker committed
         first): nothing the section did (state or events) was written, this process is back at
         the version it loaded, and the caller may run the section again."""
-        self.engine.owner = None
+        self.engine.end_section()
         committed = False
         # A read that skipped its load: its reads are checked once the lock is given back.
         check: ReadSet | None = None
@@ -740,12 +760,11 @@ class SharedWorld:
             for store in self._stores.values():
                 store.settle(committed)
                 store.discard()
-            self._wake.set()
             self._local.release()
         if check is not None:
             # Outside the lock: the next section runs while this one's check is on its way (it
             # wrote nothing another could depend on), and may share its round trip.
-            committed = await self._reads_still_hold(check)
+            committed = await self._checks.check(check)
         return committed
 
     def _changes(self, streams: list[list[Any]], replace: bool) -> tuple[Changes | None, ReadSet]:
@@ -804,47 +823,10 @@ class SharedWorld:
             self._notify_here(key)
         return True
 
-    async def _reads_still_hold(self, read: ReadSet) -> bool:
-        """Whether a read-only section that skipped its load read nothing written since the
-        version it ran on."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._checks.append((read, done))
-        if self._checker is None or self._checker.done():
-            self._checker = asyncio.create_task(self._check_batches())
-        return await asyncio.shield(done)
-
-    async def _check_batches(self) -> None:
-        """Check the waiting reads, all in one round trip, until none waits: reads that end
-        while a check is on its way go in the next, so a busy worker makes one round trip for
-        many reads (as a database's group commit does for writes)."""
-        while self._checks:
-            batch, self._checks = self._checks, []
-            args: list[Any] = [len(batch)]
-            for read, _ in batch:
-                args += [read.version, "\n".join(read.stores), read.ran, len(read.names)]
-                args += read.names
-            sent = time.time_ns()
-            try:
-                found: list[Any] = await self._validate(
-                    keys=self._keys_of(_VALIDATE_KEYS), args=args
-                )
-            except BaseException as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(
-                            exc if isinstance(exc, Exception) else Unavailable(repr(exc), 1)
-                        )
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            self._measure_skew(found[0], found[1], sent)
-            for (read, done), holds in zip(batch, found[2:], strict=True):
-                if not int(holds):
-                    self._counts["stale_reads"] += 1
-                    # Load before the next section: this process is behind.
-                    self._known_version = max(self._known_version, read.version + 1)
-                if not done.done():
-                    done.set_result(bool(int(holds)))
+    def _stale(self, read: ReadSet) -> None:
+        self._counts["stale_reads"] += 1
+        # Load before the next section: this process is behind.
+        self._known_version = max(self._known_version, read.version + 1)
 
     def _roll_back(self, changed: list[Changed], parts: list[str], replace: bool) -> None:
         """Undo a refused section in this process: back to the world at `self.version`, from
@@ -1069,6 +1051,7 @@ class SharedWorld:
     async def start(self) -> None:
         """Join the world in Redis, or publish this process's freshly seeded one."""
         self.engine.shared = True
+        self._checks.loop = asyncio.get_running_loop()
         for attempt in range(ATTEMPTS):
             await self._local.acquire()
             try:
@@ -1102,11 +1085,11 @@ class SharedWorld:
                 self._local.release()
                 raise
             self.engine.changed.clear()
-            self.engine.owner = _current_task()
+            self.engine.begin_section()
             self._safe = False
             if joined or await self.leave(replace=True):
                 if joined:
-                    self.engine.owner = None
+                    self.engine.end_section()
                     self._local.release()
                 break
             await _back_off(attempt)
@@ -1129,8 +1112,6 @@ class SharedWorld:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._checker is not None:
-            self._checker.cancel()
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -1143,6 +1124,7 @@ class SharedWorld:
                     log.error("%s ended with %r", task.get_name(), task.exception())
         self._tasks = []
         await self._feed_client.aclose()
+        await self._checks.close()
         await self.aio.aclose()
         self.client.close()
 
@@ -1156,6 +1138,8 @@ class SharedWorld:
         worker; commits are compare-and-set, so a tick two workers ran lands once.)"""
         clock = self.engine.clock
         while True:
+            # Cleared before `due` is read: a due time heard after this wakes the wait below.
+            self._wake.clear()
             due = self.due
             now = clock.now_ms()
             if due is not None and not clock.manual and due <= now:
@@ -1172,7 +1156,6 @@ class SharedWorld:
                     continue
                 due = now + LEASE_RETRY_MS
             timeout = None if due is None or clock.manual else (due - clock.now_ms()) / 1000
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
@@ -1201,7 +1184,9 @@ class SharedWorld:
         own timers are the world's only up to the version it loaded)."""
         if version >= self._due_version:
             self._due_version = version
-            self.due = due
+            if due != self.due:
+                self.due = due
+                self._wake.set()  # the driver sleeps until the due time it last read
 
     async def _changed_elsewhere(self, fields: dict[bytes, bytes]) -> None:
         version = int(fields[b"v"])
@@ -1213,7 +1198,6 @@ class SharedWorld:
         self._forget_named(fields.get(b"s", b"").split(b"\n"))
         for key in keys:
             self._notify_here(key)
-        self._wake.set()
 
 
 @dataclass
@@ -1244,17 +1228,6 @@ class Changes:
     prints: dict[str, bytes | None]
     changed: list[Changed]
     names: list[str | bytes]
-
-
-@dataclass
-class ReadSet:
-    """What a section read, that its commit must find unchanged: stores it walked or counted,
-    and records by name."""
-
-    version: int  # the world version the section ran on
-    stores: list[str]
-    names: list[str]
-    ran: str = ""  # how far the section ran due timers, if it did
 
 
 def _holds(records: SharedRecords[Any], key: str, blob: bytes) -> bool:

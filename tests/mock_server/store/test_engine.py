@@ -27,11 +27,11 @@ def engine_with_a_due_timer(clock: ManualClock | SystemClock) -> tuple[SharedEng
 
 def in_a_section(engine: SharedEngine, work: object) -> int:
     async def run() -> int:
-        engine.owner = asyncio.current_task()
+        engine.begin_section()
         try:
             return work()  # type: ignore[operator,no-any-return]
         finally:
-            engine.owner = None
+            engine.end_section()
 
     return asyncio.run(run())
 
@@ -62,3 +62,31 @@ def test_outside_a_section_nothing_runs() -> None:
     engine, ticks = engine_with_a_due_timer(SystemClock())
     engine.leading = True
     assert engine.run_due() == 0 and ticks.ran == []
+
+
+def test_another_task_runs_no_timer_while_a_section_is_open() -> None:
+    """An SSE reader's task, begun before the section, is not part of it."""
+    engine, ticks = engine_with_a_due_timer(SystemClock())
+    engine.leading = True
+
+    async def run() -> tuple[int, int]:
+        started = asyncio.Event()
+        go_on = asyncio.Event()
+
+        async def reader() -> int:
+            started.set()
+            await go_on.wait()
+            return engine.run_due()
+
+        other = asyncio.create_task(reader())
+        await started.wait()
+        engine.begin_section()
+        try:
+            go_on.set()
+            elsewhere = await other
+            return elsewhere, engine.run_due()
+        finally:
+            engine.end_section()
+
+    assert asyncio.run(run()) == (0, 1)
+    assert len(ticks.ran) == 1

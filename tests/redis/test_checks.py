@@ -1,0 +1,131 @@
+"""`ReadChecks`: a read's check when Redis lost the script, answers nothing, or is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import redis
+
+from mock_server.app import create_app
+from mock_server.errors import Unavailable
+from mock_server.store import checks
+from mock_server.store.checks import ReadChecks, ReadSet
+
+from .test_shared import KEY, create_job, profile, running
+
+# Answers 1 for every read it is given, and Redis's TIME.
+ALL_HOLD = """
+local t = redis.call('TIME')
+local out = {t[1], t[2]}
+for _ = 1, tonumber(ARGV[1]) do out[#out + 1] = 1 end
+return out
+"""
+
+
+def read(version: int = 1) -> ReadSet:
+    return ReadSet(version, [], ["auvy.jobs\njob-1"])
+
+
+def checks_on(url: str, stale: list[ReadSet] | None = None) -> ReadChecks:
+    found = [] if stale is None else stale
+    return ReadChecks(url, ALL_HOLD, [], heard=lambda *_: None, stale=found.append)
+
+
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """A TCP server on loopback that takes connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+        thread.join(timeout=5)
+
+
+def test_a_script_redis_lost_is_loaded_again(redis_url: str, redis_client: redis.Redis) -> None:
+    async def test() -> None:
+        line = checks_on(redis_url)
+        try:
+            assert await line.check(read())
+            redis_client.script_flush()
+            assert await line.check(read())
+        finally:
+            await line.close()
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_reads_whose_call_gets_no_answer_fail_unavailable_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(checks, "ANSWER_WAIT_S", 0.3)
+
+    async def test() -> None:
+        with silent_server() as url:
+            line = checks_on(url)
+            try:
+                results = await asyncio.gather(
+                    line.check(read()), line.check(read()), return_exceptions=True
+                )
+                assert all(isinstance(r, Unavailable) for r in results), results
+                assert "did not answer within" in str(results[0])
+            finally:
+                await line.close()
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_reads_fail_unavailable_when_redis_is_gone() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once closed
+
+    async def test() -> None:
+        line = checks_on(f"redis://127.0.0.1:{port}/0")
+        try:
+            with pytest.raises(Unavailable, match="the store's Redis did not answer"):
+                await line.check(read())
+        finally:
+            await line.close()
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_read_whose_check_cannot_reach_redis_is_a_503_in_the_apis_envelope(
+    redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        async with running(app) as a:
+            job_id = await create_job(a)
+            store = app.state.store
+
+            async def gone(_: ReadSet) -> bool:
+                raise checks._unavailable(ConnectionError("Connection refused"))
+
+            monkeypatch.setattr(store._checks, "check", gone)
+            got = await a.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
+            assert got.status_code == 503, got.text
+            assert got.headers["retry-after"] == "1"
+            assert got.json()["code"] == "SERVICE_UNAVAILABLE", got.text
+
+    asyncio.run(asyncio.wait_for(test(), 30))

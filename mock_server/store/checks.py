@@ -5,31 +5,21 @@ A read-only section that skipped its load (see `SharedWorld.enter`) must still l
 nothing it read was written since the version it ran on. The checks of the reads that end while
 one is on its way go in the next script call, one answer per read, as a database's group commit
 does for writes: a busy worker makes one round trip for many reads. There is one call at a
-time, on one connection that nothing else uses, written with redis-py's connection alone: the
-client's per-command machinery (pool, retries, response callbacks) cost more than the call's
-own work on a request this small.
+time, on a `Line` of its own (line.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
-from redis.asyncio.connection import AbstractConnection
 
 from ..errors import Unavailable
-
-_pack: Callable[[tuple[Any, ...]], bytes] | None
-try:
-    from hiredis import pack_command as _pack
-except ImportError:  # the redis extra installs it; redis-py alone packs commands too
-    _pack = None
+from .line import Line
 
 # How long a call may wait for its answer before its reads fail.
 ANSWER_WAIT_S = 30
@@ -63,24 +53,15 @@ class ReadChecks:
         heard: Callable[[Any, Any, int], None],
         stale: Callable[[ReadSet], None],
     ) -> None:
-        # The pool only parses the URL (host, port, database, TLS or a unix socket). No socket
-        # timeout: redis-py applies one per command with asyncio timeouts, which ask for the
-        # running loop, a getpid() system call each (Python 3.11), slow in sandboxes such as
-        # gVisor; a call's deadline is one timer instead (`_run`).
-        pool = aioredis.ConnectionPool.from_url(url)
-        self._connection = pool.connection_class(
-            **{**pool.connection_kwargs, "socket_timeout": None}
-        )
+        self._line = Line(url)
         self._script = script
-        self._sha = hashlib.sha1(script.encode()).hexdigest()
         self._keys = keys
         self._heard = heard
         self._stale = stale
         self._waiting: list[tuple[ReadSet, asyncio.Future[bool]]] = []
         self._task: asyncio.Task[None] | None = None
-        self._expired = False
         # The loop the checks run on (set by `SharedWorld.start`): asking asyncio for the
-        # running loop costs a system call (see above).
+        # running loop costs a system call (see line.py).
         self.loop: asyncio.AbstractEventLoop | None = None
 
     async def check(self, read: ReadSet) -> bool:
@@ -93,7 +74,6 @@ class ReadChecks:
         return await asyncio.shield(done)
 
     async def _run(self) -> None:
-        loop = self.loop or asyncio.get_running_loop()
         while self._waiting:
             batch, self._waiting = self._waiting, []
             args: list[Any] = [len(batch)]
@@ -101,24 +81,16 @@ class ReadChecks:
                 args += [read.version, "\n".join(read.stores), read.ran, len(read.names)]
                 args += read.names
             sent = time.time_ns()
-            deadline = loop.call_later(ANSWER_WAIT_S, self._expire)
             try:
-                found = await self._call(args)
-            except BaseException as caught:
-                error = caught
-                expired, self._expired = self._expired, False
-                if expired and self._task is not None:
-                    self._task.uncancel()  # our own deadline, not a cancellation of the task
-                    error = Unavailable(f"Redis did not answer within {ANSWER_WAIT_S} s", 1)
-                failure = _unavailable(error)
+                found = await self._line.script(
+                    self._script, self._keys, args, deadline_s=ANSWER_WAIT_S
+                )
+            except Exception as exc:
+                failure = _unavailable(exc)
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(failure)
-                if not isinstance(error, Exception):
-                    raise
                 continue
-            finally:
-                deadline.cancel()
             self._heard(found[0], found[1], sent)
             for (read, done), holds in zip(batch, found[2:], strict=True):
                 if not int(holds):
@@ -126,44 +98,18 @@ class ReadChecks:
                 if not done.done():
                     done.set_result(bool(int(holds)))
 
-    def _expire(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._expired = True
-            self._task.cancel()
-
-    async def _call(self, args: list[Any]) -> list[Any]:
-        connection = self._connection
-        command = ("EVALSHA", self._sha, len(self._keys), *self._keys, *args)
-        found: list[Any]
-        try:
-            found = await self._send(connection, command)
-        except redis.exceptions.NoScriptError:
-            # Redis lost its scripts (restarted, SCRIPT FLUSH) or never had it: load it, then
-            # call again.
-            await self._send(connection, ("SCRIPT", "LOAD", self._script))
-            found = await self._send(connection, command)
-        except (redis.ConnectionError, redis.TimeoutError, OSError, asyncio.CancelledError):
-            # The answer may still come: the next call must not read it as its own.
-            await connection.disconnect()
-            raise
-        return found
-
-    async def _send(self, connection: AbstractConnection, command: tuple[Any, ...]) -> Any:
-        # hiredis packs the whole command in one C call; redis-py first encodes each argument
-        # in Python (a tenth of a busy worker's time went there).
-        packed = [_pack(command)] if _pack is not None else connection.pack_command(*command)
-        await connection.send_packed_command(packed, check_health=False)
-        return await connection.read_response()
-
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        await self._connection.disconnect()
+        await self._line.close()
 
 
-def _unavailable(error: BaseException) -> BaseException:
+def _unavailable(error: Exception) -> Exception:
     """What the reads of a failed call fail with: an error of Redis's own (it refused the
-    script, say) as it is; not reaching Redis as Unavailable (the APIs' 503)."""
+    script, say) as it is; not reaching Redis, or no answer in time, as Unavailable (the APIs'
+    503)."""
     if isinstance(error, Unavailable | redis.ResponseError):
         return error
+    if isinstance(error, TimeoutError):
+        return Unavailable(f"the store's Redis did not answer within {ANSWER_WAIT_S} s", 1)
     return Unavailable(f"the store's Redis did not answer: {error!r}", 1)

@@ -58,7 +58,7 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -77,6 +77,7 @@ from ..ratelimit import RateLimiter
 from ..responses import JSONResponse
 from .checks import ReadChecks, ReadSet
 from .codec import CodecError
+from .line import Line
 from .records import SharedRecords
 from .snapshot import PARTS, Root, Snapshots
 from .streams import STREAM_FUNCTIONS, RedisStreams
@@ -97,8 +98,14 @@ GC_THRESHOLDS = (10_000, 5, 10)
 LEASE_MS = 2_000  # a leader that died stops the steps for this long at most
 LEASE_RETRY_MS = 500
 FEED_LENGTH = 1_000
-# Below redis-py's default socket timeout: an idle XREAD returns and blocks again.
+# How long the change feed's XREAD blocks before it returns empty and blocks again.
 FEED_BLOCK_MS = 2_000
+# Each worker has a feed of its own, so a worker alone never reads its own commits back (that
+# was a fifth of a write's time). A commit writes to the feed of every worker whose heartbeat
+# (`_BEAT`, at least every HEARTBEAT_MS while it follows its feed) is younger than
+# WORKER_TTL_MS: a worker that died stops getting entries then, and its feed expires.
+HEARTBEAT_MS = 1_000
+WORKER_TTL_MS = 30_000
 # The model methods a timer loaded from Redis may call (see `Call`): the only code a world
 # document can name.
 TIMER_CALLS = (("auvy", "_tick"), ("ava", "_fire"), ("strait", "_fire"), ("ava_outbox", "_wake"))
@@ -216,16 +223,16 @@ TURN_MS = 1_000
 # How long a starving request waits to get the turn before answering 503.
 TURN_WAIT_MS = 3 * TURN_MS
 
-# KEYS: world, feed, versions, stream versions, stats (counts of commits and refusals: no part of
-# the world, so counting a refusal writes nothing the world holds), turn, store versions, due
-# times. ARGV: the version the section loaded, live document ('' = unchanged), fingerprint,
-# worker, notified keys, the stores the section scanned, feed length, records' hash prefix, '1'
-# to drop every record first (a world replaced), the stores' names, the streams' queued changes
-# (JSON, see `RedisStreams.take`), config document ('' = unchanged), the turn this section holds
-# ('' none, see TURN_AFTER), how many record names follow that the section read, how far it
-# ran the due timers ('' = not), those names, then name, bytes ('' = removed) and due time
-# ('' = not a timer, '-' = a timer removed) of each changed record. Returns {new version, the
-# world's next due time or ''}, or CONFLICT /
+# KEYS: world, workers, versions, stream versions, stats (counts of commits and refusals: no
+# part of the world, so counting a refusal writes nothing the world holds), turn, store
+# versions, due times. ARGV: the version the section loaded, live document ('' = unchanged),
+# fingerprint, worker, notified keys, the stores the section scanned, feed length, records' hash
+# prefix, '1' to drop every record first (a world replaced), the stores' names, the streams'
+# queued changes (JSON, see `RedisStreams.take`), config document ('' = unchanged), the turn
+# this section holds ('' none, see TURN_AFTER), how many record names follow that the section
+# read, how far it ran the due timers ('' = not), the feeds' key prefix, those names, then
+# name, bytes ('' = removed) and due time ('' = not a timer, '-' = a timer removed) of each
+# changed record. Returns {new version, the world's next due time or ''}, or CONFLICT /
 # STREAM_MOVED / NOT_OUR_TURN.
 #
 # This is the concurrency control, and it takes no lock: a section may commit when nothing it
@@ -237,7 +244,7 @@ TURN_WAIT_MS = 3 * TURN_MS
 # check comes before the first write to the world: Redis does not roll a script back.
 _COMMIT_KEYS = (
     "world",
-    "changes",
+    "workers",
     "versions",
     "streamversions",
     "stats",
@@ -248,6 +255,7 @@ _COMMIT_KEYS = (
 _COMMIT = (
     STREAM_FUNCTIONS
     + UNCHANGED_SINCE
+    + f"local WORKER_TTL_MS = {WORKER_TTL_MS}\n"
     + """
 local turn = redis.call('GET', KEYS[6])
 if turn and turn ~= ARGV[13] then
@@ -256,10 +264,10 @@ if turn and turn ~= ARGV[13] then
 end
 local ours = tonumber(ARGV[1])
 local reads = tonumber(ARGV[14])
-local records = 16 + reads
+local records = 17 + reads
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if v ~= ours and (ARGV[9] == '1'
-    or not unchanged_since(KEYS[1], KEYS[3], KEYS[7], KEYS[8], ours, ARGV[6], ARGV[15], 16,
+    or not unchanged_since(KEYS[1], KEYS[3], KEYS[7], KEYS[8], ours, ARGV[6], ARGV[15], 17,
       records - 1)) then
   redis.call('HINCRBY', KEYS[5], 'conflicts', 1)
   return -2
@@ -306,8 +314,17 @@ for _, g in ipairs(streams) do
 end
 local first = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
 local next_due = first[2] or ''
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',
-  'w', ARGV[4], 'v', v, 'k', ARGV[5], 'd', next_due, 's', table.concat(appended, '\\n'))
+-- The change feed: an entry in the feed of every other worker alive (see WORKER_TTL_MS).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, w in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], now - WORKER_TTL_MS, '+inf')) do
+  if w ~= ARGV[4] then
+    local feed = ARGV[16] .. w
+    redis.call('XADD', feed, 'MAXLEN', '~', ARGV[7], '*', 'w', ARGV[4], 'v', v, 'k', ARGV[5],
+      'd', next_due, 's', table.concat(appended, '\\n'))
+    redis.call('PEXPIRE', feed, 2 * WORKER_TTL_MS)
+  end
+end
 return {v, next_due}
 """
 )
@@ -317,6 +334,17 @@ return {v, next_due}
 _GIVE_BACK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+
+# KEYS: workers. ARGV: worker. This worker is alive as of Redis's TIME (returned, in ms);
+# workers silent for ten times WORKER_TTL_MS are forgotten.
+_BEAT_KEYS = ("workers",)
+_BEAT = f"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 10 * {WORKER_TTL_MS})
+return now
 """
 
 # KEYS: lease. ARGV: worker, ms. 1 when the worker holds (or now took) the driver lease.
@@ -403,6 +431,11 @@ class SharedEngine(Engine):
         """Wake this process's listeners for a change another worker made."""
         super().notify(key)
 
+    def notify_everyone_here(self) -> None:
+        """Wake every listener of this process (changes it may have missed)."""
+        for key in list(self._listeners):
+            super().notify(key)
+
 
 async def _finish(call: Awaitable[T]) -> T:
     """Await `call` to its end even when the awaiting task is cancelled meanwhile (then cancel
@@ -439,9 +472,9 @@ class SharedWorld:
                 url, max_connections=AIO_CONNECTIONS, timeout=AIO_WAIT_S
             )
         )
-        # The change feed's blocking XREAD gets a connection of its own: closing it is how
-        # `stop` ends a read that swallowed its cancellation (redis-py does, now and then).
-        self._feed_client = aioredis.Redis.from_url(url)
+        # The change feed's blocking XREAD gets a line of its own: closing it is how `stop`
+        # ends a read that swallowed its cancellation.
+        self._feed_line = Line(url)
         self._stopping = False
         self.engine = SharedEngine(ManualClock() if profile.clock == "manual" else SkewedClock())
         self.engine.catch_up = self.catch_up
@@ -482,11 +515,14 @@ class SharedWorld:
         self._tasks: list[asyncio.Task[None]] = []
         names = {*_ENTER_KEYS, *_VALIDATE_KEYS, *_COMMIT_KEYS, "driver"}
         self._keys = {name: prefix + name for name in names}
+        self._feed_prefix = prefix + "changes:"
+        self._feed = self._feed_prefix + self.worker
+        self._beaten = 0.0  # time.monotonic() of this worker's last heartbeat
         self._record_prefix = prefix + "records:"
-        self._enter = self.aio.register_script(_ENTER)
         self._lead = self.aio.register_script(_LEAD)
         self._give_back = self.aio.register_script(_GIVE_BACK)
-        self._commit = self.aio.register_script(_COMMIT)
+        # Sections load and commit on a line of their own (line.py): they run one at a time.
+        self._section_line = Line(url)
         self._checks = ReadChecks(
             url,
             _VALIDATE,
@@ -566,12 +602,22 @@ class SharedWorld:
         """Load what other workers committed since this process's version (one round trip, no
         lock); also re-measures the clock's skew against Redis's TIME."""
         sent = time.time_ns()
-        found: list[Any] = await self._enter(
-            keys=self._keys_of(_ENTER_KEYS),
-            args=[self.version, self._record_prefix],
+        found: list[Any] = await self._section_call(
+            _ENTER, _ENTER_KEYS, [self.version, self._record_prefix]
         )
         self._measure_skew(found[1], found[2], sent)
         self._load(found)
+
+    async def _section_call(self, script: str, keys: tuple[str, ...], args: list[Any]) -> Any:
+        """A script on the sections' own line (they run one at a time, so it is free), carried
+        to its end even when the caller is cancelled (`_finish`); a Redis that cannot be
+        reached or does not answer in time is Unavailable (the APIs' 503)."""
+        try:
+            return await _finish(
+                self._section_line.script(script, self._keys_of(keys), args, deadline_s=AIO_WAIT_S)
+            )
+        except (redis.ConnectionError, TimeoutError, OSError) as exc:
+            raise Unavailable(f"the store's Redis did not answer: {exc!r}", 1) from exc
 
     def _measure_skew(self, seconds: Any, micros: Any, sent_ns: int) -> None:
         """Redis's TIME (`seconds`, `micros`), read in a round trip begun at `sent_ns`."""
@@ -644,29 +690,29 @@ class SharedWorld:
         records: list[str | bytes],
     ) -> list[Any] | int:
         """Write what the section changed: [new version, next due], or a refusal (`REFUSALS`)."""
-        answer: list[Any] | int = await _finish(
-            self._commit(
-                keys=self._keys_of(_COMMIT_KEYS),
-                args=[
-                    self.version,
-                    docs.get("live", b""),
-                    self.fingerprint,
-                    self.worker,
-                    notified,
-                    "\n".join(read.stores),
-                    FEED_LENGTH,
-                    self._record_prefix,
-                    "1" if replace else "",
-                    "\n".join(self._records),
-                    json.dumps(streams, separators=(",", ":")),
-                    docs.get("config", b""),
-                    self._section_turn,
-                    len(read.names),
-                    read.ran,
-                    *read.names,
-                    *records,
-                ],
-            )
+        answer: list[Any] | int = await self._section_call(
+            _COMMIT,
+            _COMMIT_KEYS,
+            [
+                self.version,
+                docs.get("live", b""),
+                self.fingerprint,
+                self.worker,
+                notified,
+                "\n".join(read.stores),
+                FEED_LENGTH,
+                self._record_prefix,
+                "1" if replace else "",
+                "\n".join(self._records),
+                json.dumps(streams, separators=(",", ":")),
+                docs.get("config", b""),
+                self._section_turn,
+                len(read.names),
+                read.ran,
+                self._feed_prefix,
+                *read.names,
+                *records,
+            ],
         )
         return answer
 
@@ -754,7 +800,13 @@ class SharedWorld:
                 if self._check_reads:
                     check = read
             else:
-                committed = await self._write(changes, read, streams, replace=replace)
+                try:
+                    committed = await self._write(changes, read, streams, replace=replace)
+                except BaseException:
+                    # Whether the commit landed is unknown (Redis did not answer): this
+                    # process loads the whole world Redis holds in its next section.
+                    self.version = -1
+                    raise
         finally:
             self.engine.changed.clear()
             for store in self._stores.values():
@@ -1052,13 +1104,14 @@ class SharedWorld:
         """Join the world in Redis, or publish this process's freshly seeded one."""
         self.engine.shared = True
         self._checks.loop = asyncio.get_running_loop()
+        # Alive before loading the world: every commit after it reaches this worker's feed.
+        await self._beat(self._section_line)
         for attempt in range(ATTEMPTS):
             await self._local.acquire()
             try:
                 sent = time.time_ns()
-                found: list[Any] = await self._enter(
-                    keys=self._keys_of(_ENTER_KEYS),
-                    args=[0, self._record_prefix],
+                found: list[Any] = await self._section_call(
+                    _ENTER, _ENTER_KEYS, [0, self._record_prefix]
                 )
                 self._measure_skew(found[1], found[2], sent)
                 joined = False
@@ -1117,13 +1170,17 @@ class SharedWorld:
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=1)
             if pending:
-                await self._feed_client.connection_pool.disconnect()
+                await self._feed_line.close()
                 await asyncio.wait(pending, timeout=FEED_BLOCK_MS / 1000 + 1)
             for task in self._tasks:
                 if task.done() and not task.cancelled() and task.exception() is not None:
                     log.error("%s ended with %r", task.get_name(), task.exception())
         self._tasks = []
-        await self._feed_client.aclose()
+        with contextlib.suppress(redis.RedisError, TimeoutError, OSError):
+            await self._section_line.call("ZREM", self._keys["workers"], self.worker, deadline_s=1)
+            await self._section_line.call("DEL", self._feed, deadline_s=1)
+        await self._feed_line.close()
+        await self._section_line.close()
         await self._checks.close()
         await self.aio.aclose()
         self.client.close()
@@ -1161,23 +1218,52 @@ class SharedWorld:
 
     async def _follow(self) -> None:
         """Follow the change feed (blocking XREAD): wake local SSE readers and the driver."""
-        feed = self._keys["changes"]
-        last: bytes | str = "$"
-        client = self._feed_client
+        feed = self._feed
+        # From the start: the feed is this worker's own, made by commits since `start` first
+        # beat, so nothing committed after the world it loaded is missed.
+        last: bytes | str = "0"
+        line = self._feed_line
+        worker = self.worker.encode()
         while not self._stopping:
             try:
-                answer: Any = await client.xread({feed: last}, block=FEED_BLOCK_MS, count=100)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if time.monotonic() - self._beaten >= HEARTBEAT_MS / 1000:
+                    await self._beat(line)
+                answer: Any = await line.call(
+                    "XREAD",
+                    "COUNT",
+                    100,
+                    "BLOCK",
+                    FEED_BLOCK_MS,
+                    "STREAMS",
+                    feed,
+                    last,
+                    deadline_s=FEED_BLOCK_MS / 1000 + AIO_WAIT_S,
+                )
+            except (redis.ConnectionError, TimeoutError, OSError) as exc:
                 if self._stopping:
                     return
-                log.warning("change feed: %s; retrying", exc)
+                log.warning("change feed: %r; retrying", exc)
                 await asyncio.sleep(0.5)
                 continue
-            for _, entries in answer or ():
-                for ident, fields in entries:
-                    last = ident
-                    if fields[b"w"].decode() != self.worker:
-                        await self._changed_elsewhere(fields)
+            for ident, fields in feed_entries(answer):
+                last = ident
+                if fields[b"w"] != worker:
+                    await self._changed_elsewhere(fields)
+
+    async def _beat(self, line: Line) -> None:
+        """Tell Redis this worker is alive. One whose last beat is older than WORKER_TTL_MS
+        (a process paused that long) may have missed feed entries: it loads before its next
+        section and wakes every reader, which reads again."""
+        silent_s = time.monotonic() - self._beaten
+        await line.script(_BEAT, self._keys_of(_BEAT_KEYS), [self.worker], deadline_s=AIO_WAIT_S)
+        missed = self._beaten > 0 and silent_s >= WORKER_TTL_MS / 1000
+        self._beaten = time.monotonic()
+        if missed:
+            log.warning("no heartbeat for %.0f s: catching up with the world", silent_s)
+            self._known_version = max(self._known_version, self.version + 1)
+            for store in self._stores.values():
+                store.forget(None)
+            self.engine.notify_everyone_here()
 
     def _heard_due(self, due: int | None, version: int) -> None:
         """When the world's next timer is due, as of `version`: the latest word wins (a worker's
@@ -1228,6 +1314,15 @@ class Changes:
     prints: dict[str, bytes | None]
     changed: list[Changed]
     names: list[str | bytes]
+
+
+def feed_entries(answer: Any) -> Iterator[tuple[bytes, dict[bytes, bytes]]]:
+    """Id and fields of each entry of a raw XREAD reply: {stream: [[id, [field, value, ...]],
+    ...]} in RESP3, a list of [stream, entries] pairs in RESP2, nil when BLOCK ran out."""
+    streams = answer.items() if isinstance(answer, dict) else answer or ()
+    for _, entries in streams:
+        for ident, flat in entries:
+            yield ident, dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _holds(records: SharedRecords[Any], key: str, blob: bytes) -> bool:

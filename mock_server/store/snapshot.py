@@ -65,7 +65,7 @@ class Snapshots:
         # record it touched, and building it each time cost as much as a small record's print.
         self._dispatch = _Printer.table(self._by_id, refs.values())
         # Per part: its last shape and the print made for it (see `state_print`).
-        self._prints: dict[str, tuple[object, bytes | None]] = {}
+        self._prints: dict[str, tuple[list[object], list[object], bytes | None]] = {}
         # Per (root, part): the root's attribute names, and those of them in the part.
         self._names: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
         # Print every time anyway and fail when a shape hid a change (see VERIFY_ENV).
@@ -94,34 +94,36 @@ class Snapshots:
         and references by name is printed again only when its shape (`_shape`) changed: both
         documents are, and printing them was most of a read request's cost under the Redis
         store, for a state requests seldom change."""
-        shape = self._shape(part)
+        found = self._shape(part)
         cached = self._prints.get(part)
-        if shape is not MUTABLE and cached is not None and cached[0] == shape:
+        if found is not None and cached is not None and cached[0] == found[0]:
             if self.verify:
-                _check_unchanged(part, cached[1], self.print_value(self._state(part)))
-            return cached[1]
+                _check_unchanged(part, cached[2], self.print_value(self._state(part)))
+            return cached[2]
         printed = self.print_value(self._state(part))
-        if shape is MUTABLE:
+        if found is None:
             self._prints.pop(part, None)
         else:
-            self._prints[part] = (shape, printed)
+            self._prints[part] = (found[0], found[1], printed)
         return printed
 
-    def _shape(self, part: str) -> object:
-        """The part's attributes, root by root, each as `_shape` gives it (MUTABLE when one
-        holds a mutable object): what `state_print` compares with the last one."""
+    def _shape(self, part: str) -> tuple[list[object], list[object]] | None:
+        """The part's attributes, root by root, each as `_shape` gives it, and the objects
+        that keeps alive; None when one holds a mutable object. What `state_print` compares
+        with the last one."""
         refs = self._by_id
         shape: list[object] = []
+        keep: list[object] = []
         for root in self.roots.values():
             attrs = vars(root.obj)
             names = self._names_in(root, part, attrs)
             shape.append(names)
             for name in names:
-                inner = _shape(attrs[name], refs)
+                inner = _shape(attrs[name], refs, keep)
                 if inner is MUTABLE:
-                    return MUTABLE
+                    return None
                 shape.append(inner)
-        return shape
+        return shape, keep
 
     def _names_in(self, root: Root, part: str, attrs: dict[str, Any]) -> tuple[str, ...]:
         """The names of `root`'s attributes in `part` (remembered while its names stay)."""
@@ -171,9 +173,7 @@ class Snapshots:
                 attrs.update(state[name])
 
 
-# A shape (see `_shape`) holds the immutable values themselves, so no object it names is freed
-# and its id reused; shapes are compared with ==, which checks identity first. MUTABLE: the
-# value holds something a shape cannot stand for.
+# What `_shape` answers for a value holding something a shape cannot stand for.
 MUTABLE = object()
 # Set to 1 (the Redis tests do) to print every part every time and raise when `state_print`
 # answered from a shape that hid a change: a frozen object holding a container changed in place.
@@ -197,37 +197,47 @@ def _immutable(kind: type) -> bool:
     return False
 
 
-def _shape(value: object, refs: Container[int]) -> object:
-    """`value` with its containers unrolled down to the immutable values they hold (those
-    themselves), or MUTABLE when it holds an object whose contents a shape cannot see. The
-    objects in `refs` (ids) are written by name, whatever they hold, so they stand for
-    themselves too."""
+def _shape(value: object, refs: Container[int], keep: list[object]) -> object:
+    """`value` with its containers unrolled down to the immutable values they hold, each by
+    identity (its id, the value itself appended to `keep` so the id stays its own), or MUTABLE
+    when it holds an object whose contents a shape cannot see. The objects in `refs` (ids) are
+    written by name, whatever they hold, so they stand for themselves too. By identity, not
+    value: the print writes an object reached twice once, so two equal objects print unlike
+    one object twice."""
     kind = type(value)
     if kind in _IMMUTABLE or id(value) in refs:
-        return value
+        keep.append(value)
+        return id(value)
     if kind is dict:
         mapping: dict[Any, Any] = value  # type: ignore[assignment]
         if _IMMUTABLE.issuperset(map(type, mapping.values())):
-            return (dict, tuple(mapping.items()))
-        items = []
-        for key, item in mapping.items():
-            inner = _shape(item, refs)
+            keep.extend(mapping.items())
+            return (dict, tuple(map(id, mapping)), tuple(map(id, mapping.values())))
+        inner_values = []
+        for item in mapping.values():
+            inner = _shape(item, refs, keep)
             if inner is MUTABLE:
                 return MUTABLE
-            items.append((key, inner))
-        return (dict, tuple(items))
+            inner_values.append(inner)
+        keep.extend(mapping)
+        # As the quick way above: an immutable value stands as its id either way.
+        return (dict, tuple(map(id, mapping)), tuple(inner_values))
     if kind is list or kind is tuple:
         sequence: list[Any] = value  # type: ignore[assignment]
         if _IMMUTABLE.issuperset(map(type, sequence)):
-            return (kind, tuple(sequence))
+            keep.extend(sequence)
+            return (kind, tuple(map(id, sequence)))
         inner_items = []
         for item in sequence:
-            inner = _shape(item, refs)
+            inner = _shape(item, refs, keep)
             if inner is MUTABLE:
                 return MUTABLE
             inner_items.append(inner)
         return (kind, tuple(inner_items))
-    return value if _immutable(kind) else MUTABLE
+    if _immutable(kind):
+        keep.append(value)
+        return id(value)
+    return MUTABLE
 
 
 def _check_unchanged(part: str, cached: bytes | None, printed: bytes | None) -> None:

@@ -1,0 +1,76 @@
+"""`Line`: one connection to Redis for one caller that makes one call at a time (the read
+checks, the commits, the change feed), without redis-py's per-command machinery.
+
+A client command through `redis.asyncio.Redis` takes a connection from the pool, runs it under
+retries, applies the socket timeout with asyncio timeouts, encodes each argument in Python and
+converts the reply with a response callback. For calls as small as a section's commit that was
+more than the call's own work: on a busy worker the change feed's XREAD alone, returning this
+worker's own commits, was a fifth of a write's time. And every asyncio timeout asks for the
+running loop, which costs a getpid() system call (Python 3.11): slow in sandboxes such as
+gVisor. A line packs the whole command with hiredis in one C call, sends it on its connection
+(made by redis-py from the URL: TLS, unix sockets, AUTH and SELECT as usual) and reads the raw
+reply. A call that is cancelled or fails drops the connection, so the next call cannot read
+the reply meant for it; the next call connects again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _pack
+except ImportError:  # the redis extra installs it; redis-py alone packs commands too
+    _pack = None
+
+
+class Line:
+    def __init__(self, url: str) -> None:
+        # The pool only parses the URL. No socket timeout: a call's deadline is one timeout
+        # around it (`deadline_s`), not one on every read and write.
+        pool = aioredis.ConnectionPool.from_url(url)
+        self._connection = pool.connection_class(
+            **{**pool.connection_kwargs, "socket_timeout": None}
+        )
+        self._shas: dict[str, str] = {}
+
+    async def call(self, *command: Any, deadline_s: float | None = None) -> Any:
+        """One command's raw reply (bytes, ints and lists, as hiredis parses them); an error
+        reply is raised as redis-py raises it. Past `deadline_s` it raises TimeoutError."""
+        connection = self._connection
+        packed = [_pack(command)] if _pack is not None else connection.pack_command(*command)
+        try:
+            async with asyncio.timeout(deadline_s):
+                await connection.send_packed_command(packed, check_health=False)
+                return await connection.read_response()
+        except redis.ResponseError:
+            raise
+        except BaseException:
+            # Cancelled, timed out or cut off: the reply may still come, and the next call must
+            # not read it as its own.
+            await connection.disconnect(nowait=True)
+            raise
+
+    async def script(
+        self, script: str, keys: list[str], args: list[Any], *, deadline_s: float | None = None
+    ) -> Any:
+        """EVALSHA of `script`, loading it first when Redis does not hold it (never did,
+        restarted, or SCRIPT FLUSH)."""
+        sha = self._shas.get(script)
+        if sha is None:
+            sha = self._shas[script] = hashlib.sha1(script.encode()).hexdigest()
+        command = ("EVALSHA", sha, len(keys), *keys, *args)
+        try:
+            return await self.call(*command, deadline_s=deadline_s)
+        except redis.exceptions.NoScriptError:
+            await self.call("SCRIPT", "LOAD", script, deadline_s=deadline_s)
+            return await self.call(*command, deadline_s=deadline_s)
+
+    async def close(self) -> None:
+        await self._connection.disconnect(nowait=True)

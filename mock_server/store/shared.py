@@ -22,12 +22,14 @@ every record to the version that last wrote it.
   schedule, a retry, a timeout, a TTL) takes effect once: two workers may run the same tick,
   but only the first commit lands (the tick's timer record changed under the second), and the
   other re-runs against a world without it. A worker killed mid-section holds nothing up.
-- Each commit appends to a change feed (a Redis stream): the keys the section notified (a job's
-  stream or status) and when the world's next timer is due. Every worker follows the feed with a
-  blocking XREAD and wakes its own SSE readers of those keys and its timer driver, so a client on
-  any worker sees an append made on another one. A reader that read entries brings the model
-  up to date after the read (`catch_up`, one load shared by the readers one commit woke), so the
-  model judging entries is never older than they are.
+- Each commit appends to the change feed of every other worker alive (a Redis stream per worker;
+  workers beat in a sorted set, see WORKER_TTL_MS): the keys the section notified (a job's
+  stream or status) and when the world's next timer is due. Every worker follows its feed with
+  a blocking XREAD and wakes its own SSE readers of those keys and its timer driver, so a client
+  on any worker sees an append made on another one; a worker alone reads nothing back. A
+  reader that read entries brings the model up to date after the read (`catch_up`, one load
+  shared by the readers one commit woke), so the model judging entries is never older than
+  they are.
 
 Writes conflict only where they meet: two requests on different jobs (AUVY jobs created in one
 workspace or two, AVA jobs in two tenants, Strait runs in two projects, steps of different jobs)
@@ -727,7 +729,9 @@ class SharedWorld:
         for records in self._records.values():
             for key in records.touched:
                 value = records.current(key)
-                printed = None if value is None else snapshots.print_value(value)
+                # A record Redis does not hold yet is written anyway: no print to tell.
+                known = key in records.blobs
+                printed = None if value is None or not known else snapshots.print_value(value)
                 if printed is not None and printed == records.prints.get(key):
                     continue
                 blob = b"" if value is None else snapshots.dumps_value(value)

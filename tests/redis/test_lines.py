@@ -1,5 +1,5 @@
-"""`ReadChecks` and `Line`: a read's check when Redis lost the script, answers nothing, or is
-gone; raw replies in either protocol."""
+"""The store's lines to Redis (line.py, checks.py): a read's check when Redis lost the script,
+answers nothing, or is gone; a commit cut off; raw replies in either protocol."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import redis
 
 from mock_server.app import create_app
 from mock_server.errors import Unavailable
-from mock_server.store import checks
+from mock_server.store import checks, shared
 from mock_server.store.checks import ReadChecks, ReadSet
 from mock_server.store.line import Line
 from mock_server.store.shared import feed_entries
@@ -154,3 +154,37 @@ def test_the_change_feed_reads_raw_xread_replies_in_either_protocol(
         (b"1-1", {b"w": b"a", b"v": b"7"}),
         (b"1-2", {b"w": b"b", b"v": b"8"}),
     ]
+
+
+def test_a_commit_redis_does_not_answer_is_a_503_and_the_next_request_reloads_the_world(
+    redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether such a commit landed is unknown: the worker answers 503 in the API's envelope
+    and loads the whole world Redis holds before its next section."""
+
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        async with running(app) as a:
+            job_id = await create_job(a)
+            store = app.state.store
+            line = store._section_line
+            script = line.script
+
+            async def cut_off(
+                text: str, keys: list[str], args: list[object], **kw: object
+            ) -> object:
+                if text == shared._COMMIT:
+                    raise redis.ConnectionError("Connection reset by peer")
+                return await script(text, keys, args, **kw)
+
+            monkeypatch.setattr(line, "script", cut_off)
+            cancelled = await a.post(f"/auvy/v1/jobs/{job_id}/cancel", headers=KEY)
+            assert cancelled.status_code == 503, cancelled.text
+            assert cancelled.json()["code"] == "SERVICE_UNAVAILABLE"
+            assert store.version == -1
+            monkeypatch.setattr(line, "script", script)
+            got = await a.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
+            assert got.status_code == 200 and got.json()["status"] == "pending", got.text
+            assert store.version > 0
+
+    asyncio.run(asyncio.wait_for(test(), 30))

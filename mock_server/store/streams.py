@@ -31,6 +31,7 @@ the entries this process committed reach its own readers without a round trip, a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -44,6 +45,10 @@ from ..model.stream import Entry, EventStream, ReadResult
 from ..model.stream_id import StreamId
 
 RECLAIM_FLOOR_MS = 3_600_000
+# The read the running task's last `prefetch` fetched: (store, (key, cursor), result).
+_HANDED: contextvars.ContextVar[tuple[RedisStreams, tuple[str, str], ReadResult] | None] = (
+    contextvars.ContextVar("mock_server.store.streams.handed", default=None)
+)
 CACHED = 10_000
 
 # Lua shared by the direct operations and SharedWorld's commit, which writes a section's appends
@@ -382,6 +387,11 @@ class RedisStreams:
             fresh = self._fresh.get(key, {}).get(_cursor(after)) if count is None else None
             if fresh is not None:
                 return fresh
+            handed = _HANDED.get()
+            if handed is not None and handed[0] is self and count is None:
+                _HANDED.set(None)
+                if handed[1] == (key, _cursor(after)):
+                    return handed[2]
         raw = self._read(keys=self._read_keys(key), args=self._read_args(after, now_ms, count))
         return self._read_result(raw, after)
 
@@ -426,7 +436,12 @@ class RedisStreams:
             self._fetching[slot] = task
             self._fetching_keys[key] = self._fetching_keys.get(key, 0) + 1
             task.add_done_callback(lambda _: self._fetched(slot))
-        await asyncio.shield(task)
+        result = await asyncio.shield(task)
+        # Kept for this reader's next read even when the stream changed during the fetch (then
+        # other readers may not share it): the change woke this reader, which was subscribed
+        # before it fetched, so it reads again. Without it, that read fell back to a blocking
+        # round trip, and with two workers the feed's wake-ups made that common.
+        _HANDED.set((self, slot, result))
 
     def _fetched(self, slot: tuple[str, str]) -> None:
         self._fetching.pop(slot, None)

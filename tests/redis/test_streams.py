@@ -292,3 +292,48 @@ def test_a_prefetched_read_answers_without_blocking_and_is_shared_until_the_stre
         await aio.aclose()
 
     asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_reader_reads_what_it_prefetched_even_when_the_stream_changed_meanwhile(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """Its fetch is not kept for other readers (it may lack the change), but the reader that
+    fetched uses it rather than block on a round trip: the change woke that reader, which reads
+    again."""
+
+    async def test() -> None:
+        aio = aioredis.Redis.from_url(redis_url)
+        store = RedisStreams(client, "pf2:", maxlen=None, ttl_ms=None, aio=aio)
+        blocking: list[str] = []
+        sync_read = store._read
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            blocking.append("read")
+            return sync_read(*args, **kwargs)
+
+        store._read = counted  # type: ignore[assignment]
+        store.append("s", {"n": 1}, 1_000)
+        fetch = store._fetch
+
+        async def fetch_then_change(*args: Any) -> Any:
+            result = await fetch(*args)
+            store.append("s", {"n": 2}, 1_001)
+            store.changed("s")  # the feed names the stream while the fetch was on its way
+            return result
+
+        store._fetch = fetch_then_change  # type: ignore[method-assign,assignment]
+        await store.prefetch("s", None, 1_001)
+        assert [e.data for e in store.read_after("s", None, 1_001).entries] == [{"n": 1}]
+        assert blocking == []
+
+        async def another_reader() -> list[Any]:
+            return [e.data for e in store.read_after("s", None, 1_001).entries]
+
+        # Not shared: another task reading at that cursor reads Redis, and sees the change.
+        assert await asyncio.create_task(another_reader()) == [{"n": 1}, {"n": 2}]
+        assert blocking == ["read"]
+        # Handed over once: the same reader's next read reads again.
+        assert len(store.read_after("s", None, 1_001).entries) == 2
+        await aio.aclose()
+
+    asyncio.run(asyncio.wait_for(test(), 30))

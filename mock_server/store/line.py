@@ -6,8 +6,9 @@ retries, applies the socket timeout with asyncio timeouts, encodes each argument
 converts the reply with a response callback. For calls as small as a section's commit that was
 more than the call's own work: on a busy worker the change feed's XREAD alone, returning this
 worker's own commits, was a fifth of a write's time. And every asyncio timeout asks for the
-running loop, which costs a getpid() system call (Python 3.11): slow in sandboxes such as
-gVisor. A line packs the whole command with hiredis in one C call, sends it on its connection
+running loop, which in Python 3.11 makes a getpid() system call (to notice a fork): those calls
+stood out in a busy worker's profile. A line packs the whole command with hiredis in one C
+call, sends it on its connection
 (made by redis-py from the URL: TLS, unix sockets, AUTH and SELECT as usual) and reads the raw
 reply. A call that is cancelled or fails drops the connection, so the next call cannot read
 the reply meant for it; the next call connects again.

@@ -406,9 +406,9 @@ class SharedEngine(Engine):
     def begin_section(self) -> None:
         """The calling task now runs this process's section. Marked in a context variable,
         not by comparing tasks: asking asyncio for the current task asks for the running loop,
-        which costs a getpid() system call (Python 3.11), and system calls are slow in
-        sandboxes such as gVisor (a fifth of a read's time). A task started inside a section
-        inherits the mark, as work the section itself started."""
+        which in Python 3.11 makes a getpid() system call (to notice a fork), and those calls
+        stood out in a busy worker's profile. A task started inside a section inherits the
+        mark, as work the section itself started."""
         mark = object()
         self.owner = mark
         _SECTION.set(mark)

@@ -679,7 +679,8 @@ class SharedWorld:
     def _untouch(self) -> None:
         # What was read outside a section (an SSE reader judging its entries) changed nothing.
         for records in self._records.values():
-            records.untouch()
+            if records.touched or records.absent or records.scanned:
+                records.untouch()
 
     async def _commit_section(
         self,
@@ -751,6 +752,9 @@ class SharedWorld:
         ran = self.engine.ran_until
         read = ReadSet(self.version, [], [], "" if ran is None else str(ran))
         for records in self._records.values():
+            # Most sections touch one or two of the dozen stores.
+            if not (records.touched or records.absent or records.scanned):
+                continue
             if records.scanned:
                 read.stores.append(records.name)
             read.names += records.read_names()
@@ -1393,28 +1397,15 @@ class SectionMiddleware:
             return
         messages = await _buffered(receive)
         try:
+            # The first attempt, as most requests' only one, holds no turn (see TURN_AFTER).
+            if await self._attempt_once(scope, messages, receive, send, "", 0):
+                return
             async with self.shared.turns() as turn:
-                for attempt in range(ATTEMPTS):
-                    try:
-                        # A copy: routing rewrites the scope it is given (a Mount's root_path),
-                        # and the next attempt must be routed from the request as it came.
-                        await self._attempt(
-                            dict(scope),
-                            _replay(messages, receive),
-                            send,
-                            await turn(attempt),
-                            first=attempt == 0,
-                        )
+                for attempt in range(1, ATTEMPTS):
+                    if await self._attempt_once(
+                        scope, messages, receive, send, await turn(attempt), attempt
+                    ):
                         return
-                    except BaseException as exc:
-                        if not _refused(exc):
-                            raise
-                        log.debug(
-                            "%s %s: commit refused, running it again",
-                            scope["method"],
-                            scope["path"],
-                        )
-                    await _back_off(attempt)
             busy = Unavailable(f"the store refused this change {ATTEMPTS} times; retry later", 1)
         except Unavailable as exc:
             busy = exc
@@ -1426,6 +1417,30 @@ class SectionMiddleware:
             response = envelope.render(busy)
         response.headers.append(*(h.decode() for h in self.header))
         await response(scope, receive, send)
+
+    async def _attempt_once(
+        self,
+        scope: Scope,
+        messages: list[Message],
+        receive: Receive,
+        send: Send,
+        turn: str,
+        attempt: int,
+    ) -> bool:
+        """One attempt; False (after a back-off) when its commit was refused."""
+        try:
+            # A copy: routing rewrites the scope it is given (a Mount's root_path), and the
+            # next attempt must be routed from the request as it came.
+            await self._attempt(
+                dict(scope), _replay(messages, receive), send, turn, first=attempt == 0
+            )
+            return True
+        except BaseException as exc:
+            if not _refused(exc):
+                raise
+            log.debug("%s %s: commit refused, running it again", scope["method"], scope["path"])
+        await _back_off(attempt)
+        return False
 
     async def _attempt(
         self, scope: Scope, receive: Receive, send: Send, turn: str, first: bool

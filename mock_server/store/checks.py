@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from ..errors import Unavailable
-from .line import Line
+from .line import Line, unavailable
 
 # How long a call may wait for its answer before its reads fail.
 ANSWER_WAIT_S = 30
@@ -110,6 +110,4 @@ def _unavailable(error: Exception) -> Exception:
     503)."""
     if isinstance(error, Unavailable | redis.ResponseError):
         return error
-    if isinstance(error, TimeoutError):
-        return Unavailable(f"the store's Redis did not answer within {ANSWER_WAIT_S} s", 1)
-    return Unavailable(f"the store's Redis did not answer: {error!r}", 1)
+    return unavailable(error, ANSWER_WAIT_S)

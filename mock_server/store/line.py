@@ -24,11 +24,24 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
+from ..errors import Unavailable
+
 _pack: Callable[[tuple[Any, ...]], bytes] | None
 try:
     from hiredis import pack_command as _pack
 except ImportError:  # the redis extra installs it; redis-py alone packs commands too
     _pack = None
+
+
+# What a call raises when Redis cannot be reached, cut it off, or did not answer by its deadline.
+NO_ANSWER = (redis.ConnectionError, TimeoutError, OSError)
+
+
+def unavailable(error: BaseException, deadline_s: float) -> Unavailable:
+    """A call's NO_ANSWER error as the APIs' 503 (`deadline_s`: the call's deadline)."""
+    if isinstance(error, TimeoutError):
+        return Unavailable(f"the store's Redis did not answer within {deadline_s} s", 1)
+    return Unavailable(f"the store's Redis did not answer: {error!r}", 1)
 
 
 class Line:

@@ -79,7 +79,7 @@ from ..ratelimit import RateLimiter
 from ..responses import JSONResponse
 from .checks import ReadChecks, ReadSet
 from .codec import CodecError
-from .line import Line
+from .line import NO_ANSWER, Line, unavailable
 from .records import SharedRecords
 from .snapshot import PARTS, Root, Snapshots
 from .streams import STREAM_FUNCTIONS, RedisStreams
@@ -179,6 +179,14 @@ local function unchanged_since(w, rv, sv, due, ours, stores, ran, first, last)
 end
 """
 
+# Redis's clock in ms, as scripts that stamp the workers' heartbeats and read them agree on it.
+NOW_MS = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
 # KEYS: world, versions, store versions, stats, due times. ARGV: how many read-only sections
 # follow, then for each: the version it ran on, the stores it walked, how far it ran the due
 # timers ('' = not), how many record names follow, those names. {Redis TIME seconds,
@@ -257,6 +265,7 @@ _COMMIT_KEYS = (
 _COMMIT = (
     STREAM_FUNCTIONS
     + UNCHANGED_SINCE
+    + NOW_MS
     + f"local WORKER_TTL_MS = {WORKER_TTL_MS}\n"
     + """
 local turn = redis.call('GET', KEYS[6])
@@ -317,9 +326,7 @@ end
 local first = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
 local next_due = first[2] or ''
 -- The change feed: an entry in the feed of every other worker alive (see WORKER_TTL_MS).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for _, w in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], now - WORKER_TTL_MS, '+inf')) do
+for _, w in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], now_ms() - WORKER_TTL_MS, '+inf')) do
   if w ~= ARGV[4] then
     local feed = ARGV[16] .. w
     redis.call('XADD', feed, 'MAXLEN', '~', ARGV[7], '*', 'w', ARGV[4], 'v', v, 'k', ARGV[5],
@@ -341,13 +348,15 @@ return 0
 # KEYS: workers. ARGV: worker. This worker is alive as of Redis's TIME (returned, in ms);
 # workers silent for ten times WORKER_TTL_MS are forgotten.
 _BEAT_KEYS = ("workers",)
-_BEAT = f"""
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_BEAT = (
+    NOW_MS
+    + f"""
+local now = now_ms()
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 10 * {WORKER_TTL_MS})
 return now
 """
+)
 
 # KEYS: lease. ARGV: worker, ms. 1 when the worker holds (or now took) the driver lease.
 _LEAD = """
@@ -618,8 +627,8 @@ class SharedWorld:
             return await _finish(
                 self._section_line.script(script, self._keys_of(keys), args, deadline_s=AIO_WAIT_S)
             )
-        except (redis.ConnectionError, TimeoutError, OSError) as exc:
-            raise Unavailable(f"the store's Redis did not answer: {exc!r}", 1) from exc
+        except NO_ANSWER as exc:
+            raise unavailable(exc, AIO_WAIT_S) from exc
 
     def _measure_skew(self, seconds: Any, micros: Any, sent_ns: int) -> None:
         """Redis's TIME (`seconds`, `micros`), read in a round trip begun at `sent_ns`."""
@@ -768,14 +777,18 @@ class SharedWorld:
         no stream. Looking (printing both documents and every record it touched) was most of
         a read's cost. With verification on (snapshot.VERIFY_ENV, as in the tests) it looks
         anyway, and `leave` fails a safe request that changed something."""
-        engine = self.engine
         return (
-            self._safe
-            and not engine.fired
-            and not engine.changed
+            self._presumed_unchanged()
+            and not self.engine.changed
             and not streams
-            and self._limiter_changes == self._limiter_mark()
             and not self._require().verify
+        )
+
+    def _presumed_unchanged(self) -> bool:
+        """A safe request that fired no timer and counted no rate-limit hit: what
+        `_changed_nothing` takes to have changed nothing, and verification checks."""
+        return (
+            self._safe and not self.engine.fired and self._limiter_changes == self._limiter_mark()
         )
 
     def _limiter_mark(self) -> int:
@@ -840,7 +853,7 @@ class SharedWorld:
         names, changed, read = self._changed_records()
         if not (docs or names or streams):
             return None, read
-        if self._safe and not self.engine.fired and self._limiter_changes == self._limiter_mark():
+        if self._presumed_unchanged():
             raise RuntimeError(
                 "a safe request (GET, HEAD) that fired no timer changed the world: "
                 f"{', '.join([*docs, *map(str, names[::3])])}" + (" and streams" if streams else "")
@@ -867,7 +880,7 @@ class SharedWorld:
         self._counts["commits"] += 1
         version = int(answer[0])
         self._mine.add(version)
-        self._known_version = max(self._known_version, version)
+        self._heard_of(version)
         self._heard_due(_due(answer[1]), version)
         if version == self.version + 1:
             # Nothing else landed in between: this process holds the world at `version`.
@@ -886,7 +899,7 @@ class SharedWorld:
     def _stale(self, read: ReadSet) -> None:
         self._counts["stale_reads"] += 1
         # Load before the next section: this process is behind.
-        self._known_version = max(self._known_version, read.version + 1)
+        self._heard_of(read.version + 1)
 
     def _roll_back(self, changed: list[Changed], parts: list[str], replace: bool) -> None:
         """Undo a refused section in this process: back to the world at `self.version`, from
@@ -1074,7 +1087,7 @@ class SharedWorld:
         # world's next one is due (also after a tick that found nothing left to run: else the
         # driver would wake for it again at once).
         self._heard_due(self._scheduler.next_due(), version)
-        self._known_version = max(self._known_version, version)
+        self._heard_of(version)
         self._mine = {v for v in self._mine if v > version}
 
     def _forget_streams(self, changed: list[bytes]) -> None:
@@ -1184,7 +1197,7 @@ class SharedWorld:
                 if task.done() and not task.cancelled() and task.exception() is not None:
                     log.error("%s ended with %r", task.get_name(), task.exception())
         self._tasks = []
-        with contextlib.suppress(redis.RedisError, TimeoutError, OSError):
+        with contextlib.suppress(redis.RedisError, *NO_ANSWER):
             await self._section_line.call("ZREM", self._keys["workers"], self.worker, deadline_s=1)
             await self._section_line.call("DEL", self._feed, deadline_s=1)
         await self._feed_line.close()
@@ -1247,7 +1260,7 @@ class SharedWorld:
                     last,
                     deadline_s=FEED_BLOCK_MS / 1000 + AIO_WAIT_S,
                 )
-            except (redis.ConnectionError, TimeoutError, OSError) as exc:
+            except NO_ANSWER as exc:
                 if self._stopping:
                     return
                 log.warning("change feed: %r; retrying", exc)
@@ -1268,10 +1281,15 @@ class SharedWorld:
         self._beaten = time.monotonic()
         if missed:
             log.warning("no heartbeat for %.0f s: catching up with the world", silent_s)
-            self._known_version = max(self._known_version, self.version + 1)
+            self._heard_of(self.version + 1)  # so the next section loads
             for store in self._stores.values():
                 store.forget(None)
             self.engine.notify_everyone_here()
+
+    def _heard_of(self, version: int) -> None:
+        """The world has reached at least `version` (a commit, the feed, a load); a section
+        that begins behind it loads first (see `enter`)."""
+        self._known_version = max(self._known_version, version)
 
     def _heard_due(self, due: int | None, version: int) -> None:
         """When the world's next timer is due, as of `version`: the latest word wins (a worker's
@@ -1284,7 +1302,7 @@ class SharedWorld:
 
     async def _changed_elsewhere(self, fields: dict[bytes, bytes]) -> None:
         version = int(fields[b"v"])
-        self._known_version = max(self._known_version, version)
+        self._heard_of(version)
         self._heard_due(_due(fields[b"d"]), version)
         keys = [k for k in fields[b"k"].decode().split("\n") if k]
         # The copies of the streams another worker appended to are stale now; readers woken

@@ -31,6 +31,7 @@ from .test_shared import (
     eventually,
     profile,
     running,
+    script_calls,
     two_workers,
 )
 
@@ -592,18 +593,13 @@ def test_a_write_costs_one_round_trip_and_a_read_one(
     async def test() -> None:
         async with running(create_app(profile(), store=redis_url)) as a:
             job_id = await create_job(a)
-
-            def scripts() -> int:
-                stats: Any = redis_client.info("commandstats")
-                return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
-
-            before = scripts()
+            before = script_calls(redis_client)
             await create_job(a)
-            assert scripts() - before == 1
-            before = scripts()
+            assert script_calls(redis_client) - before == 1
+            before = script_calls(redis_client)
             status = await a.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
             assert status.status_code == 200, status.text
-            assert scripts() - before == 1
+            assert script_calls(redis_client) - before == 1
 
     asyncio.run(asyncio.wait_for(test(), 60))
 

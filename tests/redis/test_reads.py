@@ -13,14 +13,17 @@ from mock_server.app import create_app
 from mock_server.store import snapshot
 from mock_server.store.snapshot import Snapshots
 
-from .test_shared import KEY, PREFIX, create_job, profile, running, two_workers
+from .test_shared import (
+    KEY,
+    PREFIX,
+    create_job,
+    profile,
+    running,
+    script_calls,
+    two_workers,
+)
 
 LIMITED = {"Authorization": "Bearer auvy_test_acme_limited"}  # 5 requests a second (seed)
-
-
-def script_calls(client: redis.Redis) -> int:
-    stats: Any = client.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 def test_reads_that_end_while_a_check_is_on_its_way_share_its_next_round_trip(

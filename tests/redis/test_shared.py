@@ -86,6 +86,12 @@ async def status(client: httpx.AsyncClient, job_id: str) -> tuple[int, str | Non
     return got.status_code, got.json().get("status") if got.status_code == 200 else None
 
 
+def script_calls(client: redis.Redis) -> int:
+    """How many script calls Redis has answered (EVALSHA: every call the store makes)."""
+    stats: Any = client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
 def version(client: redis.Redis) -> int:
     return int(client.hget(PREFIX + "world", "v") or 0)
 

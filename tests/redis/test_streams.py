@@ -245,20 +245,28 @@ def test_a_batched_commit_is_refused_whole_when_a_stream_moved_under_it(
     assert direct.read_after("b", None, 100).entries == ()  # the other stream was not written
 
 
+def prefetching_store(
+    redis_url: str, client: redis.Redis, prefix: str
+) -> tuple[aioredis.Redis, RedisStreams, list[str]]:
+    """A store that prefetches with an async client, and the list its blocking reads go to."""
+    aio = aioredis.Redis.from_url(redis_url)
+    store = RedisStreams(client, prefix, maxlen=None, ttl_ms=None, aio=aio)
+    blocking: list[str] = []
+    sync_read = store._read
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        blocking.append("read")
+        return sync_read(*args, **kwargs)
+
+    store._read = counted  # type: ignore[assignment]
+    return aio, store, blocking
+
+
 def test_a_prefetched_read_answers_without_blocking_and_is_shared_until_the_stream_changes(
     redis_url: str, client: redis.Redis
 ) -> None:
     async def test() -> None:
-        aio = aioredis.Redis.from_url(redis_url)
-        store = RedisStreams(client, "pf:", maxlen=None, ttl_ms=None, aio=aio)
-        blocking: list[str] = []
-        sync_read = store._read
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            blocking.append("read")
-            return sync_read(*args, **kwargs)
-
-        store._read = counted  # type: ignore[assignment]
+        aio, store, blocking = prefetching_store(redis_url, client, "pf:")
         first = store.append("s", {"n": 1}, 1_000)
         fetches: list[int] = []
         fetch = store._fetch
@@ -302,16 +310,7 @@ def test_a_reader_reads_what_it_prefetched_even_when_the_stream_changed_meanwhil
     again."""
 
     async def test() -> None:
-        aio = aioredis.Redis.from_url(redis_url)
-        store = RedisStreams(client, "pf2:", maxlen=None, ttl_ms=None, aio=aio)
-        blocking: list[str] = []
-        sync_read = store._read
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            blocking.append("read")
-            return sync_read(*args, **kwargs)
-
-        store._read = counted  # type: ignore[assignment]
+        aio, store, blocking = prefetching_store(redis_url, client, "pf2:")
         store.append("s", {"n": 1}, 1_000)
         fetch = store._fetch
 

@@ -170,7 +170,7 @@ def summarise(title: str, op: str, rounds: list[dict[str, dict[str, Any]]]) -> d
         counts = [run["store"] for run in runs if "store" in run]
         if counts:
             total = {name: sum(c.get(name, 0) for c in counts) for name in counts[0]}
-            refused = total.get("conflicts", 0) + total.get("streams_moved", 0)
+            refused = sum(total.get(k, 0) for k in ("conflicts", "streams_moved", "cascades"))
             commits = total.get("commits", 0)
             total["refused_per_commit"] = round(refused / commits, 3) if commits else None
             # A request waited on another when its commit was refused or it waited for the turn.

@@ -17,7 +17,7 @@ so anything else holding it (a handler mid-request, the timers' heap) sees the n
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableMapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -35,6 +35,9 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         # A print (`Snapshots.print_value`) of each record whose blob is known to match it: a
         # touched record whose print is unchanged needs no JSON encoding to tell it unchanged.
         self.prints: dict[str, bytes] = {}
+        # The newest change of a record whose commit is on its way (a `shared.Changed`): what a
+        # later section's change is told from, not what Redis holds yet.
+        self.pending: dict[str, Any] = {}
 
     # -- the model's interface (RecordStore and MutableMapping) ------------------------------------
 
@@ -142,4 +145,5 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         self._items.clear()
         self.blobs.clear()
         self.prints.clear()
+        self.pending.clear()
         self.untouch()

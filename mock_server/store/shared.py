@@ -61,7 +61,7 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -121,59 +121,76 @@ STRAIT_CONFIG = frozenset({"dependencies", "jobs", "keys", "projects", "settings
 
 # What the keys in Redis hold and how; part of the fingerprint.
 LAYOUT = 2
+# The most sections one commit call carries (a script runs alone in Redis: bounded).
+BATCH_MOST = 64
+# How long `stop` waits for the sections already ended to get their commits' answers.
+STOP_WAIT_S = 5
 
 # Records are named "STORE\nKEY" in the version index and kept in the hash PREFIX + STORE.
 
-# KEYS: world, versions, stream versions. ARGV: our version, records' hash prefix. Reads
-# only, so it needs no lock: {version, Redis TIME seconds, microseconds} or, when newer, that and
-# {live document, fingerprint, config document (each '' = unchanged since our version), the
-# streams appended to since and the version that last did, then name and bytes ('' = removed)
-# of each record changed}. One script's answer: one consistent version.
-_ENTER_KEYS = ("world", "versions", "streamversions")
-_ENTER = """
-local t = redis.call('TIME')
-local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-local ours = tonumber(ARGV[1])
-if v <= ours then return {v, t[1], t[2]} end
-local out = {v, t[1], t[2], '', redis.call('HGET', KEYS[1], 'f') or '', '',
-  redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[1], '+inf', 'WITHSCORES')}
-if tonumber(redis.call('HGET', KEYS[1], 'rv') or '0') > ours then
-  out[4] = redis.call('HGET', KEYS[1], 'b') or ''
+# What a process holding the world at version `ours` lacks: {version, Redis TIME seconds,
+# microseconds} or, when newer, that and {live document, fingerprint, config document (each '' =
+# unchanged since `ours`), the streams appended to since and the version that last did, then
+# name and bytes ('' = removed) of each record changed}. Reads only. One script's answer: one
+# consistent version.
+LOAD_SINCE = """
+local function load_since(world, versions, streamversions, ours, prefix)
+  local t = redis.call('TIME')
+  local v = tonumber(redis.call('HGET', world, 'v') or '0')
+  if v <= ours then return {v, t[1], t[2]} end
+  local out = {v, t[1], t[2], '', redis.call('HGET', world, 'f') or '', '',
+    redis.call('ZRANGEBYSCORE', streamversions, '(' .. ours, '+inf', 'WITHSCORES')}
+  if tonumber(redis.call('HGET', world, 'rv') or '0') > ours then
+    out[4] = redis.call('HGET', world, 'b') or ''
+  end
+  if tonumber(redis.call('HGET', world, 'cv') or '0') > ours then
+    out[6] = redis.call('HGET', world, 'c') or ''
+  end
+  for _, name in ipairs(redis.call('ZRANGEBYSCORE', versions, '(' .. ours, '+inf')) do
+    local sep = string.find(name, '\\n', 1, true)
+    out[#out + 1] = name
+    out[#out + 1] = redis.call('HGET', prefix .. string.sub(name, 1, sep - 1),
+      string.sub(name, sep + 1)) or ''
+  end
+  return out
 end
-if tonumber(redis.call('HGET', KEYS[1], 'cv') or '0') > ours then
-  out[6] = redis.call('HGET', KEYS[1], 'c') or ''
-end
-for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')) do
-  local sep = string.find(name, '\\n', 1, true)
-  out[#out + 1] = name
-  out[#out + 1] = redis.call('HGET', ARGV[2] .. string.sub(name, 1, sep - 1),
-    string.sub(name, sep + 1)) or ''
-end
-return out
 """
 
-# True when nothing a section read was written after version `ours`: the documents (the world
-# hash `w`), the stores it walked (`stores`, newline-joined, by the store versions hash `sv`), the
-# records named in ARGV[first..last] (by the versions sorted set `rv`), and, when it ran the due
-# timers up to `ran` ('' = it ran none), which timers were due then (the due times sorted set
-# `due`): a timer already due that another commit made after `ours` is one the section should
-# have run and did not know of.
+# KEYS: world, versions, stream versions. ARGV: our version, records' hash prefix. Needs no
+# lock: see LOAD_SINCE.
+_ENTER_KEYS = ("world", "versions", "streamversions")
+_ENTER = (
+    LOAD_SINCE
+    + """
+return load_since(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), ARGV[2])
+"""
+)
+
+# True when nothing a section read was written after version `ours`, except by the versions
+# in `own` (a set: this process's commits the section ran after, see `Ticket`): the documents
+# (the world hash `w`), the stores it walked (`stores`, newline-joined, by the store versions
+# hash `sv`), the records named in ARGV[first..last] (by the versions sorted set `rv`), and,
+# when it ran the due timers up to `ran` ('' = it ran none), which timers were due then (the due
+# times sorted set `due`): a timer already due that another commit made after `ours` is one the
+# section should have run and did not know of.
 UNCHANGED_SINCE = """
-local function unchanged_since(w, rv, sv, due, ours, stores, ran, first, last)
-  if tonumber(redis.call('HGET', w, 'rv') or '0') > ours then return false end
-  if tonumber(redis.call('HGET', w, 'cv') or '0') > ours then return false end
+local function unchanged_since(w, rv, sv, due, ours, own, stores, ran, first, last)
+  local function seen(version)
+    version = tonumber(version or '0')
+    return version <= ours or own[version]
+  end
+  if not seen(redis.call('HGET', w, 'rv')) then return false end
+  if not seen(redis.call('HGET', w, 'cv')) then return false end
   if ran ~= '' then
     for _, name in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', ran)) do
-      if tonumber(redis.call('ZSCORE', rv, 'timers\\n' .. name) or '0') > ours then
-        return false
-      end
+      if not seen(redis.call('ZSCORE', rv, 'timers\\n' .. name)) then return false end
     end
   end
   for store in string.gmatch(stores, '[^\\n]+') do
-    if tonumber(redis.call('HGET', sv, store) or '0') > ours then return false end
+    if not seen(redis.call('HGET', sv, store)) then return false end
   end
   for i = first, last do
-    if tonumber(redis.call('ZSCORE', rv, ARGV[i]) or '0') > ours then return false end
+    if not seen(redis.call('ZSCORE', rv, ARGV[i])) then return false end
   end
   return true
 end
@@ -205,7 +222,7 @@ local i = 2
 for _ = 1, tonumber(ARGV[1]) do
   local ours = tonumber(ARGV[i])
   local last = i + 3 + tonumber(ARGV[i + 3])
-  if v == ours or unchanged_since(KEYS[1], KEYS[2], KEYS[3], KEYS[5], ours, ARGV[i + 1],
+  if v == ours or unchanged_since(KEYS[1], KEYS[2], KEYS[3], KEYS[5], ours, {}, ARGV[i + 1],
       ARGV[i + 2], i + 4, last) then
     out[#out + 1] = 1
   else
@@ -218,11 +235,19 @@ return out
 """
 )
 
-# Answers of _COMMIT that wrote nothing.
+# A section's outcome in _COMMIT: landed (or, a read, found unchanged), or refused, writing
+# nothing.
+LANDED = 1
 CONFLICT = -2  # another section wrote something this one read, since it loaded the world
 STREAM_MOVED = -3  # a stream changed under the section (written outside any section)
 NOT_OUR_TURN = -4  # another worker holds the turn (see TURN_AFTER)
-REFUSALS = {CONFLICT: "conflicts", STREAM_MOVED: "streams_moved", NOT_OUR_TURN: "turn_waits"}
+CASCADE = -5  # it ran after a section of this process that was refused
+REFUSALS = {
+    CONFLICT: "conflicts",
+    STREAM_MOVED: "streams_moved",
+    NOT_OUR_TURN: "turn_waits",
+    CASCADE: "cascades",
+}
 
 # Optimism can starve: under many writes a request may lose to other commits again and again.
 # After TURN_AFTER refusals in a row it takes the *turn* (SET NX with a TURN_MS expiry): while a
@@ -233,25 +258,39 @@ TURN_MS = 1_000
 # How long a starving request waits to get the turn before answering 503.
 TURN_WAIT_MS = 3 * TURN_MS
 
+# Each ticket (see `Ticket`) in _COMMIT is WRITE (commit it), CHECK (a read: check it), or
+# neither (a read whose answer only needs the sections before it to land).
+WRITE, CHECK, FOLLOW = "w", "c", ""
+# The fixed ARGV of _COMMIT before its tickets, and of each ticket before its names.
+COMMIT_HEAD = 9
+TICKET_HEAD = 12
+
 # KEYS: world, workers, versions, stream versions, stats (counts of commits and refusals: no
 # part of the world, so counting a refusal writes nothing the world holds), turn, store
-# versions, due times. ARGV: the version the section loaded, live document ('' = unchanged),
-# fingerprint, worker, notified keys, the stores the section scanned, feed length, records' hash
-# prefix, '1' to drop every record first (a world replaced), the stores' names, the streams'
-# queued changes (JSON, see `RedisStreams.take`), config document ('' = unchanged), the turn
-# this section holds ('' none, see TURN_AFTER), how many record names follow that the section
-# read, how far it ran the due timers ('' = not), the feeds' key prefix, those names, then
-# name, bytes ('' = removed) and due time ('' = not a timer, '-' = a timer removed) of each
-# changed record. Returns {new version, the world's next due time or ''}, or CONFLICT /
-# STREAM_MOVED / NOT_OUR_TURN.
+# versions, due times. ARGV: the version this process holds (what it lacks comes back, as
+# _ENTER answers it), records' hash prefix, fingerprint, worker, feed length, the feeds' key
+# prefix, '1' to drop every record first (a world replaced), the stores' names, how many tickets
+# follow, then per ticket: the version its section began on, this process's commits it ran
+# after (comma-joined, see `Ticket`), live document and config document ('' = unchanged), the
+# keys it notified, the stores it scanned, how far it ran the due timers ('' = not), the turn
+# it holds ('' = none, see TURN_AFTER), its streams' queued changes (JSON, see
+# `RedisStreams.take`), WRITE/CHECK/FOLLOW, how many record names it read, how many records it
+# changed, those names, then name, bytes ('' = removed) and due time ('' = not a timer, '-' =
+# a timer removed) of each changed record. Returns {what this process lacked (before the
+# batch), the tickets' outcomes (LANDED or a refusal), the version the batch wrote (0: none),
+# the world's next due time or ''}.
 #
 # This is the concurrency control, and it takes no lock: a section may commit when nothing it
-# read has been written since the version it loaded (optimistic, validated by read set). Every
-# section reads the two documents, so a change to either refuses every section that loaded an
-# older one; a record read, written or looked up in vain is checked by its own version, and a
-# store walked or counted by the store's version. So two requests on different jobs (two
-# workspaces, say) commit side by side, and the one that commits second is not re-run. Every
-# check comes before the first write to the world: Redis does not roll a script back.
+# read has been written since the version it began on (optimistic, validated by read set),
+# except by this process's own commits that it ran after. Every section reads the two
+# documents, so a change to either refuses every section that began on an older one; a record
+# read, written or looked up in vain is checked by its own version, and a store walked or
+# counted by the store's version. So two requests on different jobs (two workspaces, say)
+# commit side by side, and the one that commits second is not re-run. Each ticket's checks come
+# before its first write: Redis does not roll a script back. The tickets of one call are one
+# process's sections in the order they ran, each after the ones before (it may have read what
+# they wrote): after a refused one, every later one is refused too (CASCADE), and the landed
+# ones share one new version.
 _COMMIT_KEYS = (
     "world",
     "workers",
@@ -265,76 +304,113 @@ _COMMIT_KEYS = (
 _COMMIT = (
     STREAM_FUNCTIONS
     + UNCHANGED_SINCE
+    + LOAD_SINCE
     + NOW_MS
     + f"local WORKER_TTL_MS = {WORKER_TTL_MS}\n"
+    + f"local TICKET_HEAD = {TICKET_HEAD}\n"
+    + f"local REFUSALS = {{[{CONFLICT}] = '{REFUSALS[CONFLICT]}', "
+    + f"[{STREAM_MOVED}] = '{REFUSALS[STREAM_MOVED]}', "
+    + f"[{NOT_OUR_TURN}] = '{REFUSALS[NOT_OUR_TURN]}', [{CASCADE}] = '{REFUSALS[CASCADE]}'}}\n"
     + """
+local lacked = load_since(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[1]), ARGV[2])
+local replace = ARGV[7] == '1'
 local turn = redis.call('GET', KEYS[6])
-if turn and turn ~= ARGV[13] then
-  redis.call('HINCRBY', KEYS[5], 'turn_waits', 1)
-  return -4
-end
-local ours = tonumber(ARGV[1])
-local reads = tonumber(ARGV[14])
-local records = 17 + reads
-local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if v ~= ours and (ARGV[9] == '1'
-    or not unchanged_since(KEYS[1], KEYS[3], KEYS[7], KEYS[8], ours, ARGV[6], ARGV[15], 17,
-      records - 1)) then
-  redis.call('HINCRBY', KEYS[5], 'conflicts', 1)
-  return -2
-end
-local streams = cjson.decode(ARGV[11])
-if not streams_unchanged(streams) then
-  redis.call('HINCRBY', KEYS[5], 'streams_moved', 1)
-  return -3
-end
-redis.call('HINCRBY', KEYS[5], 'commits', 1)
-if turn then redis.call('DEL', KEYS[6]) end
-v = redis.call('HINCRBY', KEYS[1], 'v', 1)
-redis.call('HSET', KEYS[1], 'f', ARGV[3])
-if ARGV[9] == '1' then
-  redis.call('DEL', KEYS[3], KEYS[7], KEYS[8])
-  for store in string.gmatch(ARGV[10], '[^\\n]+') do redis.call('DEL', ARGV[8] .. store) end
-end
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'b', ARGV[2], 'rv', v) end
-if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'c', ARGV[12], 'cv', v) end
-for i = records, #ARGV, 3 do
-  local name = ARGV[i]
-  local sep = string.find(name, '\\n', 1, true)
-  local store = string.sub(name, 1, sep - 1)
-  local key = string.sub(name, sep + 1)
-  if ARGV[i + 1] == '' then
-    redis.call('HDEL', ARGV[8] .. store, key)
-  else
-    redis.call('HSET', ARGV[8] .. store, key, ARGV[i + 1])
+local written = false
+local broken = false
+local outcomes, notified, appended = {}, {}, {}
+local i = 10
+for t = 1, tonumber(ARGV[9]) do
+  local kind = ARGV[i + 9]
+  local first = i + TICKET_HEAD
+  local records = first + tonumber(ARGV[i + 10])
+  local after = records + 3 * tonumber(ARGV[i + 11])
+  local outcome = 1
+  local streams = {}
+  if broken then
+    outcome = -5
+  elseif kind == 'w' and turn and turn ~= ARGV[i + 7] then
+    outcome = -4
+  elseif kind ~= '' then
+    local base = tonumber(ARGV[i])
+    local own = {}
+    for version in string.gmatch(ARGV[i + 1], '%d+') do own[tonumber(version)] = true end
+    if written then own[written] = true end
+    local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+    if v ~= base and (replace or not unchanged_since(KEYS[1], KEYS[3], KEYS[7], KEYS[8], base,
+        own, ARGV[i + 5], ARGV[i + 6], first, records - 1)) then
+      outcome = -2
+    elseif kind == 'w' then
+      streams = cjson.decode(ARGV[i + 8])
+      if not streams_unchanged(streams) then outcome = -3 end
+    end
   end
-  redis.call('ZADD', KEYS[3], v, name)
-  redis.call('HSET', KEYS[7], store, v)
-  local due = ARGV[i + 2]
-  if due == '-' then
-    redis.call('ZREM', KEYS[8], key)
-  elseif due ~= '' then
-    redis.call('ZADD', KEYS[8], due, key)
+  if outcome == 1 and kind == 'w' then
+    if not written then
+      written = redis.call('HINCRBY', KEYS[1], 'v', 1)
+      redis.call('HSET', KEYS[1], 'f', ARGV[3])
+      if replace then
+        redis.call('DEL', KEYS[3], KEYS[7], KEYS[8])
+        for store in string.gmatch(ARGV[8], '[^\\n]+') do redis.call('DEL', ARGV[2] .. store) end
+      end
+    end
+    if turn and turn == ARGV[i + 7] then
+      redis.call('DEL', KEYS[6])
+      turn = false
+    end
+    redis.call('HINCRBY', KEYS[5], 'commits', 1)
+    if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[1], 'b', ARGV[i + 2], 'rv', written) end
+    if ARGV[i + 3] ~= '' then redis.call('HSET', KEYS[1], 'c', ARGV[i + 3], 'cv', written) end
+    for r = records, after - 1, 3 do
+      local name = ARGV[r]
+      local sep = string.find(name, '\\n', 1, true)
+      local store = string.sub(name, 1, sep - 1)
+      local key = string.sub(name, sep + 1)
+      if ARGV[r + 1] == '' then
+        redis.call('HDEL', ARGV[2] .. store, key)
+      else
+        redis.call('HSET', ARGV[2] .. store, key, ARGV[r + 1])
+      end
+      redis.call('ZADD', KEYS[3], written, name)
+      redis.call('HSET', KEYS[7], store, written)
+      local due = ARGV[r + 2]
+      if due == '-' then
+        redis.call('ZREM', KEYS[8], key)
+      elseif due ~= '' then
+        redis.call('ZADD', KEYS[8], due, key)
+      end
+    end
+    write_streams(streams)
+    for _, g in ipairs(streams) do
+      redis.call('ZADD', KEYS[4], written, g[1])
+      appended[#appended + 1] = g[1]
+    end
+    if ARGV[i + 4] ~= '' then notified[#notified + 1] = ARGV[i + 4] end
+  elseif outcome ~= 1 then
+    if kind == 'w' then broken = true end
+    if kind == 'c' and outcome == -2 then
+      redis.call('HINCRBY', KEYS[5], 'stale_reads', 1)
+    else
+      redis.call('HINCRBY', KEYS[5], REFUSALS[outcome], 1)
+    end
+  end
+  outcomes[t] = outcome
+  i = after
+end
+local next_due = ''
+if written then
+  local first = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
+  next_due = first[2] or ''
+  -- The change feed: an entry in the feed of every other worker alive (see WORKER_TTL_MS).
+  for _, w in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], now_ms() - WORKER_TTL_MS, '+inf')) do
+    if w ~= ARGV[4] then
+      local feed = ARGV[6] .. w
+      redis.call('XADD', feed, 'MAXLEN', '~', ARGV[5], '*', 'w', ARGV[4], 'v', written,
+        'k', table.concat(notified, '\\n'), 'd', next_due, 's', table.concat(appended, '\\n'))
+      redis.call('PEXPIRE', feed, 2 * WORKER_TTL_MS)
+    end
   end
 end
-write_streams(streams)
-local appended = {}
-for _, g in ipairs(streams) do
-  redis.call('ZADD', KEYS[4], v, g[1])
-  appended[#appended + 1] = g[1]
-end
-local first = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
-local next_due = first[2] or ''
--- The change feed: an entry in the feed of every other worker alive (see WORKER_TTL_MS).
-for _, w in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], now_ms() - WORKER_TTL_MS, '+inf')) do
-  if w ~= ARGV[4] then
-    local feed = ARGV[16] .. w
-    redis.call('XADD', feed, 'MAXLEN', '~', ARGV[7], '*', 'w', ARGV[4], 'v', v, 'k', ARGV[5],
-      'd', next_due, 's', table.concat(appended, '\\n'))
-    redis.call('PEXPIRE', feed, 2 * WORKER_TTL_MS)
-  end
-end
-return {v, next_due}
+return {lacked, outcomes, written or 0, next_due}
 """
 )
 
@@ -511,8 +587,27 @@ class SharedWorld:
         self._state_print: dict[str, bytes | None] = dict.fromkeys(PARTS)
         self._rest: dict[str, bytes] = {}
         self._counts = {"commits": 0, "stale_reads": 0, **dict.fromkeys(REFUSALS.values(), 0)}
-        # Whether the running section skipped its load and must check its reads (see `enter`).
+        # Whether the running section skipped its load and must check its reads (see `enter`),
+        # and whether it runs after sections not yet known committed (see `Ticket`).
         self._check_reads = False
+        self._speculating = False
+        # Sections that left, waiting for the next batch (`_commit_all`), the batch on its
+        # way, and the task that commits them.
+        self._queue: list[Ticket] = []
+        self._flight: list[Ticket] | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()  # set while no section is waiting for a commit
+        self._idle.set()
+        # Callers waiting for a model with nothing speculative in it (`_quiet_locked`): new
+        # sections wait for them.
+        self._holding = 0
+        self._unheld = asyncio.Event()
+        self._unheld.set()
+        # This process's model holds state it cannot write or whose fate is unknown: it loads
+        # the whole world Redis holds before its next section.
+        self._lost = False
+        # The newest change of each document whose commit is on its way (see `_newest_print`).
+        self._pending_docs: dict[str, Ticket] = {}
         self._safe = False  # whether the running section is a safe request (see `enter`)
         self._limiter: RateLimiter | None = None
         self._limiter_changes = -1  # the limiter's count of changes when the section began
@@ -612,6 +707,9 @@ class SharedWorld:
     async def _catch_up(self) -> None:
         """Load what other workers committed since this process's version (one round trip, no
         lock); also re-measures the clock's skew against Redis's TIME."""
+        if self._lost:
+            self._lost = False
+            self.version = -1  # the whole world
         sent = time.time_ns()
         found: list[Any] = await self._section_call(
             _ENTER, _ENTER_KEYS, [self.version, self._record_prefix]
@@ -651,31 +749,39 @@ class SharedWorld:
         """Begin a section (this process's sections run one at a time); `turn` is the token of
         the turn the caller holds, if any (see TURN_AFTER). An `optimistic` section skips the
         round trip that loads other workers' commits when the change feed has announced none
-        this process lacks. The feed may lag behind a commit, so what the section read is
-        checked at its end: a write's commit checks it anyway, and a section that wrote nothing
-        checks it in the round trip it would otherwise have begun with (`_VALIDATE`). Either
-        way, one that ran on an older world than Redis holds, and read something since
-        changed, is refused and runs again with a load: a request's answer still reflects every
-        commit made before it arrived, and a write costs one round trip instead of two.
-        Background work that answers nobody (timer ticks, webhook dispatch) passes
+        this process lacks, or when this process's own commits are on their way (their answer
+        brings what it lacks: see `_commit_all`). What the section read is checked at its end
+        instead: a write's commit checks it anyway, and a section that wrote nothing checks it
+        in the round trip it would otherwise have begun with (`_VALIDATE`, or with the commits
+        on their way). Either way, one that ran on an older world than Redis holds, and read
+        something since changed, is refused and runs again with a load: a request's answer
+        still reflects every commit made before it arrived, and a write costs no round trip of
+        its own. Background work that answers nobody (timer ticks, webhook dispatch) passes
         `check_reads=False`: when it wrote nothing, what it read on a world one commit old
         changes nothing, and the feed wakes it again for that commit.
 
         A `safe` section is a request whose method HTTP calls safe (GET, HEAD): one that fires
         no timer is taken to change nothing (see `_changed_nothing`); the tests check it does
         not."""
+        while self._holding:
+            await self._unheld.wait()
         await self._local.acquire()
-        self._section_turn = turn
-        self._safe = safe
-        self._limiter_changes = self._limiter_mark()
         try:
-            skip = optimistic and 0 < self._known_version <= self.version
+            must_load = self._lost or self.version <= 0 or not optimistic
+            if must_load and self._busy():
+                self._local.release()
+                await self._quiet_locked()
+            self._speculating = self._busy()
+            skip = self._speculating or (not must_load and 0 < self._known_version <= self.version)
             self._check_reads = skip and check_reads
             if not skip:
                 await self._catch_up()
         except BaseException:
             self._local.release()
             raise
+        self._section_turn = turn
+        self._safe = safe
+        self._limiter_changes = self._limiter_mark()
         self.engine.changed.clear()
         self._untouch()
         self.engine.ran_until = None
@@ -685,48 +791,32 @@ class SharedWorld:
             store.discard()
         self.engine.begin_section()
 
+    def _busy(self) -> bool:
+        """Whether sections of this process have left and are not yet known committed."""
+        return bool(self._queue) or self._flight is not None
+
+    async def _quiet_locked(self) -> None:
+        """Take the lock once every section this process began is known committed or refused
+        (its model then holds nothing speculative), holding new sections back meanwhile."""
+        self._holding += 1
+        self._unheld.clear()
+        try:
+            while True:
+                await self._local.acquire()
+                if not self._busy():
+                    return
+                self._local.release()
+                await self._idle.wait()
+        finally:
+            self._holding -= 1
+            if not self._holding:
+                self._unheld.set()
+
     def _untouch(self) -> None:
         # What was read outside a section (an SSE reader judging its entries) changed nothing.
         for records in self._records.values():
             if records.touched or records.absent or records.scanned:
                 records.untouch()
-
-    async def _commit_section(
-        self,
-        docs: dict[str, bytes],
-        notified: str,
-        *,
-        streams: list[list[Any]],
-        replace: bool = False,
-        read: ReadSet,
-        records: list[str | bytes],
-    ) -> list[Any] | int:
-        """Write what the section changed: [new version, next due], or a refusal (`REFUSALS`)."""
-        answer: list[Any] | int = await self._section_call(
-            _COMMIT,
-            _COMMIT_KEYS,
-            [
-                self.version,
-                docs.get("live", b""),
-                self.fingerprint,
-                self.worker,
-                notified,
-                "\n".join(read.stores),
-                FEED_LENGTH,
-                self._record_prefix,
-                "1" if replace else "",
-                "\n".join(self._records),
-                json.dumps(streams, separators=(",", ":")),
-                docs.get("config", b""),
-                self._section_turn,
-                len(read.names),
-                read.ran,
-                self._feed_prefix,
-                *read.names,
-                *records,
-            ],
-        )
-        return answer
 
     def _changed_records(self) -> tuple[list[str | bytes], list[Changed], ReadSet]:
         """Name, bytes and due time of each touched record whose bytes differ from what Redis
@@ -737,21 +827,26 @@ class SharedWorld:
         changed: list[Changed] = []
         read = self._read_set(untouch=False)
         for records in self._records.values():
+            pending = records.pending
             for key in records.touched:
                 value = records.current(key)
+                # Told from the newest change on its way, if any, else from what Redis holds.
+                before: Changed | None = pending.get(key) if pending else None
                 # A record Redis does not hold yet is written anyway: no print to tell.
-                known = key in records.blobs
+                known = key in records.blobs if before is None else before.printed is not None
                 printed = None if value is None or not known else snapshots.print_value(value)
-                if printed is not None and printed == records.prints.get(key):
+                if printed is not None and printed == (
+                    records.prints.get(key) if before is None else before.printed
+                ):
                     continue
                 blob = b"" if value is None else snapshots.dumps_value(value)
-                if blob != records.blobs.get(key, b""):
+                if blob != (records.blobs.get(key, b"") if before is None else before.blob):
                     due = ""
                     if records is timers:
                         due = "-" if value is None else str(value.due_ms)
                     names += (f"{records.name}\n{key}", blob, due)
                     changed.append(Changed(records, key, blob, printed))
-                elif printed is not None:
+                elif printed is not None and before is None:
                     records.prints[key] = printed
             records.untouch()
         return names, changed, read
@@ -796,49 +891,72 @@ class SharedWorld:
         return -1 if self._limiter is None else self._limiter.changes
 
     async def leave(self, *, replace: bool = False) -> bool:
-        """Commit the section; False when the commit was refused (another worker committed
-        first): nothing the section did (state or events) was written, this process is back at
-        the version it loaded, and the caller may run the section again."""
+        """End the section; True once it is committed, False when its commit was refused
+        (another worker committed first, or a section of this process it ran after was
+        refused): nothing the section did (state or events) was written, this process has
+        rolled it back, and the caller may run the section again.
+
+        The lock is given back before the commit's answer: the next section runs meanwhile, on
+        the model this one left (see `Ticket`), and the sections that end while one commit is
+        on its way share the next one (`_commit_all`). A section that wrote nothing answers at
+        once, unless it ran after sections not yet known committed (it may have read what they
+        wrote): it then waits for them."""
         self.engine.end_section()
-        committed = False
-        # A read that skipped its load: its reads are checked once the lock is given back.
+        owner = object()
+        ticket: Ticket | None = None
         check: ReadSet | None = None
         try:
+            streams = [g for store in self._stores.values() for g in store.take(owner)]
             try:
-                streams = [group for store in self._stores.values() for group in store.take()]
                 if not replace and self._changed_nothing(streams):
                     changes, read = None, self._read_set()
                 else:
                     changes, read = self._changes(streams, replace)
             except BaseException:
-                # State this process cannot write: reload the whole world that Redis holds in
-                # the next section.
-                self.version = -1
+                # State this process cannot write: it reloads the whole world Redis holds
+                # before its next section.
+                self._settle_streams(owner, committed=False)
+                self._lost = True
                 raise
-            if changes is None:
-                # A read: nothing to write, and no round trip unless it skipped its load.
-                committed = True
-                if self._check_reads:
-                    check = read
-            else:
-                try:
-                    committed = await self._write(changes, read, streams, replace=replace)
-                except BaseException:
-                    # Whether the commit landed is unknown (Redis did not answer): this
-                    # process loads the whole world Redis holds in its next section.
-                    self.version = -1
-                    raise
+            if changes is not None:
+                notified = "\n".join(sorted(self.engine.changed))
+                ticket = Ticket(WRITE, read, owner, changes, streams, notified)
+                ticket.turn, ticket.replace = self._section_turn, replace
+                for change in changes.changed:
+                    change.records.pending[change.key] = change
+                for part in changes.docs:
+                    self._pending_docs[part] = ticket
+            elif self._speculating:
+                ticket = Ticket(CHECK if self._check_reads else FOLLOW, read, owner)
+            elif self._check_reads:
+                check = read
+            if ticket is not None:
+                ticket.done = self._loop().create_future()
+                self._queue.append(ticket)
+                self._idle.clear()
+                if self._committer is None or self._committer.done():
+                    self._committer = self._loop().create_task(self._commit_all())
         finally:
             self.engine.changed.clear()
             for store in self._stores.values():
-                store.settle(committed)
                 store.discard()
             self._local.release()
+        if ticket is not None:
+            # Shielded: a request cancelled meanwhile leaves its commit to land or not.
+            return await asyncio.shield(ticket.done)
         if check is not None:
             # Outside the lock: the next section runs while this one's check is on its way (it
             # wrote nothing another could depend on), and may share its round trip.
-            committed = await self._checks.check(check)
-        return committed
+            return await self._checks.check(check)
+        return True
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        # Kept from `start`: asking asyncio for the running loop costs a system call (line.py).
+        return self._checks.loop or asyncio.get_running_loop()
+
+    def _settle_streams(self, owner: object, *, committed: bool) -> None:
+        for store in self._stores.values():
+            store.settle(owner, committed)
 
     def _changes(self, streams: list[list[Any]], replace: bool) -> tuple[Changes | None, ReadSet]:
         """What the section changed (None: nothing), found by printing the documents and the
@@ -848,7 +966,7 @@ class SharedWorld:
         docs = {
             part: snapshots.dumps(part)
             for part in PARTS
-            if replace or prints[part] is None or prints[part] != self._state_print[part]
+            if replace or prints[part] is None or prints[part] != self._newest_print(part)
         }
         names, changed, read = self._changed_records()
         if not (docs or names or streams):
@@ -860,64 +978,194 @@ class SharedWorld:
             )
         return Changes(docs, prints, changed, names), read
 
-    async def _write(
-        self, changes: Changes, read: ReadSet, streams: list[list[Any]], *, replace: bool
-    ) -> bool:
-        """Commit a section's changes; False when refused (then rolled back)."""
-        docs = changes.docs
-        answer = await self._commit_section(
-            docs,
-            "\n".join(sorted(self.engine.changed)),
-            streams=streams,
-            replace=replace,
-            read=read,
-            records=changes.names,
-        )
-        if isinstance(answer, int):
-            self._counts[REFUSALS[answer]] += 1
-            self._roll_back(changes.changed, list(docs), replace)
-            return False
-        self._counts["commits"] += 1
-        version = int(answer[0])
-        self._mine.add(version)
-        self._heard_of(version)
-        self._heard_due(_due(answer[1]), version)
-        if version == self.version + 1:
-            # Nothing else landed in between: this process holds the world at `version`.
-            # Otherwise it holds its own commit over an older one, and its next section loads
-            # what it missed.
+    def _newest_print(self, part: str) -> bytes | None:
+        """The print of a document as the newest change on its way left it, else as Redis
+        holds it."""
+        pending = self._pending_docs.get(part)
+        return self._state_print[part] if pending is None else pending.prints()[part]
+
+    async def _commit_all(self) -> None:
+        """Commit the sections that left, a batch per round trip, until none is waiting: a
+        database's group commit. The sections that end while a batch is on its way go in the
+        next one, so a busy worker makes one round trip for many sections, and runs them while
+        it waits instead of idling."""
+        while self._queue:
+            batch = self._take_batch()
+            self._flight = batch
+            try:
+                sent = time.time_ns()
+                answer = await self._commit_batch(batch)
+            except BaseException as exc:
+                # Whether the batch landed is unknown: fail its sections and those that ran
+                # after them; this process reloads the whole world before its next section.
+                async with self._local:
+                    self._fail([*batch, *self._queue], exc)
+                    self._queue = []
+                self._flight = None
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            async with self._local:
+                self._apply(batch, answer, sent)
+            self._flight = None
+        self._idle.set()
+
+    def _take_batch(self) -> list[Ticket]:
+        """The next tickets to commit together: a world replaced (start) goes alone."""
+        if self._queue[0].replace:
+            return [self._queue.pop(0)]
+        count = 1
+        while count < len(self._queue) and count < BATCH_MOST and not self._queue[count].replace:
+            count += 1
+        batch, self._queue = self._queue[:count], self._queue[count:]
+        return batch
+
+    async def _commit_batch(self, batch: list[Ticket]) -> list[Any]:
+        """One _COMMIT call for `batch`: its answer, as the script returns it."""
+        replace = any(t.replace for t in batch)
+        args: list[Any] = [
+            self.version,
+            self._record_prefix,
+            self.fingerprint,
+            self.worker,
+            FEED_LENGTH,
+            self._feed_prefix,
+            "1" if replace else "",
+            "\n".join(self._records),
+            len(batch),
+        ]
+        for ticket in batch:
+            read, changes = ticket.read, ticket.changes
+            docs = {} if changes is None else changes.docs
+            names = [] if ticket.kind == FOLLOW else read.names
+            records = [] if changes is None else changes.names
+            args += (
+                read.version,
+                ",".join(map(str, ticket.own)),
+                docs.get("live", b""),
+                docs.get("config", b""),
+                ticket.notified,
+                "\n".join(read.stores) if ticket.kind != FOLLOW else "",
+                read.ran if ticket.kind != FOLLOW else "",
+                ticket.turn,
+                json.dumps(ticket.streams, separators=(",", ":")) if ticket.streams else "[]",
+                ticket.kind,
+                len(names),
+                len(records) // 3,
+                *names,
+                *records,
+            )
+        answer: list[Any] = await self._section_call(_COMMIT, _COMMIT_KEYS, args)
+        return answer
+
+    def _apply(self, batch: list[Ticket], answer: list[Any], sent: int) -> None:
+        """Take a batch's answer: the landed sections' bytes are what Redis holds, the refused
+        ones (and every section that ran after one, not sent yet) are rolled back, and what
+        other workers committed before the batch is loaded."""
+        lacked, outcomes, written, next_due = answer
+        self._measure_skew(lacked[1], lacked[2], sent)
+        version = int(written)
+        landed: list[Ticket] = []
+        refused: list[Ticket] = []
+        for ticket, raw in zip(batch, outcomes, strict=True):
+            outcome = int(raw)
+            ticket.outcome = outcome == LANDED
+            if ticket.kind != WRITE:
+                if outcome == CONFLICT:
+                    self._stale(ticket.read)
+                elif outcome != LANDED:
+                    self._counts[REFUSALS[outcome]] += 1
+            elif outcome == LANDED:
+                landed.append(ticket)
+                self._counts["commits"] += 1
+            else:
+                refused.append(ticket)
+                self._counts[REFUSALS[outcome]] += 1
+        if refused:
+            # The sections that ran after a refused one read what it wrote: refused too.
+            for ticket in self._queue:
+                ticket.outcome = False
+                if ticket.kind == WRITE:
+                    refused.append(ticket)
+                self._counts["cascades"] += 1
+            batch = [*batch, *self._queue]
+            self._queue = []
+        for ticket in landed:
+            ticket.written()
+            for part, doc in ticket.docs().items():
+                self._rest[part] = doc
+                self._state_print[part] = ticket.prints()[part]
+                if self._pending_docs.get(part) is ticket:
+                    del self._pending_docs[part]
+        if refused:
+            self._roll_back(refused)
+        self._load(lacked)
+        if version:
+            self._mine.add(version)
             self.version = version
-        for part, doc in docs.items():
-            self._rest[part] = doc
-            self._state_print[part] = changes.prints[part]
-        for change in changes.changed:
-            change.written()
-        for key in self.engine.changed:
-            self._notify_here(key)
-        return True
+            self._heard_of(version)
+            self._heard_due(_due(next_due), version)
+            for ticket in self._queue:
+                ticket.own.append(version)
+        for ticket in batch:
+            if ticket.kind == WRITE:
+                self._settle_streams(ticket.owner, committed=bool(ticket.outcome))
+                if ticket.outcome:
+                    for key in ticket.notified.split("\n") if ticket.notified else ():
+                        self._notify_here(key)
+            if not ticket.done.done():
+                ticket.done.set_result(bool(ticket.outcome))
+
+    def _fail(self, tickets: list[Ticket], error: BaseException) -> None:
+        self._lost = True
+        self._pending_docs.clear()
+        failure: BaseException = error
+        if isinstance(error, NO_ANSWER):
+            failure = unavailable(error, AIO_WAIT_S)
+        for ticket in tickets:
+            if ticket.kind == WRITE:
+                self._settle_streams(ticket.owner, committed=False)
+            if not ticket.done.done():
+                if isinstance(error, asyncio.CancelledError):
+                    ticket.done.cancel()
+                else:
+                    ticket.done.set_exception(failure)
 
     def _stale(self, read: ReadSet) -> None:
         self._counts["stale_reads"] += 1
         # Load before the next section: this process is behind.
         self._heard_of(read.version + 1)
 
-    def _roll_back(self, changed: list[Changed], parts: list[str], replace: bool) -> None:
-        """Undo a refused section in this process: back to the world at `self.version`, from
-        the bytes Redis held for it (the records it changed, and the documents it changed)."""
-        if replace or any(part not in self._rest for part in parts):
+    def _roll_back(self, refused: list[Ticket]) -> None:
+        """Undo refused sections in this process: back to what Redis holds (the bytes of the
+        records they changed, and of the documents they changed)."""
+        if any(t.replace for t in refused):
             # Publishing a world (start): nothing older to return to; reload whatever won.
-            self.version = -1
+            self._lost = True
             return
         snapshots = self._require()
-        for change in changed:
-            old = change.records.blobs.get(change.key)
-            value = snapshots.loads_value(old) if old else None
-            change.records.loaded(change.key, value, old or b"")
+        parts: set[str] = set()
+        done: set[tuple[int, str]] = set()
+        for ticket in refused:
+            parts.update(ticket.docs())
+            for change in ticket.changed():
+                if (id(change.records), change.key) in done:
+                    continue
+                done.add((id(change.records), change.key))
+                change.records.pending.pop(change.key, None)
+                old = change.records.blobs.get(change.key)
+                value = snapshots.loads_value(old) if old else None
+                change.records.loaded(change.key, value, old or b"")
+        for part in parts:
+            self._pending_docs.pop(part, None)
+        if any(part not in self._rest for part in parts):
+            self._lost = True
+            return
         if parts:
             snapshots.load({part: self._rest[part] for part in parts})
             for part in parts:
                 self._state_print[part] = snapshots.state_print(part)
-        # The section may have pushed, run or unfiled timers whether or not their records
+        # The sections may have pushed, run or unfiled timers whether or not their records
         # changed bytes: the index is rebuilt from what Redis holds.
         self._scheduler.reindex()
         self._heard_due(self._scheduler.next_due(), self.version)
@@ -948,10 +1196,11 @@ class SharedWorld:
         if seen <= self.version and self.version > 0:
             # The model already holds every commit up to the newest version any read saw: the
             # entries read are no newer than it. (One worker's readers woken by its own commit
-            # never need the round trip.) Only a section still running is waited for.
-            if self._local.locked():
-                async with self._local:
-                    pass
+            # never need the round trip.) Only sections still running or on their way are
+            # waited for: the model must hold nothing they may yet take back.
+            if self._local.locked() or self._busy():
+                await self._quiet_locked()
+                self._local.release()
             return
         need = self._catch_started + 1  # a load begun after this call
         while self._catch_finished < need:
@@ -963,9 +1212,12 @@ class SharedWorld:
     async def _catch_up_shared(self) -> None:
         self._catch_started += 1
         mine = self._catch_started
-        async with self._local:
+        await self._quiet_locked()
+        try:
             await self._catch_up()
             self._untouch()
+        finally:
+            self._local.release()
         self._catch_finished = max(self._catch_finished, mine)
 
     @contextlib.asynccontextmanager
@@ -1160,7 +1412,7 @@ class SharedWorld:
                 raise
             self.engine.changed.clear()
             self.engine.begin_section()
-            self._safe = False
+            self._safe = self._speculating = self._check_reads = False
             if joined or await self.leave(replace=True):
                 if joined:
                     self.engine.end_section()
@@ -1186,6 +1438,10 @@ class SharedWorld:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._committer is not None and not self._committer.done():
+            # The sections already ended get their answers, if Redis gives them in time.
+            await asyncio.wait([self._committer], timeout=STOP_WAIT_S)
+            self._committer.cancel()
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -1322,6 +1578,8 @@ class Changed:
     printed: bytes | None
 
     def written(self) -> None:
+        if self.records.pending.get(self.key) is self:
+            del self.records.pending[self.key]
         if self.blob:
             self.records.blobs[self.key] = self.blob
             if self.printed is not None:
@@ -1329,6 +1587,41 @@ class Changed:
         else:
             self.records.blobs.pop(self.key, None)
             self.records.prints.pop(self.key, None)
+
+
+@dataclass(eq=False)
+class Ticket:
+    """A section that left: a WRITE waiting for its commit's answer, or a read that ran after
+    sections not yet known committed (a CHECK, checked with them, or a FOLLOW, which only waits
+    for them). `read.version` is the version the section began on, and `own` the versions this
+    process's commits wrote since that it ran after: the sections on their way when it ran
+    (their writes are in its model, and are not another worker's). `owner` names its streams'
+    appends (`RedisStreams.take`)."""
+
+    kind: str
+    read: ReadSet
+    owner: object
+    changes: Changes | None = None
+    streams: list[list[Any]] = field(default_factory=list)
+    notified: str = ""  # the keys it notified, newline-joined
+    turn: str = ""
+    replace: bool = False
+    own: list[int] = field(default_factory=list)
+    outcome: bool | None = None
+    done: asyncio.Future[bool] = field(init=False)
+
+    def docs(self) -> dict[str, bytes]:
+        return {} if self.changes is None else self.changes.docs
+
+    def prints(self) -> dict[str, bytes | None]:
+        return {} if self.changes is None else self.changes.prints
+
+    def changed(self) -> list[Changed]:
+        return [] if self.changes is None else self.changes.changed
+
+    def written(self) -> None:
+        for change in self.changed():
+            change.written()
 
 
 @dataclass

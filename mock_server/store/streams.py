@@ -26,6 +26,9 @@ job's next step) needs no round trip to load it. `SharedWorld` drops the copies 
 workers changed since (`forget`, as soon as the change feed or a load names them), and a refused
 section's copies are dropped (`settle`). Readers outside a section (SSE) read such a copy too:
 the entries this process committed reach its own readers without a round trip, as in memory.
+Between a section's end and its commit's answer (`SharedWorld` commits sections in groups,
+while the next ones run) its copies are *speculative*: later sections append to them, and the
+commit checks each against the end the one before left; readers never see them.
 """
 
 from __future__ import annotations
@@ -221,9 +224,12 @@ class RedisStreams:
         self.ttl_ms = ttl_ms
         self._batching = batching
         self._pending: dict[str, Pending] = {}
-        # Committed working copies (see the module docstring), and those of the commit in flight.
+        # Committed working copies (see the module docstring).
         self._cache: OrderedDict[str, Pending] = OrderedDict()
-        self._inflight: dict[str, Pending] = {}
+        # Copies holding appends not yet known committed: key -> (the section that appended
+        # last, the copy), and the keys each such section appended to (see `take`).
+        self._speculative: dict[str, tuple[object, Pending]] = {}
+        self._owned: dict[object, list[str]] = {}
         self._append = client.register_script(_APPEND)
         self._read = client.register_script(_READ)
         self._commit = client.register_script(_COMMIT)
@@ -251,6 +257,12 @@ class RedisStreams:
     def _working(self, key: str) -> Pending:
         pending = self._pending.get(key)
         if pending is None:
+            speculative = self._speculative.get(key)
+            if speculative is not None:
+                # Ends where the section before left it: this section's own ops, that base.
+                before = speculative[1]
+                pending = self._pending[key] = Pending(before.stream, before.base_last)
+                return pending
             pending = self._cache.pop(key, None)
             if pending is not None:
                 self._pending[key] = pending
@@ -274,52 +286,77 @@ class RedisStreams:
             self._pending[key] = pending
         return pending
 
-    def take(self) -> list[list[Any]]:
-        """The queued changes, one group per stream, for the commit script; `settle` tells how
-        the commit went: [stream key, meta key, expected last id, maxlen, ttl_ms, reclaim floor,
-        op, ...], each op ["c", now] (create) or ["a", now, data, id] (append)."""
+    def take(self, owner: object = None) -> list[list[Any]]:
+        """The section's queued changes, one group per stream, for the commit script:
+        [stream key, meta key, expected last id, maxlen, ttl_ms, reclaim floor, op, ...], each
+        op ["c", now] (create) or ["a", now, data, id] (append). The copies it appended to stay
+        speculative until `settle(owner, ...)` tells how the commit went; the next section
+        appends after them."""
         maxlen, ttl = ("" if v is None else str(v) for v in (self.maxlen, self.ttl_ms))
-        groups: list[list[Any]] = [
-            [*self._keys(key), p.base_last, maxlen, ttl, str(RECLAIM_FLOOR_MS), *p.ops]
-            for key, p in self._pending.items()
-            if p.ops
-        ]
-        self._inflight = self._pending
+        groups: list[list[Any]] = []
+        appended: list[str] = []
+        for key, p in self._pending.items():
+            if not p.ops:
+                if key not in self._speculative:
+                    self._keep(key, p)  # loaded and only read: what Redis holds
+                continue
+            groups.append(
+                [*self._keys(key), p.base_last, maxlen, ttl, str(RECLAIM_FLOOR_MS), *p.ops]
+            )
+            last = None if p.stream is None else p.stream.last_id
+            self._speculative[key] = (
+                owner,
+                Pending(p.stream, "" if last is None else last.encode()),
+            )
+            appended.append(key)
+        if appended:
+            self._owned[owner] = appended
         self._pending = {}
         return groups
 
-    def settle(self, committed: bool) -> None:
-        """Keep the working copies of a committed section as what Redis now holds; after a
-        refused one keep only those it did not change."""
-        for key, pending in self._inflight.items():
-            if pending.ops:
-                if not committed:
-                    continue
-                self.changed(key)
-                if pending.stream is None:
-                    continue
-                last = pending.stream.last_id
-                pending = Pending(pending.stream, "" if last is None else last.encode())
-            self._cache[key] = pending
-            self._cache.move_to_end(key)
-        self._inflight = {}
+    def settle(self, owner: object, committed: bool) -> None:
+        """The commit of the section that took `owner`'s changes landed (its copies are what
+        Redis holds, unless a later section appended since) or was refused (its copies are
+        dropped: a later section that appended to them is refused too)."""
+        for key in self._owned.pop(owner, ()):
+            speculative = self._speculative.get(key)
+            mine = speculative is not None and speculative[0] is owner
+            if mine:
+                del self._speculative[key]
+            if not committed:
+                self._cache.pop(key, None)
+                continue
+            self.changed(key)
+            if mine and speculative is not None and speculative[1].stream is not None:
+                self._keep(key, speculative[1])
+
+    def _keep(self, key: str, pending: Pending) -> None:
+        self._cache[key] = pending
+        self._cache.move_to_end(key)
         while len(self._cache) > CACHED:
             self._cache.popitem(last=False)
 
     def discard(self) -> None:
-        """Forget a section that will not commit (its unchanged copies stay cached)."""
-        self._inflight = self._pending
+        """Forget a section that will not commit: the copies it changed are dropped (a later
+        section loads them again), the others stay."""
+        for key, p in self._pending.items():
+            if p.ops:
+                self._speculative.pop(key, None)
+                self._cache.pop(key, None)
+            elif key not in self._speculative:
+                self._keep(key, p)
         self._pending = {}
-        self.settle(False)
 
     def forget(self, keys: Iterable[str] | None) -> None:
         """Drop the cached copies of these streams (changed by another worker); None: all."""
         if keys is None:
             self._cache.clear()
+            self._speculative.clear()
             self._fresh.clear()
             return
         for key in keys:
             self._cache.pop(key, None)
+            self._speculative.pop(key, None)
             self.changed(key)
 
     def stream_of(self, redis_key: str) -> str | None:
@@ -329,10 +366,13 @@ class RedisStreams:
     def commit(self) -> bool:
         """Write the queued changes on their own (SharedWorld commits them with the state
         instead): False, writing nothing, when a stream changed since its copy was loaded."""
-        groups = self.take()
+        owner = object()
+        groups = self.take(owner)
         if not groups:
             return True
-        return bool(self._commit(args=[json.dumps(groups, separators=(",", ":"))]))
+        committed = bool(self._commit(args=[json.dumps(groups, separators=(",", ":"))]))
+        self.settle(owner, committed)
+        return committed
 
     # -- StreamStore -----------------------------------------------------------------------------
 
@@ -478,6 +518,7 @@ class RedisStreams:
         # refused (see the README).
         self._pending.clear()
         self._cache.clear()
+        self._speculative.clear()
         self._fresh.clear()
         keys = list(self.client.scan_iter(match=_glob_escape(self.prefix) + "*", count=1000))
         for start in range(0, len(keys), 500):

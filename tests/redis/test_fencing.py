@@ -97,17 +97,17 @@ def test_steps_run_by_a_worker_whose_commit_was_refused_leave_no_event(
 def refuse_commits(shared: Any, client: redis.Redis, times: int) -> list[int]:
     """Make the next `times` commits that write records find that another worker committed
     first: each is then genuinely refused by Redis. Returns a tally."""
-    original = shared._commit_section
+    original = shared._commit_batch
     refused: list[int] = []
 
-    async def losing_the_lock(*args: Any, **kwargs: Any) -> int:
-        if len(refused) < times and kwargs.get("records"):
+    async def losing_the_lock(batch: list[Any]) -> list[Any]:
+        if len(refused) < times and any(t.changes and t.changes.names for t in batch):
             another_commit(client)
             refused.append(1)
-        result: int = await original(*args, **kwargs)
+        result: list[Any] = await original(batch)
         return result
 
-    shared._commit_section = losing_the_lock
+    shared._commit_batch = losing_the_lock
     return refused
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import operator
 import os
 import pickle
 from collections.abc import Callable, Collection, Container, Iterable, Mapping
@@ -64,8 +65,8 @@ class Snapshots:
         # The printer's dispatch table, made once: a section prints two documents and every
         # record it touched, and building it each time cost as much as a small record's print.
         self._dispatch = _Printer.table(self._by_id, refs.values())
-        # Per part: its last shape and the print made for it (see `state_print`).
-        self._prints: dict[str, tuple[list[object], list[object], bytes | None]] = {}
+        # Per part: its last shape (`_shape_of`) and the print made for it (`state_print`).
+        self._prints: dict[str, tuple[list[Any], bytes | None]] = {}
         # Per (root, part): the root's attribute names, and those of them in the part.
         self._names: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
         # Print every time anyway and fail when a shape hid a change (see VERIFY_ENV).
@@ -94,36 +95,53 @@ class Snapshots:
         and references by name is printed again only when its shape (`_shape`) changed: both
         documents are, and printing them was most of a read request's cost under the Redis
         store, for a state requests seldom change."""
-        found = self._shape(part)
         cached = self._prints.get(part)
-        if found is not None and cached is not None and cached[0] == found[0]:
+        if cached is not None and self._has_shape(part, cached[0]):
             if self.verify:
-                _check_unchanged(part, cached[2], self.print_value(self._state(part)))
-            return cached[2]
+                _check_unchanged(part, cached[1], self.print_value(self._state(part)))
+            return cached[1]
         printed = self.print_value(self._state(part))
-        if found is None:
+        shape = self._shape_of(part)
+        if shape is None:
             self._prints.pop(part, None)
         else:
-            self._prints[part] = (found[0], found[1], printed)
+            self._prints[part] = (shape, printed)
         return printed
 
-    def _shape(self, part: str) -> tuple[list[object], list[object]] | None:
-        """The part's attributes, root by root, each as `_shape` gives it, and the objects
-        that keeps alive; None when one holds a mutable object. What `state_print` compares
-        with the last one."""
+    def _shape_of(self, part: str) -> list[Any] | None:
+        """The part's shape, root by root: the root's attribute names, the names in the part,
+        and a `_node` of each such attribute's value; None when one holds a mutable object.
+        It holds every object it names, so their identities stay theirs."""
         refs = self._by_id
-        shape: list[object] = []
-        keep: list[object] = []
+        shape: list[Any] = []
         for root in self.roots.values():
             attrs = vars(root.obj)
             names = self._names_in(root, part, attrs)
-            shape.append(names)
+            nodes = []
             for name in names:
-                inner = _shape(attrs[name], refs, keep)
-                if inner is MUTABLE:
+                node = _node(attrs[name], refs)
+                if node is MUTABLE:
                     return None
-                shape.append(inner)
-        return shape, keep
+                nodes.append(node)
+            shape.append((list(attrs), names, nodes))
+        return shape
+
+    def _has_shape(self, part: str, shape: list[Any]) -> bool:
+        """Whether the part still has `shape`: compared by identity, container by container,
+        in C loops (`map(operator.is_, ...)`); building a shape to compare with, each
+        section, cost several times as much."""
+        for root, (keys, names, nodes) in zip(self.roots.values(), shape, strict=True):
+            attrs = vars(root.obj)
+            if len(attrs) != len(keys) or not all(map(operator.is_, attrs, keys)):
+                return False
+            for name, node in zip(names, nodes, strict=True):
+                value = attrs[name]
+                if node[0] is _ATOM:
+                    if value is not node[1]:
+                        return False
+                elif not _same(value, node):
+                    return False
+        return True
 
     def _names_in(self, root: Root, part: str, attrs: dict[str, Any]) -> tuple[str, ...]:
         """The names of `root`'s attributes in `part` (remembered while its names stay)."""
@@ -197,47 +215,61 @@ def _immutable(kind: type) -> bool:
     return False
 
 
-def _shape(value: object, refs: Container[int], keep: list[object]) -> object:
-    """`value` with its containers unrolled down to the immutable values they hold, each by
-    identity (its id, the value itself appended to `keep` so the id stays its own), or MUTABLE
-    when it holds an object whose contents a shape cannot see. The objects in `refs` (ids) are
-    written by name, whatever they hold, so they stand for themselves too. By identity, not
-    value: the print writes an object reached twice once, so two equal objects print unlike
-    one object twice."""
+# The kinds of a shape's nodes (see `_node`).
+_ATOM, _DICT, _SEQUENCE = "atom", "dict", "sequence"
+
+
+def _node(value: Any, refs: Container[int]) -> Any:
+    """`value`'s shape: (_ATOM, value) for an immutable value or one written by name (`refs`,
+    ids), else its container's kind, keys and values (or items) as lists, and the nodes of
+    those that are containers themselves, by position; MUTABLE when it holds an object whose
+    contents a shape cannot see. By identity, not value: the print writes an object reached
+    twice once, so two equal objects print unlike one object twice."""
     kind = type(value)
     if kind in _IMMUTABLE or id(value) in refs:
-        keep.append(value)
-        return id(value)
-    if kind is dict:
-        mapping: dict[Any, Any] = value  # type: ignore[assignment]
-        if _IMMUTABLE.issuperset(map(type, mapping.values())):
-            keep.extend(mapping.items())
-            return (dict, tuple(map(id, mapping)), tuple(map(id, mapping.values())))
-        inner_values = []
-        for item in mapping.values():
-            inner = _shape(item, refs, keep)
-            if inner is MUTABLE:
-                return MUTABLE
-            inner_values.append(inner)
-        keep.extend(mapping)
-        # As the quick way above: an immutable value stands as its id either way.
-        return (dict, tuple(map(id, mapping)), tuple(inner_values))
-    if kind is list or kind is tuple:
-        sequence: list[Any] = value  # type: ignore[assignment]
-        if _IMMUTABLE.issuperset(map(type, sequence)):
-            keep.extend(sequence)
-            return (kind, tuple(map(id, sequence)))
-        inner_items = []
-        for item in sequence:
-            inner = _shape(item, refs, keep)
-            if inner is MUTABLE:
-                return MUTABLE
-            inner_items.append(inner)
-        return (kind, tuple(inner_items))
+        return (_ATOM, value)
+    if kind is dict or kind is list or kind is tuple:
+        items: list[Any] = list(value.values() if kind is dict else value)
+        inner: list[tuple[int, Any]] = []
+        if not _IMMUTABLE.issuperset(map(type, items)):
+            for index, item in enumerate(items):
+                node = _node(item, refs)
+                if node is MUTABLE:
+                    return MUTABLE
+                if node[0] is not _ATOM:
+                    inner.append((index, node))
+        if kind is dict:
+            return (_DICT, list(value), items, tuple(inner))
+        return (_SEQUENCE, kind, items, tuple(inner))
     if _immutable(kind):
-        keep.append(value)
-        return id(value)
+        return (_ATOM, value)
     return MUTABLE
+
+
+def _same(value: Any, node: Any) -> bool:
+    """Whether `value` still has the shape `node` (see `_node`)."""
+    tag = node[0]
+    if tag is _ATOM:
+        return value is node[1]
+    items = node[2]
+    if tag is _DICT:
+        if type(value) is not dict or len(value) != len(items):
+            return False
+        if not all(map(operator.is_, value, node[1])):
+            return False
+        if not all(map(operator.is_, value.values(), items)):
+            return False
+    else:
+        if type(value) is not node[1] or len(value) != len(items):
+            return False
+        if not all(map(operator.is_, value, items)):
+            return False
+    # A loop, not all() over a generator: most containers have no inner ones, and making
+    # the generator cost more than checking them.
+    for index, inner in node[3]:  # noqa: SIM110
+        if not _same(items[index], inner):
+            return False
+    return True
 
 
 def _check_unchanged(part: str, cached: bytes | None, printed: bytes | None) -> None:

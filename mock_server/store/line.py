@@ -58,10 +58,9 @@ class Line:
         """One command's raw reply (bytes, ints and lists, as hiredis parses them); an error
         reply is raised as redis-py raises it. Past `deadline_s` it raises TimeoutError."""
         connection = self._connection
-        packed = [_pack(command)] if _pack is not None else connection.pack_command(*command)
         try:
             async with asyncio.timeout(deadline_s):
-                await connection.send_packed_command(packed, check_health=False)
+                await connection.send_packed_command(self._packed(command), check_health=False)
                 return await connection.read_response()
         except redis.ResponseError:
             raise
@@ -71,15 +70,51 @@ class Line:
             await connection.disconnect(nowait=True)
             raise
 
+    def _packed(self, command: tuple[Any, ...]) -> list[bytes]:
+        if _pack is not None:
+            return [_pack(command)]
+        packed: list[bytes] = self._connection.pack_command(*command)
+        return packed
+
+    # Pipelined use: commands sent one after another, their replies read in the same order by
+    # one reader (Redis answers a connection's commands in order). No `call` meanwhile.
+
+    async def send_script(self, script: str, keys: list[str], args: list[Any]) -> None:
+        """Send an EVALSHA of `script`, which Redis must hold (`load`), without reading."""
+        command = ("EVALSHA", self._sha(script), len(keys), *keys, *args)
+        try:
+            await self._connection.send_packed_command(self._packed(command), check_health=False)
+        except BaseException:
+            await self._connection.disconnect(nowait=True)
+            raise
+
+    async def receive(self, *, deadline_s: float | None = None) -> Any:
+        """The next reply, as `call` gives it."""
+        try:
+            async with asyncio.timeout(deadline_s):
+                return await self._connection.read_response()
+        except redis.ResponseError:
+            raise
+        except BaseException:
+            await self._connection.disconnect(nowait=True)
+            raise
+
+    async def load(self, script: str, *, deadline_s: float | None = None) -> None:
+        """Make sure Redis holds `script` (SCRIPT LOAD: a round trip)."""
+        await self.call("SCRIPT", "LOAD", script, deadline_s=deadline_s)
+
+    def _sha(self, script: str) -> str:
+        sha = self._shas.get(script)
+        if sha is None:
+            sha = self._shas[script] = hashlib.sha1(script.encode()).hexdigest()
+        return sha
+
     async def script(
         self, script: str, keys: list[str], args: list[Any], *, deadline_s: float | None = None
     ) -> Any:
         """EVALSHA of `script`, loading it first when Redis does not hold it (never did,
         restarted, or SCRIPT FLUSH)."""
-        sha = self._shas.get(script)
-        if sha is None:
-            sha = self._shas[script] = hashlib.sha1(script.encode()).hexdigest()
-        command = ("EVALSHA", sha, len(keys), *keys, *args)
+        command = ("EVALSHA", self._sha(script), len(keys), *keys, *args)
         try:
             return await self.call(*command, deadline_s=deadline_s)
         except redis.exceptions.NoScriptError:

@@ -49,6 +49,7 @@ store needs one Redis (or a cluster's single slot), not a sharded cluster.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import gc
@@ -121,8 +122,12 @@ STRAIT_CONFIG = frozenset({"dependencies", "jobs", "keys", "projects", "settings
 
 # What the keys in Redis hold and how; part of the fingerprint.
 LAYOUT = 2
-# The most sections one commit call carries (a script runs alone in Redis: bounded).
+# The most sections one commit call carries (a script runs alone in Redis: bounded), and how
+# many calls may be on their way at once (see `_commit_all`).
 BATCH_MOST = 64
+PIPELINE = 2
+# How long every section looks at the documents after one changed them undeclared.
+CAREFUL_S = 1.0
 # How long `stop` waits for the sections already ended to get their commits' answers.
 STOP_WAIT_S = 5
 
@@ -131,26 +136,29 @@ STOP_WAIT_S = 5
 # What a process holding the world at version `ours` lacks: {version, Redis TIME seconds,
 # microseconds} or, when newer, that and {live document, fingerprint, config document (each '' =
 # unchanged since `ours`), the streams appended to since and the version that last did, then
-# name and bytes ('' = removed) of each record changed}. Reads only. One script's answer: one
-# consistent version.
+# name and bytes ('' = removed) of each record changed}, leaving out what version `known` (false:
+# none) wrote: the process's own commit, whose answer it has. Reads only. One script's answer:
+# one consistent version.
 LOAD_SINCE = """
-local function load_since(world, versions, streamversions, ours, prefix)
+local function load_since(world, versions, streamversions, ours, prefix, known)
   local t = redis.call('TIME')
   local v = tonumber(redis.call('HGET', world, 'v') or '0')
-  if v <= ours then return {v, t[1], t[2]} end
+  if v <= ours or (v == known and v == ours + 1) then return {v, t[1], t[2]} end
   local out = {v, t[1], t[2], '', redis.call('HGET', world, 'f') or '', '',
     redis.call('ZRANGEBYSCORE', streamversions, '(' .. ours, '+inf', 'WITHSCORES')}
-  if tonumber(redis.call('HGET', world, 'rv') or '0') > ours then
-    out[4] = redis.call('HGET', world, 'b') or ''
-  end
-  if tonumber(redis.call('HGET', world, 'cv') or '0') > ours then
-    out[6] = redis.call('HGET', world, 'c') or ''
-  end
-  for _, name in ipairs(redis.call('ZRANGEBYSCORE', versions, '(' .. ours, '+inf')) do
-    local sep = string.find(name, '\\n', 1, true)
-    out[#out + 1] = name
-    out[#out + 1] = redis.call('HGET', prefix .. string.sub(name, 1, sep - 1),
-      string.sub(name, sep + 1)) or ''
+  local rv = tonumber(redis.call('HGET', world, 'rv') or '0')
+  if rv > ours and rv ~= known then out[4] = redis.call('HGET', world, 'b') or '' end
+  local cv = tonumber(redis.call('HGET', world, 'cv') or '0')
+  if cv > ours and cv ~= known then out[6] = redis.call('HGET', world, 'c') or '' end
+  local changed = redis.call('ZRANGEBYSCORE', versions, '(' .. ours, '+inf', 'WITHSCORES')
+  for i = 1, #changed, 2 do
+    if tonumber(changed[i + 1]) ~= known then
+      local name = changed[i]
+      local sep = string.find(name, '\\n', 1, true)
+      out[#out + 1] = name
+      out[#out + 1] = redis.call('HGET', prefix .. string.sub(name, 1, sep - 1),
+        string.sub(name, sep + 1)) or ''
+    end
   end
   return out
 end
@@ -162,7 +170,7 @@ _ENTER_KEYS = ("world", "versions", "streamversions")
 _ENTER = (
     LOAD_SINCE
     + """
-return load_since(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), ARGV[2])
+return load_since(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), ARGV[2], false)
 """
 )
 
@@ -262,18 +270,20 @@ TURN_WAIT_MS = 3 * TURN_MS
 # neither (a read whose answer only needs the sections before it to land).
 WRITE, CHECK, FOLLOW = "w", "c", ""
 # The fixed ARGV of _COMMIT before its tickets, and of each ticket before its names.
-COMMIT_HEAD = 9
+COMMIT_HEAD = 11
 TICKET_HEAD = 12
 
 # KEYS: world, workers, versions, stream versions, stats (counts of commits and refusals: no
 # part of the world, so counting a refusal writes nothing the world holds), turn, store
-# versions, due times. ARGV: the version this process holds (what it lacks comes back, as
-# _ENTER answers it), records' hash prefix, fingerprint, worker, feed length, the feeds' key
-# prefix, '1' to drop every record first (a world replaced), the stores' names, how many tickets
-# follow, then per ticket: the version its section began on, this process's commits it ran
-# after (comma-joined, see `Ticket`), live document and config document ('' = unchanged), the
-# keys it notified, the stores it scanned, how far it ran the due timers ('' = not), the turn
-# it holds ('' = none, see TURN_AFTER), its streams' queued changes (JSON, see
+# versions, due times, batches (per worker: how its last call went, "sequence:broken:version").
+# ARGV: the version this process holds (what it lacks comes back, as _ENTER answers it),
+# records' hash prefix, fingerprint, worker, feed length, the feeds' key prefix, '1' to drop
+# every record first (a world replaced), the stores' names, how many tickets follow, this call's
+# sequence number, the one of the call it was sent after while that one was on its way ('' =
+# none: see `Flight`), then per ticket: the version its section began on, this process's commits
+# it ran after (comma-joined, see `Ticket`), live document and config document ('' = unchanged),
+# the keys it notified, the stores it scanned, how far it ran the due timers ('' = not), the
+# turn it holds ('' = none, see TURN_AFTER), its streams' queued changes (JSON, see
 # `RedisStreams.take`), WRITE/CHECK/FOLLOW, how many record names it read, how many records it
 # changed, those names, then name, bytes ('' = removed) and due time ('' = not a timer, '-' =
 # a timer removed) of each changed record. Returns {what this process lacked (before the
@@ -290,7 +300,8 @@ TICKET_HEAD = 12
 # before its first write: Redis does not roll a script back. The tickets of one call are one
 # process's sections in the order they ran, each after the ones before (it may have read what
 # they wrote): after a refused one, every later one is refused too (CASCADE), and the landed
-# ones share one new version.
+# ones share one new version. A call sent after one still on its way ran after all of its
+# tickets: when that one broke (or never ran), every ticket of this one is refused too.
 _COMMIT_KEYS = (
     "world",
     "workers",
@@ -300,6 +311,7 @@ _COMMIT_KEYS = (
     "turn",
     "storeversions",
     "due",
+    "batches",
 )
 _COMMIT = (
     STREAM_FUNCTIONS
@@ -307,18 +319,28 @@ _COMMIT = (
     + LOAD_SINCE
     + NOW_MS
     + f"local WORKER_TTL_MS = {WORKER_TTL_MS}\n"
-    + f"local TICKET_HEAD = {TICKET_HEAD}\n"
+    + f"local COMMIT_HEAD, TICKET_HEAD = {COMMIT_HEAD}, {TICKET_HEAD}\n"
     + f"local REFUSALS = {{[{CONFLICT}] = '{REFUSALS[CONFLICT]}', "
     + f"[{STREAM_MOVED}] = '{REFUSALS[STREAM_MOVED]}', "
     + f"[{NOT_OUR_TURN}] = '{REFUSALS[NOT_OUR_TURN]}', [{CASCADE}] = '{REFUSALS[CASCADE]}'}}\n"
     + """
-local lacked = load_since(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[1]), ARGV[2])
+local broken = false
+local before = false
+if ARGV[11] ~= '' then
+  local last = redis.call('HGET', KEYS[9], ARGV[4]) or ''
+  local seq, was_broken, version = string.match(last, '^(%d+):(%d):(%d+)$')
+  if seq ~= ARGV[11] or was_broken == '1' then
+    broken = true
+  elseif version ~= '0' then
+    before = tonumber(version)
+  end
+end
+local lacked = load_since(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[1]), ARGV[2], before)
 local replace = ARGV[7] == '1'
 local turn = redis.call('GET', KEYS[6])
 local written = false
-local broken = false
 local outcomes, notified, appended = {}, {}, {}
-local i = 10
+local i = COMMIT_HEAD + 1
 for t = 1, tonumber(ARGV[9]) do
   local kind = ARGV[i + 9]
   local first = i + TICKET_HEAD
@@ -334,6 +356,7 @@ for t = 1, tonumber(ARGV[9]) do
     local base = tonumber(ARGV[i])
     local own = {}
     for version in string.gmatch(ARGV[i + 1], '%d+') do own[tonumber(version)] = true end
+    if before then own[before] = true end
     if written then own[written] = true end
     local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
     if v ~= base and (replace or not unchanged_since(KEYS[1], KEYS[3], KEYS[7], KEYS[8], base,
@@ -410,6 +433,8 @@ if written then
     end
   end
 end
+redis.call('HSET', KEYS[9], ARGV[4],
+  ARGV[10] .. ':' .. (broken and '1' or '0') .. ':' .. (written or 0))
 return {lacked, outcomes, written or 0, next_due}
 """
 )
@@ -586,7 +611,12 @@ class SharedWorld:
         # bytes Redis holds for it at `version` (what a refused section rolls back to).
         self._state_print: dict[str, bytes | None] = dict.fromkeys(PARTS)
         self._rest: dict[str, bytes] = {}
-        self._counts = {"commits": 0, "stale_reads": 0, **dict.fromkeys(REFUSALS.values(), 0)}
+        self._counts = {
+            "commits": 0,
+            "stale_reads": 0,
+            "undeclared": 0,
+            **dict.fromkeys(REFUSALS.values(), 0),
+        }
         # Whether the running section skipped its load and must check its reads (see `enter`),
         # and whether it runs after sections not yet known committed (see `Ticket`).
         self._check_reads = False
@@ -594,7 +624,10 @@ class SharedWorld:
         # Sections that left, waiting for the next batch (`_commit_all`), the batch on its
         # way, and the task that commits them.
         self._queue: list[Ticket] = []
-        self._flight: list[Ticket] | None = None
+        self._flights: collections.deque[Flight] = collections.deque()
+        self._next_flight = 1
+        self._script_loaded = False  # whether Redis holds _COMMIT, as far as this process knows
+        self._more = asyncio.Event()  # set when a section leaves a ticket
         self._committer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()  # set while no section is waiting for a commit
         self._idle.set()
@@ -608,9 +641,12 @@ class SharedWorld:
         self._lost = False
         # The newest change of each document whose commit is on its way (see `_newest_print`).
         self._pending_docs: dict[str, Ticket] = {}
+        # Until when every section looks at the documents (see `_documents_checked`).
+        self._careful_until = 0.0
         self._safe = False  # whether the running section is a safe request (see `enter`)
         self._limiter: RateLimiter | None = None
         self._limiter_changes = -1  # the limiter's count of changes when the section began
+        self._marks = (-1, -1)  # `_document_marks` when the section began
         self._section_turn = ""
         # Stream readers' shared loads (`catch_up`): how many begun and finished, the running one.
         self._catch_started = 0
@@ -782,6 +818,7 @@ class SharedWorld:
         self._section_turn = turn
         self._safe = safe
         self._limiter_changes = self._limiter_mark()
+        self._marks = self._document_marks()
         self.engine.changed.clear()
         self._untouch()
         self.engine.ran_until = None
@@ -793,7 +830,7 @@ class SharedWorld:
 
     def _busy(self) -> bool:
         """Whether sections of this process have left and are not yet known committed."""
-        return bool(self._queue) or self._flight is not None
+        return bool(self._queue) or bool(self._flights)
 
     async def _quiet_locked(self) -> None:
         """Take the lock once every section this process began is known committed or refused
@@ -934,6 +971,7 @@ class SharedWorld:
                 ticket.done = self._loop().create_future()
                 self._queue.append(ticket)
                 self._idle.clear()
+                self._more.set()
                 if self._committer is None or self._committer.done():
                     self._committer = self._loop().create_task(self._commit_all())
         finally:
@@ -959,16 +997,20 @@ class SharedWorld:
             store.settle(owner, committed)
 
     def _changes(self, streams: list[list[Any]], replace: bool) -> tuple[Changes | None, ReadSet]:
-        """What the section changed (None: nothing), found by printing the documents and the
-        records it touched, and what it read."""
+        """What the section changed (None: nothing), found by printing the records it touched
+        and, when it may have changed them (`_documents_checked`), the documents; and what it
+        read."""
         snapshots = self._require()
-        prints = {part: snapshots.state_print(part) for part in PARTS}
-        docs = {
-            part: snapshots.dumps(part)
-            for part in PARTS
-            if replace or prints[part] is None or prints[part] != self._newest_print(part)
-        }
         names, changed, read = self._changed_records()
+        if self._documents_checked(replace, bool(names or streams)):
+            prints = {part: snapshots.state_print(part) for part in PARTS}
+            docs = {
+                part: snapshots.dumps(part)
+                for part in PARTS
+                if replace or prints[part] is None or prints[part] != self._newest_print(part)
+            }
+        else:
+            prints, docs = {part: self._newest_print(part) for part in PARTS}, {}
         if not (docs or names or streams):
             return None, read
         if self._presumed_unchanged():
@@ -978,6 +1020,67 @@ class SharedWorld:
             )
         return Changes(docs, prints, changed, names), read
 
+    def _documents_checked(self, replace: bool, wrote: bool) -> bool:
+        """Whether a section's end looks at the documents: when it replaces the world, moved a
+        mark of one (`_document_marks`), changed no record or stream
+        (so the documents are all it may have changed), or a change nobody declared was found
+        lately (CAREFUL_S). Otherwise the section is taken to have left them as they were:
+        requests seldom change them (issuing and rotating share tokens, settings, the clock),
+        looking at both in every section was a fifth of a write's time, and the commit checks
+        the documents once for all the sections it carries, refusing them all when one of
+        them did change a document after all (`_undeclared`): they run again, looking."""
+        return (
+            replace
+            or not wrote
+            or self._marks != self._document_marks()
+            or time.monotonic() < self._careful_until
+        )
+
+    def _document_marks(self) -> tuple[int, int]:
+        """Cheap signs of the document changes requests make often: the rate limiter's count of
+        changes (a limited request counts a hit), and a manual clock's time (advancing it runs
+        timers, whose records the section writes too)."""
+        clock = self.engine.clock
+        return self._limiter_mark(), clock.now_ms() if clock.manual else 0
+
+    def _documents_moved(self) -> bool:
+        """Whether a document differs from what the sections that left declared (see
+        `_documents_checked`)."""
+        snapshots = self._require()
+        for part in PARTS:
+            printed = snapshots.state_print(part)
+            if printed is None:
+                # No print to tell by: every section looks from now on.
+                self._careful_until = float("inf")
+                return True
+            if printed != self._newest_print(part):
+                return True
+        return False
+
+    def _undeclared(self) -> None:
+        """Refuse the sections not sent yet, one of which changed a document without saying so
+        (`_documents_moved`), once the calls on their way are answered: roll them back and the
+        documents with them. They run again, each looking at the documents."""
+        tickets, self._queue = self._queue, []
+        refused = [t for t in tickets if t.kind == WRITE]
+        self._roll_back(refused)
+        snapshots = self._require()
+        moved = {
+            part: self._rest[part]
+            for part in PARTS
+            if part in self._rest and snapshots.state_print(part) != self._state_print[part]
+        }
+        if moved:
+            snapshots.load(moved)
+            for part in moved:
+                self._state_print[part] = snapshots.state_print(part)
+        for ticket in tickets:
+            if ticket.kind == WRITE:
+                self._settle_streams(ticket.owner, committed=False)
+            self._counts["undeclared"] += 1
+            if not ticket.done.done():
+                ticket.done.set_result(False)
+
     def _newest_print(self, part: str) -> bytes | None:
         """The print of a document as the newest change on its way left it, else as Redis
         holds it."""
@@ -985,30 +1088,84 @@ class SharedWorld:
         return self._state_print[part] if pending is None else pending.prints()[part]
 
     async def _commit_all(self) -> None:
-        """Commit the sections that left, a batch per round trip, until none is waiting: a
-        database's group commit. The sections that end while a batch is on its way go in the
-        next one, so a busy worker makes one round trip for many sections, and runs them while
-        it waits instead of idling."""
-        while self._queue:
-            batch = self._take_batch()
-            self._flight = batch
-            try:
-                sent = time.time_ns()
-                answer = await self._commit_batch(batch)
-            except BaseException as exc:
-                # Whether the batch landed is unknown: fail its sections and those that ran
-                # after them; this process reloads the whole world before its next section.
+        """Commit the sections that left, until none is waiting: a database's group commit.
+        The sections that end while a call is on its way go in the next one, and that one is
+        sent at once, before the first's answer (up to PIPELINE calls on the wire, in order on
+        one connection): a busy worker makes one round trip for many sections, and neither it
+        nor Redis waits for the other."""
+        flights = self._flights
+        reply: asyncio.Task[Any] | None = None
+        undeclared = False
+        try:
+            while True:
+                while self._queue and len(flights) < PIPELINE and self._script_loaded:
+                    async with self._local:  # no section half-way through
+                        if not self._queue:
+                            break
+                        if self._documents_moved():
+                            undeclared = True
+                            self._careful_until = time.monotonic() + CAREFUL_S
+                            break
+                        flight = Flight(self._take_batch(), self._next_flight, bool(flights))
+                        self._next_flight += 1
+                        flights.append(flight)
+                    await self._send_batch(flight)
+                if undeclared and not flights:
+                    async with self._local:
+                        self._undeclared()
+                        undeclared = False
+                        if not self._busy():
+                            self._idle.set()
+                    continue
+                if not flights:
+                    if self._queue:  # Redis lost the script: load it, then send
+                        await self._section_call_load()
+                        continue
+                    break
+                if reply is None:
+                    reply = self._loop().create_task(
+                        self._section_line.receive(deadline_s=AIO_WAIT_S)
+                    )
+                can_send = len(flights) < PIPELINE and self._script_loaded and not undeclared
+                if can_send and not self._queue:
+                    # Wait for the answer, or for sections to send meanwhile.
+                    self._more.clear()
+                    more = self._loop().create_task(self._more.wait())
+                    await asyncio.wait((reply, more), return_when=asyncio.FIRST_COMPLETED)
+                    more.cancel()
+                    if not reply.done():
+                        continue
+                try:
+                    answer = await _finish(reply)
+                except redis.exceptions.NoScriptError:
+                    answer = None
+                reply = None
                 async with self._local:
-                    self._fail([*batch, *self._queue], exc)
-                    self._queue = []
-                self._flight = None
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
+                    self._apply(flights[0], answer)
+                    flights.popleft()
+                    if not self._busy():
+                        self._idle.set()
+        except BaseException as exc:
+            # Whether the calls on their way landed is unknown: fail their sections and those
+            # that ran after them; this process reloads the whole world before its next one.
+            if reply is not None and not reply.done():
+                reply.cancel()
+            self._script_loaded = False  # the next connection may reach a Redis without it
             async with self._local:
-                self._apply(batch, answer, sent)
-            self._flight = None
-        self._idle.set()
+                self._fail([t for f in flights for t in f.batch] + self._queue, exc)
+                flights.clear()
+                self._queue = []
+                self._idle.set()
+            await self._section_line.close()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            if not self._busy():
+                self._idle.set()
+
+    async def _section_call_load(self) -> None:
+        await self._section_line.load(_COMMIT, deadline_s=AIO_WAIT_S)
+        self._script_loaded = True
 
     def _take_batch(self) -> list[Ticket]:
         """The next tickets to commit together: a world replaced (start) goes alone."""
@@ -1020,8 +1177,9 @@ class SharedWorld:
         batch, self._queue = self._queue[:count], self._queue[count:]
         return batch
 
-    async def _commit_batch(self, batch: list[Ticket]) -> list[Any]:
-        """One _COMMIT call for `batch`: its answer, as the script returns it."""
+    async def _send_batch(self, flight: Flight) -> None:
+        """Send one _COMMIT call for `flight`'s tickets (its answer is read in turn)."""
+        batch = flight.batch
         replace = any(t.replace for t in batch)
         args: list[Any] = [
             self.version,
@@ -1033,6 +1191,8 @@ class SharedWorld:
             "1" if replace else "",
             "\n".join(self._records),
             len(batch),
+            flight.seq,
+            flight.seq - 1 if flight.chained else "",
         ]
         for ticket in batch:
             read, changes = ticket.read, ticket.changes
@@ -1055,16 +1215,25 @@ class SharedWorld:
                 *names,
                 *records,
             )
-        answer: list[Any] = await self._section_call(_COMMIT, _COMMIT_KEYS, args)
-        return answer
+        flight.sent = time.time_ns()
+        await self._section_line.send_script(_COMMIT, self._keys_of(_COMMIT_KEYS), args)
 
-    def _apply(self, batch: list[Ticket], answer: list[Any], sent: int) -> None:
-        """Take a batch's answer: the landed sections' bytes are what Redis holds, the refused
-        ones (and every section that ran after one, not sent yet) are rolled back, and what
-        other workers committed before the batch is loaded."""
-        lacked, outcomes, written, next_due = answer
-        self._measure_skew(lacked[1], lacked[2], sent)
-        version = int(written)
+    def _apply(self, flight: Flight, answer: list[Any] | None) -> None:
+        """Take a call's answer (None: Redis did not hold the script and ran nothing): the
+        landed sections' bytes are what Redis holds, the refused ones (and every section that
+        ran after one: in a later call, or not sent yet) are rolled back, and what other
+        workers committed before the call is loaded."""
+        batch = flight.batch
+        if answer is None:
+            self._script_loaded = False
+            lacked, outcomes, version, next_due = None, [CASCADE] * len(batch), 0, ""
+        else:
+            lacked, outcomes, written, next_due = answer
+            self._measure_skew(lacked[1], lacked[2], flight.sent)
+            version = int(written)
+        if flight.doomed:
+            # Refused and rolled back when an earlier call broke: Redis refused it too.
+            batch, outcomes = [], []
         landed: list[Ticket] = []
         refused: list[Ticket] = []
         for ticket, raw in zip(batch, outcomes, strict=True):
@@ -1082,13 +1251,17 @@ class SharedWorld:
                 refused.append(ticket)
                 self._counts[REFUSALS[outcome]] += 1
         if refused:
-            # The sections that ran after a refused one read what it wrote: refused too.
-            for ticket in self._queue:
+            # The sections that ran after a refused one read what it wrote: refused too, in
+            # the calls sent since (Redis refuses them: see _COMMIT) and not sent yet.
+            later = [t for f in list(self._flights)[1:] for t in f.batch] + self._queue
+            for f in list(self._flights)[1:]:
+                f.doomed = True
+            for ticket in later:
                 ticket.outcome = False
                 if ticket.kind == WRITE:
                     refused.append(ticket)
                 self._counts["cascades"] += 1
-            batch = [*batch, *self._queue]
+            batch = [*batch, *later]
             self._queue = []
         for ticket in landed:
             ticket.written()
@@ -1099,7 +1272,8 @@ class SharedWorld:
                     del self._pending_docs[part]
         if refused:
             self._roll_back(refused)
-        self._load(lacked)
+        if lacked is not None:
+            self._load(lacked)
         if version:
             self._mine.add(version)
             self.version = version
@@ -1587,6 +1761,20 @@ class Changed:
         else:
             self.records.blobs.pop(self.key, None)
             self.records.prints.pop(self.key, None)
+
+
+@dataclass(eq=False)
+class Flight:
+    """One _COMMIT call on its way: its tickets, its sequence number, and whether it was sent
+    while the one before was still on its way (`chained`: its tickets ran after all of that
+    one's, so Redis refuses them when that one broke). `doomed`: it was, and this process
+    already rolled its tickets back."""
+
+    batch: list[Ticket]
+    seq: int
+    chained: bool
+    sent: int = 0  # time.time_ns() when sent
+    doomed: bool = False
 
 
 @dataclass(eq=False)

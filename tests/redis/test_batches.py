@@ -26,49 +26,65 @@ from .test_shared import PREFIX, create_job, eventually, profile, running
 
 @dataclass
 class Held:
-    """Holds the store's next commit call until `release()`: the sections that end meanwhile
-    run after a section on its way. `conflict` makes another worker write the job first."""
+    """Holds back the answers to the store's commit calls until `release()`: the sections that
+    end meanwhile run after sections on their way (sent in a second call, or waiting for one).
+    With `conflict_on`, another worker writes that job just before the first call reaches
+    Redis, which therefore refuses it. With `hold_sends`, the first call does not even reach
+    Redis until then."""
 
     store: SharedWorld
     client: redis.Redis
-    gate: asyncio.Event = field(default_factory=asyncio.Event)
-    batches: list[list[str]] = field(default_factory=list)
     conflict_on: str | None = None
+    hold_sends: bool = False
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    sent: list[list[str]] = field(default_factory=list)
 
-    async def commit(
-        self, original: Callable[[list[Any]], Awaitable[list[Any]]], batch: list[Any]
-    ) -> list[Any]:
-        self.batches.append([t.kind for t in batch])
-        if len(self.batches) == 1:
+    async def send(self, original: Callable[[Any], Awaitable[None]], flight: Any) -> None:
+        self.sent.append([t.kind for t in flight.batch])
+        if self.hold_sends:
             await self.gate.wait()
-            if self.conflict_on is not None:
-                written = self.client.hincrby(PREFIX + "world", "v", 1)
-                self.client.zadd(PREFIX + "versions", {f"auvy.jobs\n{self.conflict_on}": written})
-        return await original(batch)
+        if len(self.sent) == 1 and self.conflict_on is not None:
+            written = self.client.hincrby(PREFIX + "world", "v", 1)
+            self.client.zadd(PREFIX + "versions", {f"auvy.jobs\n{self.conflict_on}": written})
+        await original(flight)
 
-    async def in_flight(self) -> None:
-        await eventually(lambda: self.store._flight is not None, lambda: "a commit on its way")
+    async def receive(self, original: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
+        await self.gate.wait()
+        return await original(**kwargs)
 
-    def release(self, *, conflict_on: str | None = None) -> None:
-        self.conflict_on = conflict_on
+    async def calls_on_their_way(self, count: int) -> None:
+        await eventually(
+            lambda: len(self.sent) == count and len(self.store._flights) == count,
+            lambda: f"{count} commit calls on their way, not {len(self.store._flights)}",
+        )
+
+    def release(self) -> None:
         self.gate.set()
 
 
 @contextlib.asynccontextmanager
-async def held_commits(app: Starlette, client: redis.Redis) -> AsyncIterator[Held]:
+async def held_commits(
+    app: Starlette, client: redis.Redis, conflict_on: str | None = None, hold_sends: bool = False
+) -> AsyncIterator[Held]:
     store: SharedWorld = app.state.store
-    held = Held(store, client)
-    original = store._commit_batch
+    held = Held(store, client, conflict_on, hold_sends)
+    line = store._section_line
+    send, receive = store._send_batch, line.receive
 
-    async def commit(batch: list[Any]) -> list[Any]:
-        return await held.commit(original, batch)
+    async def sending(flight: Any) -> None:
+        await held.send(send, flight)
 
-    store._commit_batch = commit  # type: ignore[method-assign]
+    async def receiving(**kwargs: Any) -> Any:
+        return await held.receive(receive, **kwargs)
+
+    store._send_batch = sending  # type: ignore[method-assign]
+    line.receive = receiving  # type: ignore[method-assign]
     try:
         yield held
     finally:
         held.gate.set()
-        store._commit_batch = original  # type: ignore[method-assign]
+        store._send_batch = send  # type: ignore[method-assign]
+        line.receive = receive  # type: ignore[method-assign]
 
 
 async def section(store: SharedWorld, work: Callable[[], object]) -> tuple[object, bool]:
@@ -91,13 +107,13 @@ def test_sections_that_end_while_a_commit_is_on_its_way_share_the_next_call(
             await create_job(client)
             store: SharedWorld = app.state.store
             sizes: list[int] = []
-            original = store._commit_batch
+            original = store._send_batch
 
-            async def counted(batch: list[Any]) -> list[Any]:
-                sizes.append(sum(t.kind == WRITE for t in batch))
-                return await original(batch)
+            async def counted(flight: Any) -> None:
+                sizes.append(sum(t.kind == WRITE for t in flight.batch))
+                await original(flight)
 
-            store._commit_batch = counted  # type: ignore[method-assign]
+            store._send_batch = counted  # type: ignore[method-assign]
             before = redis_client.hlen(PREFIX + "records:auvy.jobs")
             jobs = await asyncio.gather(*(create_job(client) for _ in range(20)))
             assert sum(sizes) == 20, sizes
@@ -122,10 +138,10 @@ def test_a_read_after_a_section_on_its_way_answers_once_that_one_landed(
                 first = asyncio.create_task(
                     section(store, lambda: jobs[job].input.update(by="first"))
                 )
-                await held.in_flight()
+                await held.calls_on_their_way(1)
                 read = asyncio.create_task(section(store, lambda: jobs[job].input.get("by")))
-                await eventually(lambda: len(store._queue) == 1, lambda: "the read waiting")
-                assert store._queue[0].kind in (CHECK, FOLLOW)
+                await held.calls_on_their_way(2)
+                assert held.sent[1] in ([CHECK], [FOLLOW]), held.sent
                 await asyncio.sleep(0.05)
                 assert not read.done(), "a read answered before what it read was committed"
                 held.release()
@@ -135,9 +151,13 @@ def test_a_read_after_a_section_on_its_way_answers_once_that_one_landed(
     asyncio.run(asyncio.wait_for(test(), 60))
 
 
-def test_a_section_that_ran_after_a_refused_one_is_refused_and_rolled_back(
+def test_sections_that_ran_after_a_refused_one_are_refused_and_rolled_back(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
+    """The first section's call is refused; the second's, sent before that answer came back,
+    is refused by Redis (it ran after the first); the third's, not sent yet, by this process.
+    None of them reaches Redis or stays in this process's model."""
+
     async def test() -> None:
         app = create_app(profile(), store=redis_url)
         async with running(app) as client:
@@ -147,34 +167,41 @@ def test_a_section_that_ran_after_a_refused_one_is_refused_and_rolled_back(
             streams = app.state.world.auvy.streams
             before = redis_client.hget(PREFIX + "records:auvy.jobs", job)
             entries = len(streams.read_after(job, None, store.engine.now()).entries)
-            counts = store.counts()
+            counts, stats = store.counts(), redis_client.hgetall(PREFIX + "stats")
 
-            def second() -> object:
-                seen = jobs[job].input.get("by")
-                jobs[job].input["then"] = seen
-                streams.append(job, {"then": seen}, store.engine.now())
-                return seen
+            def after(name: str) -> Callable[[], object]:
+                def work() -> object:
+                    seen = jobs[job].input.get("by")
+                    jobs[job].input[name] = seen
+                    streams.append(job, {name: seen}, store.engine.now())
+                    return seen
 
-            async with held_commits(app, redis_client) as held:
+                return work
+
+            async with held_commits(app, redis_client, conflict_on=job) as held:
                 first = asyncio.create_task(
                     section(store, lambda: jobs[job].input.update(by="first"))
                 )
-                await held.in_flight()
-                after = asyncio.create_task(section(store, second))
-                await eventually(lambda: len(store._queue) == 1, lambda: "the second waiting")
-                held.release(conflict_on=job)
+                await held.calls_on_their_way(1)
+                second = asyncio.create_task(section(store, after("second")))
+                await held.calls_on_their_way(2)
+                third = asyncio.create_task(section(store, after("third")))
+                await eventually(lambda: len(store._queue) == 1, lambda: "the third waiting")
+                held.release()
                 assert await first == (None, False)
-                assert await after == ("first", False), "it read what the refused one wrote"
-            # Nothing of either reached Redis, and this process holds what Redis holds.
+                assert await second == ("first", False), "it read what the refused one wrote"
+                assert await third == ("first", False)
+            # Nothing of them reached Redis, and this process holds what Redis holds.
             assert redis_client.hget(PREFIX + "records:auvy.jobs", job) == before
-            assert "by" not in jobs[job].input and "then" not in jobs[job].input
+            assert not {"by", "second", "third"} & set(jobs[job].input)
             assert len(streams.read_after(job, None, store.engine.now()).entries) == entries
             now = store.counts()
             assert now["conflicts"] == counts["conflicts"] + 1
-            assert now["cascades"] == counts["cascades"] + 1
+            assert now["cascades"] == counts["cascades"] + 2
+            redis_stats = redis_client.hgetall(PREFIX + "stats")
+            assert int(redis_stats[b"cascades"]) == int(stats.get(b"cascades", 0)) + 1
             # The next section runs on the world as Redis holds it, and lands.
-            seen, committed = await section(store, second)
-            assert (seen, committed) == (None, True)
+            assert await section(store, after("fourth")) == (None, True)
 
     asyncio.run(asyncio.wait_for(test(), 60))
 
@@ -198,11 +225,11 @@ def test_appends_of_sections_on_their_way_reach_no_reader_until_they_land(
                 return [dict(e.data) for e in streams.read_after(job, None, now()).entries]
 
             before = committed_data()
-            async with held_commits(app, redis_client) as held:
+            async with held_commits(app, redis_client, hold_sends=True) as held:
                 first = asyncio.create_task(
                     section(store, lambda: streams.append(job, {"n": 1}, now()))
                 )
-                await held.in_flight()
+                await held.calls_on_their_way(1)
                 second = asyncio.create_task(
                     section(store, lambda: streams.append(job, {"n": 2}, now()))
                 )
@@ -220,5 +247,43 @@ def test_appends_of_sections_on_their_way_reach_no_reader_until_they_land(
             ids = [i for i, _ in raw]
             assert ids == sorted(set(ids)) and len(ids) == len(before) + 2
             assert [one, two] == [StreamId.parse(i.decode()) for i in ids[-2:]]
+
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_document_changed_undeclared_refuses_the_call_and_runs_again_looking(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A section that wrote records leaves the documents to its commit's one look for every
+    section it carries. One that changed a document anyway is refused with the rest of its
+    call, rolled back (documents too), and runs again looking at them: then it lands whole."""
+
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        async with running(app) as client:
+            job = await create_job(client)
+            store: SharedWorld = app.state.store
+            jobs = app.state.world.auvy.jobs
+            receptors = app.state.world.receptors
+            token = next(iter(receptors.shares.values()))
+
+            def change() -> None:
+                jobs[job].input["by"] = "sneaky"
+                receptors.shares["shr_undeclared"] = token  # in the live document
+
+            live = redis_client.hget(PREFIX + "world", "b")
+            assert await section(store, change) == (None, False)
+            # (Rolling a document back replaces its attributes: look them up again.)
+            assert "shr_undeclared" not in receptors.shares and "by" not in jobs[job].input
+            assert redis_client.hget(PREFIX + "world", "b") == live
+            assert store.counts()["undeclared"] == 1
+            # Run again (as the middleware does): it looks at the documents now, and lands.
+            assert await section(store, change) == (None, True)
+            assert b"shr_undeclared" in (redis_client.hget(PREFIX + "world", "b") or b"")
+            assert redis_client.hget(PREFIX + "records:auvy.jobs", job) is not None
+            other = create_app(profile(), store=redis_url)
+            async with running(other):
+                assert "shr_undeclared" in other.state.world.receptors.shares
+                assert other.state.world.auvy.jobs[job].input["by"] == "sneaky"
 
     asyncio.run(asyncio.wait_for(test(), 60))

@@ -97,17 +97,16 @@ def test_steps_run_by_a_worker_whose_commit_was_refused_leave_no_event(
 def refuse_commits(shared: Any, client: redis.Redis, times: int) -> list[int]:
     """Make the next `times` commits that write records find that another worker committed
     first: each is then genuinely refused by Redis. Returns a tally."""
-    original = shared._commit_batch
+    original = shared._send_batch
     refused: list[int] = []
 
-    async def losing_the_lock(batch: list[Any]) -> list[Any]:
-        if len(refused) < times and any(t.changes and t.changes.names for t in batch):
+    async def losing_the_lock(flight: Any) -> None:
+        if len(refused) < times and any(t.changes and t.changes.names for t in flight.batch):
             another_commit(client)
             refused.append(1)
-        result: list[Any] = await original(batch)
-        return result
+        await original(flight)
 
-    shared._commit_batch = losing_the_lock
+    shared._send_batch = losing_the_lock
     return refused
 
 
@@ -565,9 +564,10 @@ def test_a_tick_run_on_a_world_the_feed_had_not_announced_yet_is_refused_and_run
             assert cancelled.status_code == 200, cancelled.text
             before = events(second, job_id)
             shared._known_version = loaded  # the feed has not told this worker yet
-            shared.engine.clock.advance(ADVANCE_MS)
 
             def tick() -> int:
+                if not ticks:
+                    shared.engine.clock.advance(ADVANCE_MS)
                 ran: int = shared.engine.run_ticks()
                 ticks.append(ran)
                 return ran

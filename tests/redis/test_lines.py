@@ -168,21 +168,19 @@ def test_a_commit_redis_does_not_answer_is_a_503_and_the_next_request_reloads_th
             job_id = await create_job(a)
             store = app.state.store
             line = store._section_line
-            script = line.script
+            send = line.send_script
 
-            async def cut_off(
-                text: str, keys: list[str], args: list[object], **kw: object
-            ) -> object:
+            async def cut_off(text: str, keys: list[str], args: list[object]) -> None:
                 if text == shared._COMMIT:
                     raise redis.ConnectionError("Connection reset by peer")
-                return await script(text, keys, args, **kw)
+                await send(text, keys, args)
 
-            monkeypatch.setattr(line, "script", cut_off)
+            monkeypatch.setattr(line, "send_script", cut_off)
             cancelled = await a.post(f"/auvy/v1/jobs/{job_id}/cancel", headers=KEY)
             assert cancelled.status_code == 503, cancelled.text
             assert cancelled.json()["code"] == "SERVICE_UNAVAILABLE"
             assert store._lost, "the next section reloads the whole world"
-            monkeypatch.setattr(line, "script", script)
+            monkeypatch.setattr(line, "send_script", send)
             got = await a.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
             assert got.status_code == 200 and got.json()["status"] == "pending", got.text
             assert store.version > 0

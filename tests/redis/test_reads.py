@@ -67,21 +67,24 @@ def test_a_stale_read_in_a_shared_check_runs_again_alone(
     asyncio.run(asyncio.wait_for(test(), 60))
 
 
-def test_a_get_that_fires_no_timer_prints_nothing_and_a_post_does(
+def test_a_get_that_fires_no_timer_prints_nothing_and_a_write_only_once_per_call(
     redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A GET looks at no document; a write that changed records leaves them to its commit,
+    which looks at both once for every section it carries (SharedWorld._documents_checked)."""
+
     async def test() -> None:
         app = create_app(profile(), store=redis_url)
-        snapshots: Snapshots = app.state.store._snapshots
+        store = app.state.store
+        snapshots: Snapshots = store._snapshots
         snapshots.verify = False  # as served: the tests' verification looks every time
-        printed: list[str] = []
+        printed: list[tuple[str, bool]] = []
         state_print = snapshots.state_print
 
         def counted(part: str) -> bytes | None:
-            # httpx's ASGI transport runs the app in the caller's task: only this test's own
-            # requests count, not the background work a POST may wake.
-            if asyncio.current_task() is mine:
-                printed.append(part)
+            # httpx's ASGI transport runs the app in the caller's task: the request's own
+            # prints are this task's, the commit's are its committer's.
+            printed.append((part, asyncio.current_task() is mine))
             return state_print(part)
 
         mine = asyncio.current_task()
@@ -94,7 +97,7 @@ def test_a_get_that_fires_no_timer_prints_nothing_and_a_post_does(
             assert got.status_code == 200, got.text
             assert printed == []
             assert (await a.post(f"/auvy/v1/jobs/{job_id}/cancel", headers=KEY)).is_success
-            assert sorted(printed) == ["config", "live"]
+            assert sorted(printed) == [("config", False), ("live", False)]
 
     asyncio.run(asyncio.wait_for(test(), 60))
 

@@ -123,3 +123,42 @@ class Line:
 
     async def close(self) -> None:
         await self._connection.disconnect(nowait=True)
+
+
+class Replies:
+    """The replies to calls sent on `line` with `send_script`, read in order, one at a time, by
+    a task of their own: the caller sends more calls meanwhile, and waits for the next reply or
+    for something to send, whichever comes first (`next_or`). It reads nothing else from the
+    line while any reply is due."""
+
+    def __init__(self, line: Line, loop: asyncio.AbstractEventLoop, deadline_s: float) -> None:
+        self._line = line
+        self._loop = loop
+        self._deadline_s = deadline_s
+        self._reading: asyncio.Task[Any] | None = None
+
+    async def next_or(self, more: asyncio.Event) -> bool:
+        """Wait for the next reply (True: `next` has it) or for `more` to be set (False)."""
+        reading = self._read()
+        if not reading.done():
+            waiting = self._loop.create_task(more.wait())
+            await asyncio.wait((reading, waiting), return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+        return reading.done()
+
+    async def next(self) -> Any:
+        """The next reply (an error reply raised, as `Line.call` raises it)."""
+        reading = self._read()
+        self._reading = None
+        return await asyncio.shield(reading)
+
+    def cancel(self) -> None:
+        """Stop reading: the line drops its connection (the replies due are lost)."""
+        if self._reading is not None and not self._reading.done():
+            self._reading.cancel()
+        self._reading = None
+
+    def _read(self) -> asyncio.Task[Any]:
+        if self._reading is None:
+            self._reading = self._loop.create_task(self._line.receive(deadline_s=self._deadline_s))
+        return self._reading

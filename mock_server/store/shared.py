@@ -80,7 +80,7 @@ from ..ratelimit import RateLimiter
 from ..responses import JSONResponse
 from .checks import ReadChecks, ReadSet
 from .codec import CodecError
-from .line import NO_ANSWER, Line, unavailable
+from .line import NO_ANSWER, Line, Replies, unavailable
 from .records import SharedRecords
 from .snapshot import PARTS, Root, Snapshots
 from .streams import STREAM_FUNCTIONS, RedisStreams
@@ -1094,7 +1094,7 @@ class SharedWorld:
         one connection): a busy worker makes one round trip for many sections, and neither it
         nor Redis waits for the other."""
         flights = self._flights
-        reply: asyncio.Task[Any] | None = None
+        replies = Replies(self._section_line, self._loop(), AIO_WAIT_S)
         undeclared = False
         try:
             while True:
@@ -1122,24 +1122,16 @@ class SharedWorld:
                         await self._section_call_load()
                         continue
                     break
-                if reply is None:
-                    reply = self._loop().create_task(
-                        self._section_line.receive(deadline_s=AIO_WAIT_S)
-                    )
                 can_send = len(flights) < PIPELINE and self._script_loaded and not undeclared
                 if can_send and not self._queue:
                     # Wait for the answer, or for sections to send meanwhile.
                     self._more.clear()
-                    more = self._loop().create_task(self._more.wait())
-                    await asyncio.wait((reply, more), return_when=asyncio.FIRST_COMPLETED)
-                    more.cancel()
-                    if not reply.done():
+                    if not await replies.next_or(self._more):
                         continue
                 try:
-                    answer = await _finish(reply)
+                    answer = await replies.next()
                 except redis.exceptions.NoScriptError:
                     answer = None
-                reply = None
                 async with self._local:
                     self._apply(flights[0], answer)
                     flights.popleft()
@@ -1148,8 +1140,7 @@ class SharedWorld:
         except BaseException as exc:
             # Whether the calls on their way landed is unknown: fail their sections and those
             # that ran after them; this process reloads the whole world before its next one.
-            if reply is not None and not reply.done():
-                reply.cancel()
+            replies.cancel()
             self._script_loaded = False  # the next connection may reach a Redis without it
             async with self._local:
                 self._fail([t for f in flights for t in f.batch] + self._queue, exc)

@@ -1062,24 +1062,12 @@ class SharedWorld:
         (`_documents_moved`), once the calls on their way are answered: roll them back and the
         documents with them. They run again, each looking at the documents."""
         tickets, self._queue = self._queue, []
-        refused = [t for t in tickets if t.kind == WRITE]
-        self._roll_back(refused)
         snapshots = self._require()
-        moved = {
-            part: self._rest[part]
-            for part in PARTS
-            if part in self._rest and snapshots.state_print(part) != self._state_print[part]
-        }
-        if moved:
-            snapshots.load(moved)
-            for part in moved:
-                self._state_print[part] = snapshots.state_print(part)
+        moved = [part for part in PARTS if snapshots.state_print(part) != self._state_print[part]]
+        self._roll_back([t for t in tickets if t.kind == WRITE], documents=moved)
         for ticket in tickets:
-            if ticket.kind == WRITE:
-                self._settle_streams(ticket.owner, committed=False)
             self._counts["undeclared"] += 1
-            if not ticket.done.done():
-                ticket.done.set_result(False)
+            self._answer(ticket, committed=False)
 
     def _newest_print(self, part: str) -> bytes | None:
         """The print of a document as the newest change on its way left it, else as Redis
@@ -1273,13 +1261,18 @@ class SharedWorld:
             for ticket in self._queue:
                 ticket.own.append(version)
         for ticket in batch:
-            if ticket.kind == WRITE:
-                self._settle_streams(ticket.owner, committed=bool(ticket.outcome))
-                if ticket.outcome:
-                    for key in ticket.notified.split("\n") if ticket.notified else ():
-                        self._notify_here(key)
-            if not ticket.done.done():
-                ticket.done.set_result(bool(ticket.outcome))
+            self._answer(ticket, committed=bool(ticket.outcome))
+
+    def _answer(self, ticket: Ticket, *, committed: bool) -> None:
+        """Tell a ticket's section how its commit went: its stream copies are settled, and
+        the readers of what it notified woken once it landed."""
+        if ticket.kind == WRITE:
+            self._settle_streams(ticket.owner, committed=committed)
+            if committed:
+                for key in ticket.notified.split("\n") if ticket.notified else ():
+                    self._notify_here(key)
+        if not ticket.done.done():
+            ticket.done.set_result(committed)
 
     def _fail(self, tickets: list[Ticket], error: BaseException) -> None:
         self._lost = True
@@ -1301,15 +1294,15 @@ class SharedWorld:
         # Load before the next section: this process is behind.
         self._heard_of(read.version + 1)
 
-    def _roll_back(self, refused: list[Ticket]) -> None:
+    def _roll_back(self, refused: list[Ticket], documents: Iterable[str] = ()) -> None:
         """Undo refused sections in this process: back to what Redis holds (the bytes of the
-        records they changed, and of the documents they changed)."""
+        records they changed, and of the documents they changed, and `documents`)."""
         if any(t.replace for t in refused):
             # Publishing a world (start): nothing older to return to; reload whatever won.
             self._lost = True
             return
         snapshots = self._require()
-        parts: set[str] = set()
+        parts: set[str] = set(documents)
         done: set[tuple[int, str]] = set()
         for ticket in refused:
             parts.update(ticket.docs())

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import redis
 from starlette.applications import Starlette
 
@@ -87,6 +88,16 @@ async def held_commits(
         line.receive = receive  # type: ignore[method-assign]
 
 
+@contextlib.asynccontextmanager
+async def a_worker_with_a_job(
+    url: str,
+) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient, SharedWorld, str]]:
+    """A worker on the world at `url`, running, its client, its store and a job it created."""
+    app = create_app(profile(), store=url)
+    async with running(app) as client:
+        yield app, client, app.state.store, await create_job(client)
+
+
 async def section(store: SharedWorld, work: Callable[[], object]) -> tuple[object, bool]:
     """One section, optimistic as a request's first attempt: what `work` answered, and
     whether the section committed."""
@@ -102,10 +113,7 @@ def test_sections_that_end_while_a_commit_is_on_its_way_share_the_next_call(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
     async def test() -> None:
-        app = create_app(profile(), store=redis_url)
-        async with running(app) as client:
-            await create_job(client)
-            store: SharedWorld = app.state.store
+        async with a_worker_with_a_job(redis_url) as (_, client, store, _job):
             sizes: list[int] = []
             original = store._send_batch
 
@@ -129,10 +137,7 @@ def test_a_read_after_a_section_on_its_way_answers_once_that_one_landed(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
     async def test() -> None:
-        app = create_app(profile(), store=redis_url)
-        async with running(app) as client:
-            job = await create_job(client)
-            store: SharedWorld = app.state.store
+        async with a_worker_with_a_job(redis_url) as (app, _, store, job):
             jobs = app.state.world.auvy.jobs
             async with held_commits(app, redis_client) as held:
                 first = asyncio.create_task(
@@ -159,10 +164,7 @@ def test_sections_that_ran_after_a_refused_one_are_refused_and_rolled_back(
     None of them reaches Redis or stays in this process's model."""
 
     async def test() -> None:
-        app = create_app(profile(), store=redis_url)
-        async with running(app) as client:
-            job = await create_job(client)
-            store: SharedWorld = app.state.store
+        async with a_worker_with_a_job(redis_url) as (app, _, store, job):
             jobs = app.state.world.auvy.jobs
             streams = app.state.world.auvy.streams
             before = redis_client.hget(PREFIX + "records:auvy.jobs", job)
@@ -214,10 +216,7 @@ def test_appends_of_sections_on_their_way_reach_no_reader_until_they_land(
     stream) sees neither before they land, and `catch_up` waits for them."""
 
     async def test() -> None:
-        app = create_app(profile(), store=redis_url)
-        async with running(app) as client:
-            job = await create_job(client)
-            store: SharedWorld = app.state.store
+        async with a_worker_with_a_job(redis_url) as (app, _, store, job):
             streams = app.state.world.auvy.streams
             now = store.engine.now
 
@@ -259,10 +258,7 @@ def test_a_document_changed_undeclared_refuses_the_call_and_runs_again_looking(
     call, rolled back (documents too), and runs again looking at them: then it lands whole."""
 
     async def test() -> None:
-        app = create_app(profile(), store=redis_url)
-        async with running(app) as client:
-            job = await create_job(client)
-            store: SharedWorld = app.state.store
+        async with a_worker_with_a_job(redis_url) as (app, _, store, job):
             jobs = app.state.world.auvy.jobs
             receptors = app.state.world.receptors
             token = next(iter(receptors.shares.values()))

@@ -77,6 +77,28 @@ def test_a_script_redis_lost_is_loaded_again(redis_url: str, redis_client: redis
     asyncio.run(asyncio.wait_for(test(), 30))
 
 
+def test_a_commit_redis_ran_nothing_of_for_want_of_its_script_runs_again(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A commit call answered NOSCRIPT (Redis restarted or SCRIPT FLUSH) wrote nothing: its
+    sections run again once the script is loaded, and the client sees one answer."""
+
+    async def test() -> None:
+        app = create_app(profile(), store=redis_url)
+        async with running(app) as a:
+            await create_job(a)
+            store = app.state.store
+            redis_client.script_flush()
+            before = store.counts()["cascades"]
+            job_id = await create_job(a)
+            assert store.counts()["cascades"] == before + 1, "the call ran nothing: run again"
+            assert redis_client.hexists("mock_server:records:auvy.jobs", job_id)
+            got = await a.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
+            assert got.status_code == 200 and got.json()["status"] == "pending", got.text
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
 def test_reads_whose_call_gets_no_answer_fail_unavailable_at_the_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -202,7 +202,9 @@ async def deliver(
         wakeup.changed = True
     cursor = after
     try:
-        result = first
+        # An empty `first` is not a read to end on: the source may have finished after it, with
+        # entries it came too early for (the handler read it before the response began).
+        result = first if first is not None and first.entries else None
         while True:
             if result is None:
                 wakeup.changed = False

@@ -241,6 +241,35 @@ def test_a_finished_source_ends_the_stream_once_a_read_finds_nothing() -> None:
     run(scenario)
 
 
+def test_an_empty_first_read_is_read_again_before_the_stream_ends() -> None:
+    """A handler reads `first` before the response begins; when the job finishes in between,
+    its last entries must still be sent: an empty read from before is no reason to end."""
+
+    async def scenario() -> None:
+        src = Source()
+        seen = src.append({"type": "token"})
+        first = src.read(seen[0].id)
+        assert not first.entries
+        last = src.append({"type": "token"}, {"type": "complete"})
+        src.finished = True
+        reader = Reader(
+            sse.deliver(
+                src.engine,
+                KEY,
+                src.read,
+                after=seen[0].id,
+                is_terminal_entry=lambda e: e.data.get("type") == "complete",
+                is_finished=lambda: src.finished,
+                ping_interval_s=LONG_S,
+                first=first,
+            )
+        )
+        assert await reader.take() == frames_of(last)
+        assert await reader.take() is None, "the terminal entry ends the stream"
+
+    run(scenario)
+
+
 def test_after_resumes_exclusively() -> None:
     async def scenario() -> None:
         src = Source()

@@ -74,6 +74,37 @@ def test_the_codec_keeps_types_identity_and_named_timers() -> None:
     assert next(back["seq"]) == 1 and back["$odd"] == {"$key": 1}
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        2**64,  # orjson would read it back as a float
+        -(2**63) - 1,
+        2**64 - 1,  # still orjson's
+        float("nan"),  # orjson would write null
+        float("-inf"),
+        "lone \ud800 surrogate",  # orjson refuses to write it
+        [[[[["deep"]]]]] * 2,
+    ],
+    ids=repr,
+)
+def test_values_orjson_would_lose_or_refuse_come_back_exactly(value: Any) -> None:
+    deep: Any = "bottom"
+    for _ in range(300):  # beyond orjson's nesting limit
+        deep = [deep]
+    blob = codec.dumps({"v": value, "deep": deep}, {})
+    back = codec.loads(blob, {}, ())
+    assert type(back["v"]) is type(value) and repr(back["v"]) == repr(value)
+    assert back["deep"] == deep
+
+
+def test_a_document_claiming_exact_is_read_exactly_whoever_wrote_it() -> None:
+    blob = b'{"format":%d,"exact":true,"data":[18446744073709551616,NaN]}' % codec.FORMAT
+    big, nan = codec.loads(blob, {}, ())
+    assert big == 2**64 and type(big) is int and nan != nan
+    with pytest.raises(codec.CodecError):
+        codec.loads(b'{"format":1,"data":[NaN', {}, ())
+
+
 def test_a_timer_record_keeps_its_key_and_loads_as_a_timer_calling_its_model() -> None:
     """A timer alone (as the shared store writes each one, a record of its own) with the key
     it is filed under."""

@@ -88,8 +88,9 @@ class ReadChecks:
         self._more.set()
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run())
-        # Shielded: a request cancelled meanwhile leaves the batch it is in to finish.
-        return await asyncio.shield(done)
+        # Not shielded: a request cancelled meanwhile cancels only `done`; its read stays in
+        # its batch, whose answer skips a future already done.
+        return await done
 
     async def _run(self) -> None:
         """Send the waiting reads' checks, one call per batch, a second call while the first
@@ -103,6 +104,7 @@ class ReadChecks:
                     batch, self._waiting = self._waiting, []
                     flights.append((batch, time.time_ns()))
                     await self._line.send_script(self._script, self._keys, _args(batch))
+                    replies.expect()
                 if not flights:
                     if not self._waiting:
                         return

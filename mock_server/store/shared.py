@@ -980,8 +980,10 @@ class SharedWorld:
                 store.discard()
             self._local.release()
         if ticket is not None:
-            # Shielded: a request cancelled meanwhile leaves its commit to land or not.
-            return await asyncio.shield(ticket.done)
+            # Not shielded: a request cancelled meanwhile cancels only this future; its ticket
+            # stays in its batch, whose answer skips a future already done (`_answer`), so the
+            # commit lands or not as it would have. A shield cost a loop turn per section.
+            return await ticket.done
         if check is not None:
             # Outside the lock: the next section runs while this one's check is on its way (it
             # wrote nothing another could depend on), and may share its round trip.
@@ -1098,6 +1100,7 @@ class SharedWorld:
                         self._next_flight += 1
                         flights.append(flight)
                     await self._send_batch(flight)
+                    replies.expect()
                 if undeclared and not flights:
                     async with self._local:
                         self._undeclared()

@@ -16,7 +16,7 @@ from mock_server.app import create_app
 from mock_server.errors import Unavailable
 from mock_server.store import checks, shared
 from mock_server.store.checks import ReadChecks, ReadSet
-from mock_server.store.line import Line
+from mock_server.store.line import Line, Replies
 from mock_server.store.shared import feed_entries
 
 from .test_shared import KEY, create_job, profile, running
@@ -62,6 +62,82 @@ def silent_server() -> Iterator[str]:
         for conn in held:
             conn.close()
         thread.join(timeout=5)
+
+
+ECHO = "return ARGV[1]"
+FAIL_ON_X = "if ARGV[1] == 'x' then return redis.error_reply('ERR told to') end return ARGV[1]"
+
+
+def test_pipelined_replies_come_in_order_and_an_error_reply_fails_only_its_call(
+    redis_url: str,
+) -> None:
+    async def test() -> None:
+        line = Line(redis_url)
+        replies = Replies(line, asyncio.get_running_loop(), 5)
+        try:
+            await line.load(FAIL_ON_X)
+            for arg in ("a", "x", "b"):
+                await line.send_script(FAIL_ON_X, [], [arg])
+                replies.expect()
+            assert await replies.next() == b"a"
+            with pytest.raises(redis.ResponseError, match="told to"):
+                await replies.next()
+            assert await replies.next() == b"b"
+            # The line reads on after an error reply: a later call is answered too.
+            assert await line.call("PING", deadline_s=5) in (b"PONG", "PONG", True)
+        finally:
+            replies.cancel()
+            await line.close()
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_waiting_for_a_reply_or_for_more_wakes_for_whichever_comes_first(redis_url: str) -> None:
+    async def test() -> None:
+        line = Line(redis_url)
+        replies = Replies(line, asyncio.get_running_loop(), 5)
+        more = asyncio.Event()
+        try:
+            await line.load(ECHO)
+            asyncio.get_running_loop().call_later(0.05, more.set)
+            assert not await replies.next_or(more), "nothing was sent: only `more` wakes it"
+            more.clear()
+            await line.send_script(ECHO, [], ["r"])
+            replies.expect()
+            assert await replies.next_or(more), "the reply woke it"
+            assert await replies.next() == b"r"
+            with pytest.raises(RuntimeError, match="no reply is due"):
+                await replies.next()
+        finally:
+            replies.cancel()
+            await line.close()
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_replies_due_from_a_redis_that_does_not_answer_fail_at_the_deadline(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    async def test() -> None:
+        line = Line(redis_url)
+        replies = Replies(line, asyncio.get_running_loop(), 0.2)
+        try:
+            await line.load(ECHO, deadline_s=5)
+            redis_client.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+            for arg in ("a", "b"):
+                await line.send_script(ECHO, [], [arg])
+                replies.expect()
+            with pytest.raises(TimeoutError):
+                await replies.next()
+            # The line dropped its connection: the second reply is lost, not awaited.
+            with pytest.raises(RuntimeError, match="no reply is due"):
+                await replies.next()
+        finally:
+            redis_client.execute_command("CLIENT", "UNPAUSE")
+            replies.cancel()
+            await line.close()
+
+    asyncio.run(asyncio.wait_for(test(), 30))
 
 
 def test_a_script_redis_lost_is_loaded_again(redis_url: str, redis_client: redis.Redis) -> None:

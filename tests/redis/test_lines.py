@@ -123,7 +123,7 @@ def test_replies_due_from_a_redis_that_does_not_answer_fail_at_the_deadline(
         replies = Replies(line, asyncio.get_running_loop(), 0.2)
         try:
             await line.load(ECHO, deadline_s=5)
-            redis_client.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+            redis_client.client_pause(1500, all=True)
             for arg in ("a", "b"):
                 await line.send_script(ECHO, [], [arg])
                 replies.expect()
@@ -133,7 +133,7 @@ def test_replies_due_from_a_redis_that_does_not_answer_fail_at_the_deadline(
             with pytest.raises(RuntimeError, match="no reply is due"):
                 await replies.next()
         finally:
-            redis_client.execute_command("CLIENT", "UNPAUSE")
+            redis_client.client_unpause()
             replies.cancel()
             await line.close()
 

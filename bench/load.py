@@ -41,9 +41,13 @@ class HttpPlan:
     count: int
     warmup: int = 0
     time_limit_s: float = 60.0
+    # When set, the measured requests stop once this long has passed since the warm-up ended
+    # (`count` is then a cap): every server is measured over the same window, however fast.
+    window_s: float | None = None
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> HttpPlan:
+        window = raw.get("window_s")
         return cls(
             port=int(raw["port"]),
             requests=tuple(r.encode("latin-1") for r in raw["requests"]),
@@ -51,6 +55,7 @@ class HttpPlan:
             count=int(raw["count"]),
             warmup=int(raw.get("warmup", 0)),
             time_limit_s=float(raw.get("time_limit_s", 60.0)),
+            window_s=None if window is None else float(window),
         )
 
 
@@ -225,6 +230,12 @@ async def run_http(plan: HttpPlan) -> dict[str, Any]:
             if i == plan.warmup and not measuring.is_set():
                 start = time.perf_counter()
                 measuring.set()
+            if (
+                plan.window_s is not None
+                and measuring.is_set()
+                and time.perf_counter() - start >= plan.window_s
+            ):
+                return
             request = plan.requests[i % len(plan.requests)]
             sent = time.perf_counter()
             try:

@@ -385,9 +385,10 @@ def _redis(data: Mapping[str, Any]) -> list[str]:
         f"One throwaway redis-server ({data.get('redis_version') or 'version unknown'}) on "
         "127.0.0.1; each server starts fresh on a flushed database. "
         f"{load.get('connections')} keep-alive connections, "
-        f"{fmt(load.get('requests_per_run'), 0)} requests per run after "
-        f"{fmt(load.get('warmup_per_run'), 0)} warm-up; rounds: {load.get('rounds')}, each "
-        "starting the three servers in turn, GET before POST on each. Ratio: the median of "
+        f"{fmt(load.get('seconds_per_run'), 1)} s measured per run after "
+        f"{fmt(load.get('warmup_per_run'), 0)} warm-up requests; "
+        f"rounds: {load.get('rounds')}, each starting the three servers in turn, GET before "
+        "POST on each. Ratio: the median of "
         "the rounds' throughput ratios. Figures: the median round.",
         "",
     ]

@@ -46,7 +46,7 @@ def sample() -> dict[str, Any]:
             key: {"title": s.title, "workers": s.workers, "store": "redis" if s.redis else "memory"}
             for key, s in scenario.SETUPS.items()
         },
-        "load": {"connections": 10, "requests_per_run": 100, "warmup_per_run": 10, "rounds": 3},
+        "load": {"connections": 10, "seconds_per_run": 2.0, "warmup_per_run": 10, "rounds": 3},
         "throughput": {
             op: scenario.summarise(title, op, rounds) for op, title in scenario.OPERATIONS.items()
         },

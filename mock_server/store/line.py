@@ -132,8 +132,10 @@ class Replies:
     meanwhile, and waits for the next reply or for something to send, whichever comes first
     (`next_or`). It reads nothing else from the line while any reply is due.
 
-    One reader for all the replies, waking the caller directly: a task per reply, and a task
-    and `asyncio.wait` per wait for one, were a tenth of a busy worker's store overhead."""
+    One reader for all the replies, waking the caller directly, rather than a task per reply
+    and a task and `asyncio.wait` per wait for one: with it (and unshielded section futures) a
+    busy worker's POST went from about 2,650 to 2,790 req/s and GET from 7,000 to 7,600, in
+    alternating runs on one machine."""
 
     def __init__(self, line: Line, loop: asyncio.AbstractEventLoop, deadline_s: float) -> None:
         self._line = line

@@ -11,15 +11,32 @@ whose bytes differ from what Redis holds; other workers load just the records ch
 their version. Cost follows what a request touches, not how big the world has grown.
 
 A record loaded from Redis updates the live object in place (its `__dict__`, or a list's items),
-so anything else holding it (a handler mid-request, the timers' heap) sees the new state.
+so anything else holding it (a handler mid-request, the timers' heap) sees the new state. One
+this process holds no object of yet may arrive *undecoded* (`loaded(key, UNDECODED, blob)`): it
+is built from its bytes (`decode`) when a section first reads it. Each worker hears of every
+record the others write and reads few of them (with two workers creating jobs, building the
+other's records was a tenth of a worker's time).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+
+class _Undecoded:
+    def __repr__(self) -> str:
+        return "UNDECODED"
+
+
+# Stands in `SharedRecords._items` for a record whose bytes (in `blobs`) are not decoded yet.
+UNDECODED: Any = _Undecoded()
+
+
+def _no_decoder(blob: bytes) -> Any:
+    raise RuntimeError("SharedRecords.decode was not set, and a record arrived undecoded")
 
 
 class SharedRecords(MutableMapping[str, T], Generic[T]):
@@ -38,6 +55,8 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         # The newest change of a record whose commit is on its way (a `shared.Changed`): what a
         # later section's change is told from, not what Redis holds yet.
         self.pending: dict[str, Any] = {}
+        # Builds a record from its bytes (set by SharedWorld; may raise codec.CodecError).
+        self.decode: Callable[[bytes], T] = _no_decoder
 
     # -- the model's interface (RecordStore and MutableMapping) ------------------------------------
 
@@ -46,6 +65,8 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         if value is None:
             self.absent.add(key)
             return default
+        if value is UNDECODED:
+            value = self._decoded(key)
         self.touched.add(key)
         return value
 
@@ -58,6 +79,8 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         except KeyError:
             self.absent.add(key)
             raise
+        if value is UNDECODED:
+            value = self._decoded(key)
         self.touched.add(key)
         return value
 
@@ -86,7 +109,7 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
     def values(self) -> Iterator[T]:  # type: ignore[override]
         self.scanned = True
         self.touched.update(self._items)
-        return iter(list(self._items.values()))
+        return iter(self._all())
 
     def clear(self) -> None:
         self.scanned = True
@@ -109,7 +132,8 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
 
     def current(self, key: str) -> T | None:
         """The record without touching it."""
-        return self._items.get(key)
+        value = self._items.get(key)
+        return self._decoded(key) if value is UNDECODED else value
 
     def size(self) -> int:
         """How many records, without counting as a scan."""
@@ -117,10 +141,17 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
 
     def untouched_values(self) -> list[T]:
         """Every record, touching none (an index rebuilt from them changes nothing)."""
-        return list(self._items.values())
+        return self._all()
+
+    def holds_object(self, key: str) -> bool:
+        """Whether this process holds the record as an object (not absent, not undecoded):
+        one that others may hold too, so a new version must update it in place."""
+        value = self._items.get(key)
+        return value is not None and value is not UNDECODED
 
     def loaded(self, key: str, value: T | None, blob: bytes) -> None:
-        """Take another worker's version of a record (None: it was removed)."""
+        """Take another worker's version of a record (None: it was removed; UNDECODED: build
+        it from `blob` when first read, for a record this process holds no object of)."""
         if value is None:
             self._items.pop(key, None)
             self.blobs.pop(key, None)
@@ -128,6 +159,11 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
             return
         self.blobs[key] = blob
         self.prints.pop(key, None)
+        if value is UNDECODED:
+            if self.holds_object(key):
+                raise ValueError(f"{self.name} {key}: a held record must be updated in place")
+            self._items[key] = value
+            return
         live = self._items.get(key)
         if live is not None and type(live) is type(value):
             if isinstance(live, list):
@@ -139,6 +175,18 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
                 attrs.update(vars(value))
                 return
         self._items[key] = value
+
+    def _decoded(self, key: str) -> T:
+        # A record that cannot be decoded stays undecoded: only the sections that read it fail.
+        value = self.decode(self.blobs[key])
+        self._items[key] = value
+        return value
+
+    def _all(self) -> list[T]:
+        return [
+            self._decoded(key) if value is UNDECODED else value
+            for key, value in list(self._items.items())
+        ]
 
     def forget(self) -> None:
         """Drop every record (before loading the whole store again)."""

@@ -81,7 +81,7 @@ from ..responses import JSONResponse
 from .checks import ReadChecks, ReadSet
 from .codec import CodecError
 from .line import NO_ANSWER, Line, Replies, unavailable
-from .records import SharedRecords
+from .records import UNDECODED, SharedRecords
 from .snapshot import PARTS, Root, Snapshots
 from .streams import STREAM_FUNCTIONS, RedisStreams
 from .timers import SharedScheduler
@@ -737,6 +737,8 @@ class SharedWorld:
             },
             TIMER_CALLS,
         )
+        for records in self._records.values():
+            records.decode = self._snapshots.loads_value
 
     # -- sections ------------------------------------------------------------------------------
 
@@ -1457,6 +1459,7 @@ class SharedWorld:
             # Everything is decoded before anything changes, so a world this process cannot
             # read (another version of the code) leaves its own intact.
             joining = self.version <= 0
+            timer_records = self._scheduler.records
             loaded = []
             for i in range(7, len(found), 2):
                 store, _, key = found[i].decode().partition("\n")
@@ -1464,7 +1467,17 @@ class SharedWorld:
                 blob = found[i + 1]
                 if not joining and _holds(records, key, blob):
                     continue  # this process's own commit, or already the same
-                value = snapshots.loads_value(blob) if blob else None
+                if (
+                    blob
+                    and not joining
+                    and records is not timer_records
+                    and not records.holds_object(key)
+                ):
+                    # Built when a section first reads it (most never are). Joining decodes
+                    # all: a world this process cannot read is replaced (see `start`).
+                    value = UNDECODED
+                else:
+                    value = snapshots.loads_value(blob) if blob else None
                 loaded.append((records, key, value, blob))
             if joining:
                 # Joining (or after losing track): Redis sent every record; drop ours.

@@ -288,3 +288,33 @@ def test_many_readers_prefetching_at_once_wait_for_a_connection_rather_than_fail
             )
 
     asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_another_workers_new_record_is_built_only_when_a_section_reads_it(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A worker hears of every record the others write and reads few: it keeps their bytes and
+    builds the object at the first read. One that cannot be built fails only its readers."""
+
+    async def test() -> None:
+        async with two_workers(redis_url) as (_, second, a, b):
+            jobs = second.state.store._records["auvy.jobs"]
+            job_id = await create_job(a)
+            # A record no process can build, as a newer version of the code might write it.
+            broken = "0b7e1f3a-0000-4000-8000-00000000beef"
+            written = redis_client.hincrby(PREFIX + "world", "v", 1)
+            redis_client.hset(PREFIX + "records:auvy.jobs", broken, b'{"$o": "os:system"}')
+            redis_client.zadd(PREFIX + "versions", {f"auvy.jobs\n{broken}": written})
+            other = await create_job(b)  # b's commit brings what it lacked: both jobs
+            assert job_id in jobs and broken in jobs
+            assert not jobs.holds_object(job_id) and not jobs.holds_object(broken)
+            assert jobs.holds_object(other)
+            assert await status(b, job_id) == (200, "pending")
+            assert jobs.holds_object(job_id)
+            failed = await b.get(f"/auvy/v1/jobs/{broken}/status", headers=KEY)
+            # The server's fault, not the client's: the API's envelope, as any internal error.
+            assert failed.status_code == 500 and failed.json()["code"] == "INTERNAL_SERVER_ERROR"
+            assert not jobs.holds_object(broken)
+            assert await status(b, other) == (200, "pending"), "the other records still serve"
+
+    asyncio.run(test())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mock_server.store.records import SharedRecords
+import pytest
+
+from mock_server.store.records import UNDECODED, SharedRecords
 
 
 @dataclass
@@ -82,3 +84,72 @@ def test_forget_drops_records_bytes_and_touches() -> None:
     records.blobs["a"] = b"blob"
     records.forget()
     assert len(records) == 0 and records.blobs == {} and records.touched == set()
+
+
+def undecoded(*ids: str) -> tuple[SharedRecords[Job], list[bytes]]:
+    """Records loaded without building them: each blob is a job id; what was decoded is
+    listed."""
+    records = fresh()
+    built: list[bytes] = []
+
+    def decode(blob: bytes) -> Job:
+        built.append(blob)
+        if blob.startswith(b"!"):
+            raise ValueError(f"cannot decode {blob!r}")
+        return Job(blob.decode())
+
+    records.decode = decode
+    for i in ids:
+        records.loaded(i, UNDECODED, i.encode())
+    return records, built
+
+
+def test_an_undecoded_record_is_built_once_when_first_read() -> None:
+    records, built = undecoded("a", "b")
+    assert "a" in records and len(records) == 2 and sorted(records) == ["a", "b"]
+    assert not records.holds_object("a") and built == [], "membership and keys build nothing"
+    first = records["a"]
+    assert first == Job("a") and records.get("a") is first and records.current("a") is first
+    assert built == [b"a"] and records.holds_object("a") and not records.holds_object("b")
+    assert records.touched == {"a"} and records.blobs["a"] == b"a"
+
+
+def test_every_way_of_reading_builds_an_undecoded_record() -> None:
+    records, _ = undecoded("a")
+    assert records.get("a") == Job("a")
+    records, _ = undecoded("a")
+    assert records.current("a") == Job("a") and records.touched == set()
+    records, _ = undecoded("a", "b")
+    assert sorted(j.id for j in records.values()) == ["a", "b"]
+    records, _ = undecoded("a", "b")
+    assert [j.id for j in records.untouched_values()] == ["a", "b"] and records.touched == set()
+    records, _ = undecoded("a")
+    assert dict(records.items()) == {"a": Job("a")}
+
+
+def test_a_record_that_cannot_be_built_fails_only_its_readers_and_stays_undecoded() -> None:
+    records, built = undecoded("a", "!b")
+    with pytest.raises(ValueError, match="cannot decode"):
+        records.get("!b")
+    with pytest.raises(ValueError, match="cannot decode"):
+        records["!b"]
+    assert built == [b"!b", b"!b"] and not records.holds_object("!b")
+    assert records.touched == set(), "a read that failed read nothing"
+    assert records["a"] == Job("a")
+
+
+def test_undecoded_bytes_replace_undecoded_bytes_but_never_a_held_object() -> None:
+    records, built = undecoded("a")
+    records.loaded("a", UNDECODED, b"a2")
+    assert records["a"] == Job("a2") and built == [b"a2"]
+    with pytest.raises(ValueError, match="in place"):
+        records.loaded("a", UNDECODED, b"a3")
+    records.loaded("a", None, b"")
+    assert "a" not in records and "a" not in records.blobs
+
+
+def test_without_a_decoder_an_undecoded_record_says_so() -> None:
+    records = fresh()
+    records.loaded("a", UNDECODED, b"a")
+    with pytest.raises(RuntimeError, match="decode was not set"):
+        records["a"]

@@ -83,7 +83,7 @@ class Snapshots:
         }
 
     def dumps(self, part: str) -> bytes:
-        return codec.dumps(self._state(part), self._by_id)
+        return codec.dumps(self._state(part), self._by_id, verify=self.verify)
 
     def state_print(self, part: str) -> bytes | None:
         """Bytes that differ whenever the part's state does, made fast (C pickle, about a
@@ -164,7 +164,7 @@ class Snapshots:
 
     def dumps_value(self, value: object) -> bytes:
         """One object (a record) alone, with the same references by name."""
-        return codec.dumps(value, self._by_id)
+        return codec.dumps(value, self._by_id, verify=self.verify)
 
     def loads_value(self, blob: bytes) -> Any:
         return codec.loads(blob, self._by_name, self._calls)

@@ -20,7 +20,9 @@ import redis
 
 from mock_server.app import create_app
 from mock_server.model.auvy import JobStatus
+from mock_server.model.auvy.records import Job
 from mock_server.model.scheduler import Call, Scheduler, Timer
+from mock_server.model.script import Complete, Progress
 from mock_server.model.stream_id import StreamId
 from mock_server.store import codec
 
@@ -145,6 +147,10 @@ def test_a_timer_record_keeps_its_key_and_loads_as_a_timer_calling_its_model() -
         {"$timer": [0, 5, 1, "root:holder", "_tick", [], False, []]},
         {"$timer": [0, 5, 1, "root:holder", "_tick", [], False, [{"$x": "root:holder"}]]},
         {"$timer": [0, 5, 1, "root:holder", "_tick", [], False]},  # a key is required
+        {"$f": "os:system", "s": {}},
+        {"$f": "mock_server.model.auvy.lifecycle:JobStatus", "s": {}},  # an enum
+        {"$f": "mock_server.model.stream_id:StreamId", "s": {"__class__": 1}},
+        {"$f": "mock_server.model.stream_id:StreamId", "s": ["not", "a", "mapping"]},
         {"$x": "root:nobody"},
         {"$r": 7},
         {"$exec": "print(1)"},
@@ -215,3 +221,63 @@ def test_pickles_planted_in_redis_are_never_run(
     assert not in_world.exists(), "a worker unpickled the world it found in Redis"
     assert not in_record.exists(), "a worker unpickled a record it found in Redis"
     assert pickled(redis_client, PREFIX) == []
+
+
+def test_a_frozen_value_is_encoded_once_and_read_back_as_an_equal_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    step = Progress(2, "fetch", ("Fetching ", "sources."))
+    states: list[object] = []
+
+    def counted(obj: object) -> dict[str, Any]:
+        states.append(obj)
+        return dict(vars(obj))
+
+    monkeypatch.setattr(codec, "_state", counted)
+    first = codec.dumps({"script": (step, step)}, {})
+    assert json.loads(first)["data"]["script"]["$tuple"][0] == {
+        "$f": "mock_server.model.script:Progress",
+        "s": {"count": 2, "name": "fetch", "tokens": {"$tuple": ["Fetching ", "sources."]}},
+    }
+    assert codec.dumps({"script": (step, step)}, {}) == first
+    assert states == [step], "encoded once, then taken from the cache"
+    back = codec.loads(first, {}, ())["script"]
+    assert back == (step, step) and type(back[0]) is Progress
+    assert back[0] is not back[1], "a value has no identity to keep"
+
+
+def test_a_frozen_value_holding_an_object_keeps_that_objects_identity() -> None:
+    job = Job.__new__(Job)
+    vars(job).update(id="j1", responses=[])
+    done = Complete({"job": job})
+    blob = codec.dumps({"done": done, "job": job}, {})
+    assert '"$f"' not in blob.decode(), "written as an object, with a number"
+    back = codec.loads(blob, {}, ())
+    assert back["done"].result["job"] is back["job"]
+    assert codec.dumps({"done": done, "job": job}, {}) == blob
+
+
+def test_a_cached_frozen_value_still_marks_its_document_exact() -> None:
+    done = Complete({"ratio": float("nan")})
+    for _ in range(2):  # the second from the cache
+        back = codec.loads(codec.dumps({"done": done}, {}), {}, ())
+        assert back["done"].result["ratio"] != back["done"].result["ratio"]
+
+
+def test_verifying_fails_a_frozen_value_changed_in_place_after_it_was_encoded() -> None:
+    result: dict[str, object] = {"steps": 1}
+    done = Complete(result)
+    codec.dumps(done, {})
+    result["steps"] = 2  # what no model may do: the cache would keep the old encoding
+    with pytest.raises(RuntimeError, match="changed after it was encoded"):
+        codec.dumps(done, {}, verify=True)
+
+
+def test_the_frozen_cache_is_emptied_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codec, "FROZEN_CACHE_MOST", 3)
+    monkeypatch.setattr(codec, "_frozen_cache", {})
+    ids = [StreamId(1, n) for n in range(7)]
+    for stream_id in ids:
+        codec.dumps(stream_id, {})
+        assert len(codec._frozen_cache) <= 3
+    assert codec.loads(codec.dumps(ids, {}), {}, ()) == ids

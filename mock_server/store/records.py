@@ -108,8 +108,11 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
 
     def values(self) -> Iterator[T]:  # type: ignore[override]
         self.scanned = True
+        values = self._all()
+        # After building them: a record that cannot be built was not read, and must not be
+        # looked at again when the section ends.
         self.touched.update(self._items)
-        return iter(self._all())
+        return iter(values)
 
     def clear(self) -> None:
         self.scanned = True

@@ -315,6 +315,9 @@ def test_another_workers_new_record_is_built_only_when_a_section_reads_it(
             # The server's fault, not the client's: the API's envelope, as any internal error.
             assert failed.status_code == 500 and failed.json()["code"] == "INTERNAL_SERVER_ERROR"
             assert not jobs.holds_object(broken)
+            listed = await b.get("/auvy/v1/jobs", headers=KEY)  # walks every job
+            assert listed.status_code == 500, listed.text
             assert await status(b, other) == (200, "pending"), "the other records still serve"
+            assert await create_job(b), "and the worker still writes"
 
     asyncio.run(test())

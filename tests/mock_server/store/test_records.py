@@ -133,7 +133,9 @@ def test_a_record_that_cannot_be_built_fails_only_its_readers_and_stays_undecode
         records.get("!b")
     with pytest.raises(ValueError, match="cannot decode"):
         records["!b"]
-    assert built == [b"!b", b"!b"] and not records.holds_object("!b")
+    with pytest.raises(ValueError, match="cannot decode"):
+        records.values()
+    assert built == [b"!b", b"!b", b"a", b"!b"] and not records.holds_object("!b")
     assert records.touched == set(), "a read that failed read nothing"
     assert records["a"] == Job("a")
 

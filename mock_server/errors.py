@@ -140,7 +140,9 @@ class AuvyEnvelope(Envelope):
         # (x-decision in openapi/auvy.yaml's info).
         "method_not_allowed": (405, "METHOD_NOT_ALLOWED"),
         "rate_limited": (429, "RATE_LIMIT"),
-        "unavailable": (503, "SERVICE_UNAVAILABLE"),
+        # The documents' table gives every 5xx the one code INTERNAL_SERVER_ERROR (retryable),
+        # and the SDKs map codes to typed errors: a code of our own would be one they lack.
+        "unavailable": (503, "INTERNAL_SERVER_ERROR"),
         "internal": (500, "INTERNAL_SERVER_ERROR"),
     }
 

@@ -67,8 +67,8 @@ def test_job_traffic_rewrites_the_live_document_alone_and_shares_no_object_with_
             config_at = redis_client.hget(PREFIX + "world", "cv")
             live_at = redis_client.hget(PREFIX + "world", "rv")
             job = await create_job(client)
-            for path, headers, body, _, _ in REFUSED_WRITES:
-                answer = await client.post(path, headers=headers, json=body)
+            for write in REFUSED_WRITES:
+                answer = await client.post(write.path, headers=write.headers, json=write.body)
                 assert answer.status_code < 300, answer.text
             assert (await client.post("/_mock/clock/advance", json={"ms": 25})).is_success
             assert (await client.post(f"/auvy/v1/jobs/{job}/cancel", headers=KEY)).is_success

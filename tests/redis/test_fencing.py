@@ -12,12 +12,13 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import redis
 from starlette.applications import Starlette
 
+from conformance.spec_check import ResponseSpec
 from mock_server.app import create_app
 from mock_server.model.strait.records import TriggerOptions
 from mock_server.store.shared import TURN_AFTER, TURN_WAIT_MS
@@ -130,10 +131,32 @@ def test_a_request_whose_commit_is_refused_runs_again_and_answers_once(
 
 STRAIT_KEY = "strait_7e7635b23a9157c5d9911aab0d35be05779b32737b4536af9581aa5abb7e66c1"
 
-# One write per API, and where its 503 envelope keeps the code.
+
+class Write(NamedTuple):
+    """One write of an API, and what its 503 answers: `where` the envelope keeps the code."""
+
+    api: str
+    operation: str  # its operationId in the API's spec
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    where: tuple[str, ...]
+    code: str
+
+
 REFUSED_WRITES = [
-    ("/auvy/v1/jobs", KEY, {"pathway_id": COMPLETE}, ("code",), "SERVICE_UNAVAILABLE"),
-    (
+    Write(
+        "auvy",
+        "createJob",
+        "/auvy/v1/jobs",
+        KEY,
+        {"pathway_id": COMPLETE},
+        ("code",),
+        "INTERNAL_SERVER_ERROR",
+    ),
+    Write(
+        "ava",
+        "triggerJob",
         "/ava/v1/ava/jobs",
         {
             "x-internal-secret": "ava_test_internal_secret",
@@ -145,7 +168,9 @@ REFUSED_WRITES = [
         ("error", "code"),
         "service_unavailable",
     ),
-    (
+    Write(
+        "strait",
+        "triggerJob",
         "/strait/v1/jobs/job_acme_long/trigger",
         {"Authorization": f"Bearer {STRAIT_KEY}"},
         {},
@@ -153,9 +178,8 @@ REFUSED_WRITES = [
         "service_unavailable",
     ),
 ]
-
-
-AVA_HEADERS = REFUSED_WRITES[1][1]
+AVA_WRITE = REFUSED_WRITES[1]
+AVA_HEADERS = AVA_WRITE.headers
 
 
 def record_counts(client: redis.Redis) -> dict[bytes, int]:
@@ -171,14 +195,17 @@ def test_a_request_refused_every_time_is_answered_503_in_its_envelope_and_change
             before = record_counts(redis_client)
             jobs = (await client.get("/auvy/v1/jobs", headers=KEY)).json()
             refused = refuse_commits(app.state.store, redis_client, 10_000)
-            for path, headers, body, where, code in REFUSED_WRITES:
-                answer = await client.post(path, headers=headers, json=body)
-                assert answer.status_code == 503, (path, answer.text)
+            for write in REFUSED_WRITES:
+                answer = await client.post(write.path, headers=write.headers, json=write.body)
+                assert answer.status_code == 503, (write.path, answer.text)
                 assert answer.headers["retry-after"] == "1"
+                # Documented: the status, its header and its body, as the suites check them.
+                spec = ResponseSpec.for_api(write.api)
+                spec.check(write.operation, 503, answer.headers, answer.json())
                 found: Any = answer.json()
-                for name in where:
+                for name in write.where:
                     found = found[name]
-                assert found == code, (path, answer.text)
+                assert found == write.code, (write.path, answer.text)
             assert len(refused) >= 3
             after = record_counts(redis_client)
             assert after == before
@@ -239,9 +266,7 @@ def test_concurrent_writes_that_meet_on_two_workers_all_land_once(
         async with two_workers(redis_url) as (first, second, a, b):
 
             async def create(client: Any) -> str:
-                answer = await client.post(
-                    REFUSED_WRITES[1][0], headers=AVA_HEADERS, json=REFUSED_WRITES[1][2]
-                )
+                answer = await client.post(AVA_WRITE.path, headers=AVA_HEADERS, json=AVA_WRITE.body)
                 assert answer.status_code in (200, 201), answer.text
                 body = answer.json()
                 made: str = body.get("data", body)["id"]
@@ -361,7 +386,7 @@ def test_a_turn_that_never_ends_is_answered_503_after_a_bounded_wait(
             answer = await client.post("/auvy/v1/jobs", headers=KEY, json={"pathway_id": COMPLETE})
             waited = time.monotonic() - started
             assert answer.status_code == 503, answer.text
-            assert answer.json()["code"] == "SERVICE_UNAVAILABLE"
+            assert answer.json()["code"] == "INTERNAL_SERVER_ERROR"
             assert TURN_WAIT_MS / 1000 <= waited < 30, waited
             # Reads never need the turn.
             listed = await client.get("/auvy/v1/jobs", headers=KEY)

@@ -138,8 +138,8 @@ def test_a_refused_section_leaves_the_timer_index_as_redis_holds_it(
     asyncio.run(asyncio.wait_for(test(), 60))
 
 
-AVA_HEADERS = REFUSED_WRITES[1][1]
-STRAIT_HEADERS = REFUSED_WRITES[2][1]
+AVA_HEADERS = REFUSED_WRITES[1].headers
+STRAIT_HEADERS = REFUSED_WRITES[2].headers
 PATHWAYS = {
     "complete": "0b7e1f3a-2c4d-4e5f-8a9b-1c2d3e4f5a10",
     "fail": "1c8f2a4b-3d5e-4f6a-9b0c-2d3e4f5a6b11",

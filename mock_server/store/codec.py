@@ -134,7 +134,9 @@ _frozen_cache: dict[int, tuple[object, Any, bool]] = {}
 _frozen_classes: dict[type, bool] = {}
 
 
-def _is_frozen(cls: type) -> bool:
+def is_frozen_dataclass(cls: type) -> bool:
+    """Whether instances of `cls` are values that never change: frozen dataclasses, taken as
+    immutable all the way down (here, and by snapshot.py's shapes)."""
     found = _frozen_classes.get(cls)
     if found is None:
         params = getattr(cls, "__dataclass_params__", None)
@@ -188,7 +190,7 @@ class Encoder:
             return {"$call": [target, value.method, self.encode(value.args)]}
         if _is_enum(kind):
             return {"$e": _class_name(kind), "v": self.encode(value.value)}
-        if _is_frozen(kind):
+        if is_frozen_dataclass(kind):
             frozen = self._frozen(value, kind)
             if frozen is not None:
                 return frozen

@@ -1456,10 +1456,10 @@ class SharedWorld:
         version = int(found[0])
         if len(found) > 3:
             snapshots = self._require()
-            # Everything is decoded before anything changes, so a world this process cannot
-            # read (another version of the code) leaves its own intact.
+            # What is decoded here is decoded before anything changes, so a world this process
+            # cannot read (another version of the code) leaves its own intact.
             joining = self.version <= 0
-            timer_records = self._scheduler.records
+            timers = self._scheduler
             loaded = []
             for i in range(7, len(found), 2):
                 store, _, key = found[i].decode().partition("\n")
@@ -1470,7 +1470,7 @@ class SharedWorld:
                 if (
                     blob
                     and not joining
-                    and records is not timer_records
+                    and records is not timers.records
                     and not records.holds_object(key)
                 ):
                     # Built when a section first reads it (most never are). Joining decodes
@@ -1487,7 +1487,6 @@ class SharedWorld:
                     store.forget(None)
             else:
                 self._forget_streams(found[6])
-            timers = self._scheduler
             for records, key, value, blob in loaded:
                 if records is timers.records:
                     timers.load_record(key, value, blob)

@@ -207,8 +207,7 @@ def _immutable(kind: type) -> bool:
         return True
     if kind in _MUTABLE_TYPES:
         return False
-    params = getattr(kind, "__dataclass_params__", None)
-    if params is not None and params.frozen:
+    if codec.is_frozen_dataclass(kind):
         _IMMUTABLE.add(kind)
         return True
     _MUTABLE_TYPES.add(kind)

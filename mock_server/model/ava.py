@@ -30,7 +30,7 @@ from .outbox import Outbox
 from .scheduler import Call
 from .script import Complete, Fail, ScriptError
 from .status import TransitionTable
-from .store import MemoryRecords, RecordStore
+from .store import MemoryRecords, RecordStore, in_partition
 
 
 class JobStatus(StrEnum):
@@ -226,6 +226,11 @@ class Job:
         return self.completed_ms - self.started_ms
 
 
+def tenant_of(job: Job) -> str:
+    """The partition of AVA's jobs (see `model.store.in_partition`)."""
+    return job.tenant_id
+
+
 @dataclass(frozen=True)
 class Settings:
     step_ms: int = 250
@@ -411,9 +416,8 @@ class AvaModel:
         edge = 1 if variant.exclusive_bounds else 0
         found = [
             j
-            for j in self.jobs.values()
-            if j.tenant_id == who.tenant.id
-            and (worker_id is None or j.worker_id == worker_id)
+            for j in in_partition(self.jobs, who.tenant.id, tenant_of)
+            if (worker_id is None or j.worker_id == worker_id)
             and (status is None or j.status is status)
             and (trigger is None or j.trigger == trigger)
             and (created_after_ms is None or j.created_ms >= created_after_ms + edge)

@@ -8,8 +8,8 @@ in-memory one without the model knowing. `MemoryStore` is the embedded default.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from .stream import EventStream, ReadResult
 from .stream_id import StreamId
@@ -22,6 +22,26 @@ class RecordStore(Protocol[T]):
     def save(self, key: str, value: T) -> None: ...
     def values(self) -> Iterable[T]: ...
     def clear(self) -> None: ...
+
+
+@runtime_checkable
+class Partitioned(Protocol[T]):
+    """A store that keeps its records indexed by partition (the shared store, see
+    store/records.py): a reader of one partition then depends on that partition alone."""
+
+    def in_partition(self, part: str, partition: Callable[[T], str]) -> list[T]: ...
+
+
+def in_partition(
+    records: Mapping[str, T] | RecordStore[T], part: str, partition: Callable[[T], str]
+) -> list[T]:
+    """The records of one partition (the unit an API isolates: an AUVY workspace, an AVA tenant,
+    a Strait project; `partition` names a record's), in no particular order. A listing asks
+    this rather than walking the store, so with several workers a write in another partition
+    does not refuse it."""
+    if isinstance(records, Partitioned):
+        return records.in_partition(part, partition)
+    return [r for r in records.values() if partition(r) == part]
 
 
 class StreamStore(Protocol):

@@ -16,6 +16,13 @@ this process holds no object of yet may arrive *undecoded* (`loaded(key, UNDECOD
 is built from its bytes (`decode`) when a section first reads it. Each worker hears of every
 record the others write and reads few of them (with two workers creating jobs, building the
 other's records was a tenth of a worker's time).
+
+A store split by the unit its API isolates (`partition`: an AUVY workspace, an AVA tenant, a
+Strait project) keeps an index of its records by partition. A listing (`in_partition`) reads
+that partition alone: only a write in it refuses the listing's section, and only its records are
+built. Redis holds such a record as `PARTITION "\n" JSON` (JSON has no raw newline), so the
+partition of a record that arrives undecoded is known without decoding it, and a commit
+versions the partition it wrote in (shared.py). A record's partition never changes.
 """
 
 from __future__ import annotations
@@ -40,13 +47,29 @@ def _no_decoder(blob: bytes) -> Any:
 
 
 class SharedRecords(MutableMapping[str, T], Generic[T]):
-    def __init__(self, name: str, items: Iterable[tuple[str, T]] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        items: Iterable[tuple[str, T]] = (),
+        *,
+        partition: Callable[[T], str] | None = None,
+    ) -> None:
         self.name = name
-        self._items: dict[str, T] = dict(items)
-        self.touched: set[str] = set(self._items)
+        self.partition = partition
+        self._items: dict[str, T] = {}
+        # Each record's partition, and each partition's keys (with `partition` only).
+        self._part_of: dict[str, str] = {}
+        self._members: dict[str, set[str]] = {}
+        self.touched: set[str] = set()
         # Keys looked up and not found, or asked about with `in`: read, but nothing to write.
         self.absent: set[str] = set()
         self.scanned = False
+        # The partitions listed (`in_partition`): read whole, by the partition's version.
+        self.scanned_parts: set[str] = set()
+        # The partition of each record the section removed: its commit versions it.
+        self._removed_from: dict[str, str] = {}
+        for key, value in items:
+            self[key] = value
         # The bytes Redis holds for each record, as last loaded or written by this process.
         self.blobs: dict[str, bytes] = {}
         # A print (`Snapshots.print_value`) of each record whose blob is known to match it: a
@@ -85,11 +108,16 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         return value
 
     def __setitem__(self, key: str, value: T) -> None:
+        if self.partition is not None:
+            self._place(key, self.partition(value))
         self._items[key] = value
         self.touched.add(key)
 
     def __delitem__(self, key: str) -> None:
         del self._items[key]
+        part = self._unplace(key)
+        if part is not None:
+            self._removed_from[key] = part
         self.touched.add(key)
 
     def __contains__(self, key: object) -> bool:
@@ -118,20 +146,76 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         self.scanned = True
         self.touched.update(self._items)
         self._items.clear()
+        self._removed_from.update(self._part_of)
+        self._part_of.clear()
+        self._members.clear()
+
+    def in_partition(self, part: str, partition: Callable[[T], str]) -> list[T]:
+        """The records of partition `part` (see `model.store.in_partition`), built if need be;
+        the section then depends on that partition, not on the whole store."""
+        if partition is not self.partition:
+            raise ValueError(f"{self.name} is not split by {partition.__name__}")
+        self.scanned_parts.add(part)
+        keys = self._members.get(part, ())
+        items = self._items
+        values = [
+            self._decoded(key) if items[key] is UNDECODED else items[key] for key in list(keys)
+        ]
+        self.touched.update(keys)  # after building them all, as in `values`
+        return values
 
     # -- for SharedWorld -----------------------------------------------------------------------
 
     def read_names(self) -> list[str]:
-        """The records the section depended on, by name (none when it scanned the store: the
-        store's own version then stands for them all)."""
+        """The records the section depended on, by name (none when it scanned the store, nor
+        those of a partition it listed: the store's or the partition's version then stands for
+        them)."""
         if self.scanned:
             return []
-        return [f"{self.name}\n{key}" for key in self.touched | self.absent]
+        keys = self.touched | self.absent
+        if self.scanned_parts:
+            parts, part_of = self.scanned_parts, self._part_of
+            keys = {key for key in keys if part_of.get(key) not in parts}
+        return [f"{self.name}\n{key}" for key in keys]
+
+    def read_parts(self) -> list[str]:
+        """The partitions the section listed, by their version's name (`part_name`)."""
+        if self.scanned:
+            return []
+        return [self.part_name(part) for part in self.scanned_parts]
+
+    def part_name(self, part: str) -> str:
+        """A partition's name among the stores' versions (shared.py): the store's name, a tab,
+        the partition."""
+        return f"{self.name}\t{part}"
+
+    def stored(self, key: str, blob: bytes) -> bytes:
+        """What a commit sends for a record of these bytes (b"": removed): prefixed by its
+        partition, if the store is split, so the commit knows which partition it wrote in."""
+        if self.partition is None:
+            return blob
+        part = self._part_of.get(key) if blob else self._removed_from.get(key)
+        return blob if part is None else part.encode() + b"\n" + blob
+
+    def split(self, stored: bytes) -> tuple[str | None, bytes]:
+        """A record's partition and bytes from what Redis holds (`stored`'s inverse). A value
+        without a partition is kept whole, in partition "" (that no listing names)."""
+        if self.partition is None or not stored:
+            return None, stored
+        part, sep, blob = stored.partition(b"\n")
+        try:
+            return (part.decode(), blob) if sep else ("", stored)
+        except UnicodeDecodeError:
+            return "", stored
 
     def untouch(self) -> None:
         self.touched.clear()
         self.absent.clear()
         self.scanned = False
+        if self.scanned_parts:
+            self.scanned_parts.clear()
+        if self._removed_from:
+            self._removed_from.clear()
 
     def current(self, key: str) -> T | None:
         """The record without touching it."""
@@ -152,11 +236,13 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         value = self._items.get(key)
         return value is not None and value is not UNDECODED
 
-    def loaded(self, key: str, value: T | None, blob: bytes) -> None:
+    def loaded(self, key: str, value: T | None, blob: bytes, part: str | None = None) -> None:
         """Take another worker's version of a record (None: it was removed; UNDECODED: build
-        it from `blob` when first read, for a record this process holds no object of)."""
+        it from `blob` when first read, for a record this process holds no object of, whose
+        partition is then `part`, as Redis holds it)."""
         if value is None:
             self._items.pop(key, None)
+            self._unplace(key)
             self.blobs.pop(key, None)
             self.prints.pop(key, None)
             return
@@ -165,8 +251,12 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
         if value is UNDECODED:
             if self.holds_object(key):
                 raise ValueError(f"{self.name} {key}: a held record must be updated in place")
+            if self.partition is not None:
+                self._place(key, part or "", moving=True)
             self._items[key] = value
             return
+        if self.partition is not None:
+            self._place(key, self.partition(value), moving=True)
         live = self._items.get(key)
         if live is not None and type(live) is type(value):
             if isinstance(live, list):
@@ -178,6 +268,28 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
                 attrs.update(vars(value))
                 return
         self._items[key] = value
+
+    def _place(self, key: str, part: str, *, moving: bool = False) -> None:
+        was = self._part_of.get(key)
+        if was == part:
+            return
+        if was is not None:
+            if not moving:
+                raise ValueError(f"{self.name} {key}: a record's partition never changes")
+            self._members[was].discard(key)
+        if "\n" in part:
+            raise ValueError(f"{self.name} {key}: a partition has no newline: {part!r}")
+        self._part_of[key] = part
+        self._members.setdefault(part, set()).add(key)
+
+    def _unplace(self, key: str) -> str | None:
+        part = self._part_of.pop(key, None)
+        if part is not None:
+            members = self._members[part]
+            members.discard(key)
+            if not members:
+                del self._members[part]
+        return part
 
     def _decoded(self, key: str) -> T:
         # A record that cannot be decoded stays undecoded: only the sections that read it fail.
@@ -194,6 +306,8 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
     def forget(self) -> None:
         """Drop every record (before loading the whole store again)."""
         self._items.clear()
+        self._part_of.clear()
+        self._members.clear()
         self.blobs.clear()
         self.prints.clear()
         self.pending.clear()

@@ -72,8 +72,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..clock import Clock, ManualClock, SkewedClock
 from ..errors import Envelope, Unavailable
+from ..model.auvy.records import workspace_of
+from ..model.ava import tenant_of
 from ..model.engine import Engine
 from ..model.store import StreamStore
+from ..model.strait.records import project_of
 from ..model.stream_id import StreamId
 from ..profile import ServerProfile
 from ..ratelimit import RateLimiter
@@ -121,7 +124,7 @@ AVA_CONFIG = frozenset({"secret", "settings", "tenants", "workers"})
 STRAIT_CONFIG = frozenset({"dependencies", "jobs", "keys", "projects", "settings"})
 
 # What the keys in Redis hold and how; part of the fingerprint.
-LAYOUT = 2
+LAYOUT = 3
 # The most sections one commit call carries (a script runs alone in Redis: bounded), and how
 # many calls may be on their way at once (see `_commit_all`).
 BATCH_MOST = 64
@@ -285,8 +288,9 @@ TICKET_HEAD = 12
 # the keys it notified, the stores it scanned, how far it ran the due timers ('' = not), the
 # turn it holds ('' = none, see TURN_AFTER), its streams' queued changes (JSON, see
 # `RedisStreams.take`), WRITE/CHECK/FOLLOW, how many record names it read, how many records it
-# changed, those names, then name, bytes ('' = removed) and due time ('' = not a timer, '-' =
-# a timer removed) of each changed record. Returns {what this process lacked (before the
+# changed, those names, then name, bytes ('' = removed; a split store's prefixed by the
+# record's partition and a newline, see records.py) and due time ('' = not a timer, '-' = a timer
+# removed) of each changed record. Returns {what this process lacked (before the
 # batch), the tickets' outcomes (LANDED or a refusal), the version the batch wrote (0: none),
 # the world's next due time or ''}.
 #
@@ -294,9 +298,11 @@ TICKET_HEAD = 12
 # read has been written since the version it began on (optimistic, validated by read set),
 # except by this process's own commits that it ran after. Every section reads the two
 # documents, so a change to either refuses every section that began on an older one; a record
-# read, written or looked up in vain is checked by its own version, and a store walked or
-# counted by the store's version. So two requests on different jobs (two workspaces, say)
-# commit side by side, and the one that commits second is not re-run. Each ticket's checks come
+# read, written or looked up in vain is checked by its own version, a store walked or counted
+# by the store's version, and a partition listed by the partition's ("STORE\tPARTITION" among
+# the store versions, moved by every write in it). So two requests on different jobs (two
+# workspaces, say) commit side by side, and the one that commits second is not re-run, and a
+# listing is refused only by a write in the partition it listed. Each ticket's checks come
 # before its first write: Redis does not roll a script back. The tickets of one call are one
 # process's sections in the order they ran, each after the ones before (it may have read what
 # they wrote): after a refused one, every later one is refused too (CASCADE), and the landed
@@ -324,6 +330,12 @@ _COMMIT = (
     + f"[{STREAM_MOVED}] = '{REFUSALS[STREAM_MOVED]}', "
     + f"[{NOT_OUR_TURN}] = '{REFUSALS[NOT_OUR_TURN]}', [{CASCADE}] = '{REFUSALS[CASCADE]}'}}\n"
     + """
+-- One command per ticket rather than one per record, in pieces Lua's stack can unpack.
+local function in_chunks(command, key, list)
+  for first = 1, #list, 2000 do
+    redis.call(command, key, unpack(list, first, math.min(first + 1999, #list)))
+  end
+end
 local broken = false
 local before = false
 if ARGV[11] ~= '' then
@@ -383,24 +395,39 @@ for t = 1, tonumber(ARGV[9]) do
     redis.call('HINCRBY', KEYS[5], 'commits', 1)
     if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[1], 'b', ARGV[i + 2], 'rv', written) end
     if ARGV[i + 3] ~= '' then redis.call('HSET', KEYS[1], 'c', ARGV[i + 3], 'cv', written) end
+    local versions, stores = {}, {}
     for r = records, after - 1, 3 do
       local name = ARGV[r]
       local sep = string.find(name, '\\n', 1, true)
       local store = string.sub(name, 1, sep - 1)
       local key = string.sub(name, sep + 1)
-      if ARGV[r + 1] == '' then
+      local value = ARGV[r + 1]
+      -- A split store's record comes as PARTITION '\\n' BYTES (BYTES '' = removed).
+      local cut = string.find(value, '\\n', 1, true)
+      if cut then stores[store .. '\\t' .. string.sub(value, 1, cut - 1)] = written end
+      if value == '' or cut == #value then
         redis.call('HDEL', ARGV[2] .. store, key)
       else
-        redis.call('HSET', ARGV[2] .. store, key, ARGV[r + 1])
+        redis.call('HSET', ARGV[2] .. store, key, value)
       end
-      redis.call('ZADD', KEYS[3], written, name)
-      redis.call('HSET', KEYS[7], store, written)
+      versions[#versions + 1] = written
+      versions[#versions + 1] = name
+      stores[store] = written
       local due = ARGV[r + 2]
       if due == '-' then
         redis.call('ZREM', KEYS[8], key)
       elseif due ~= '' then
         redis.call('ZADD', KEYS[8], due, key)
       end
+    end
+    if #versions > 0 then
+      in_chunks('ZADD', KEYS[3], versions)
+      local fields = {}
+      for store, version in pairs(stores) do
+        fields[#fields + 1] = store
+        fields[#fields + 1] = version
+      end
+      in_chunks('HSET', KEYS[7], fields)
     end
     write_streams(streams)
     for _, g in ipairs(streams) do
@@ -703,19 +730,20 @@ class SharedWorld:
         models' record stores are replaced by `SharedRecords` holding the same (seeded) records."""
         engine = world.engine
         self._limiter = limiter
-        for owner, attr, name in (
-            (world.auvy, "jobs", "auvy.jobs"),
-            (world.auvy, "interventions", "auvy.interventions"),
-            (world.auvy, "traces", "auvy.traces"),
-            (world.ava, "jobs", "ava.jobs"),
-            (world.ava, "logs", "ava.logs"),
-            (world.ava, "queues", "ava.queues"),
-            (world.ava_outbox, "records", "ava_outbox.records"),
-            (world.strait, "runs", "strait.runs"),
-            (world.strait, "records", "strait.records"),
-            (world.strait, "ledgers", "strait.ledgers"),
+        # Split by partition: the stores the APIs list (model.store.in_partition).
+        for owner, attr, name, partition in (
+            (world.auvy, "jobs", "auvy.jobs", workspace_of),
+            (world.auvy, "interventions", "auvy.interventions", workspace_of),
+            (world.auvy, "traces", "auvy.traces", None),
+            (world.ava, "jobs", "ava.jobs", tenant_of),
+            (world.ava, "logs", "ava.logs", None),
+            (world.ava, "queues", "ava.queues", None),
+            (world.ava_outbox, "records", "ava_outbox.records", None),
+            (world.strait, "runs", "strait.runs", project_of),
+            (world.strait, "records", "strait.records", None),
+            (world.strait, "ledgers", "strait.ledgers", None),
         ):
-            records = SharedRecords[Any](name, getattr(owner, attr).items())
+            records = SharedRecords[Any](name, getattr(owner, attr).items(), partition=partition)
             setattr(owner, attr, records)
             self._records[name] = records
         self._records[self._scheduler.records.name] = self._scheduler.records
@@ -854,7 +882,7 @@ class SharedWorld:
     def _untouch(self) -> None:
         # What was read outside a section (an SSE reader judging its entries) changed nothing.
         for records in self._records.values():
-            if records.touched or records.absent or records.scanned:
+            if records.touched or records.absent or records.scanned or records.scanned_parts:
                 records.untouch()
 
     def _changed_records(self) -> tuple[list[str | bytes], list[Changed], ReadSet]:
@@ -883,7 +911,7 @@ class SharedWorld:
                     due = ""
                     if records is timers:
                         due = "-" if value is None else str(value.due_ms)
-                    names += (f"{records.name}\n{key}", blob, due)
+                    names += (f"{records.name}\n{key}", records.stored(key, blob), due)
                     changed.append(Changed(records, key, blob, printed))
                 elif printed is not None and before is None:
                     records.prints[key] = printed
@@ -896,10 +924,12 @@ class SharedWorld:
         read = ReadSet(self.version, [], [], "" if ran is None else str(ran))
         for records in self._records.values():
             # Most sections touch one or two of the dozen stores.
-            if not (records.touched or records.absent or records.scanned):
+            if not (records.touched or records.absent or records.scanned or records.scanned_parts):
                 continue
             if records.scanned:
                 read.stores.append(records.name)
+            elif records.scanned_parts:
+                read.stores += records.read_parts()
             read.names += records.read_names()
             if untouch:
                 records.untouch()
@@ -1464,7 +1494,7 @@ class SharedWorld:
             for i in range(7, len(found), 2):
                 store, _, key = found[i].decode().partition("\n")
                 records = self._records[store]
-                blob = found[i + 1]
+                part, blob = records.split(found[i + 1])
                 if not joining and _holds(records, key, blob):
                     continue  # this process's own commit, or already the same
                 if (
@@ -1478,7 +1508,7 @@ class SharedWorld:
                     value = UNDECODED
                 else:
                     value = snapshots.loads_value(blob) if blob else None
-                loaded.append((records, key, value, blob))
+                loaded.append((records, key, value, blob, part))
             if joining:
                 # Joining (or after losing track): Redis sent every record; drop ours.
                 for records in self._records.values():
@@ -1487,11 +1517,11 @@ class SharedWorld:
                     store.forget(None)
             else:
                 self._forget_streams(found[6])
-            for records, key, value, blob in loaded:
+            for records, key, value, blob, part in loaded:
                 if records is timers.records:
                     timers.load_record(key, value, blob)
                 else:
-                    records.loaded(key, value, blob)
+                    records.loaded(key, value, blob, part)
             if joining:
                 timers.reindex()
             docs = {

@@ -20,6 +20,8 @@ from starlette.applications import Starlette
 
 from conformance.spec_check import ResponseSpec
 from mock_server.app import create_app
+from mock_server.model.auvy.records import workspace_of
+from mock_server.model.store import in_partition
 from mock_server.model.strait.records import TriggerOptions
 from mock_server.store.shared import TURN_AFTER, TURN_WAIT_MS
 
@@ -413,6 +415,11 @@ async def _two_sections(
         return bool(await shared[0].leave())
 
 
+# The seeded workspaces of the keys auvy_test_acme_rw (KEY) and auvy_test_globex_rw.
+ACME_WORKSPACE = "3f1c0a52-6a4e-4c8e-9d43-6b1f0e7a9a01"
+GLOBEX_WORKSPACE = "7b2d4e61-1c3f-4a5b-8e9d-0f1a2b3c4d02"
+
+
 def _new_job(jobs: Any, job_id: str) -> None:
     model = next(iter(jobs.untouched_values()))
     jobs[job_id] = dataclasses.replace(model, id=job_id, input={})
@@ -427,8 +434,20 @@ def _new_job(jobs: Any, job_id: str) -> None:
         (lambda jobs: "job_new" in jobs, False),  # asked for the very job B made
         (lambda jobs: jobs.get("job_new"), False),
         (lambda jobs: "job_other" in jobs, True),
+        # Listed the workspace B's new job is in, or another one.
+        (lambda jobs: in_partition(jobs, ACME_WORKSPACE, workspace_of), False),
+        (lambda jobs: in_partition(jobs, GLOBEX_WORKSPACE, workspace_of), True),
     ],
-    ids=["disjoint", "len", "walk", "contains", "get-missing", "contains-other"],
+    ids=[
+        "disjoint",
+        "len",
+        "walk",
+        "contains",
+        "get-missing",
+        "contains-other",
+        "list-its-workspace",
+        "list-another-workspace",
+    ],
 )
 def test_a_commit_is_refused_exactly_when_another_wrote_what_it_read(
     redis_url: str, redis_client: redis.Redis, reads: Callable[[Any], object], lands: bool
@@ -495,6 +514,29 @@ def strait_trigger(token: str, job: str) -> Callable[[Any], object]:
     return trigger
 
 
+def ava_list_then_create(tenant: str, worker: str) -> Callable[[Any], object]:
+    """List the tenant's jobs (a dashboard's poll), then create one."""
+
+    def create(world: Any) -> object:
+        ava = world.ava
+        who = ava.authenticate("ava_test_internal_secret", tenant, "usr_1", "platform-admin")
+        ava.list_jobs(who)
+        return ava.trigger(who, worker)
+
+    return create
+
+
+def strait_list_then_trigger(token: str, job: str) -> Callable[[Any], object]:
+    def trigger(world: Any) -> object:
+        strait = world.strait
+        who = strait.authenticate(token)
+        strait.list_runs(who, who.project_id)
+        strait.dead_letters(who, who.project_id)
+        return strait.trigger(who, job, TriggerOptions())
+
+    return trigger
+
+
 @pytest.mark.parametrize(
     ("first", "second", "lands"),
     [
@@ -518,8 +560,31 @@ def strait_trigger(token: str, job: str) -> Callable[[Any], object]:
             strait_trigger(STRAIT_KEY, "job_acme_long"),
             False,
         ),
+        (
+            ava_list_then_create("ten_acme", "wkr_acme_complete"),
+            ava_create("ten_globex", "wkr_globex_complete"),
+            True,
+        ),
+        (
+            strait_list_then_trigger(STRAIT_KEY, "job_acme_long"),
+            strait_trigger(GLOBEX_STRAIT, "job_globex_complete"),
+            True,
+        ),
+        (
+            strait_list_then_trigger(STRAIT_KEY, "job_acme_long"),
+            strait_trigger(STRAIT_KEY, "job_acme_long"),
+            False,
+        ),
     ],
-    ids=["ava-two-tenants", "ava-one-tenant", "strait-two-projects", "strait-one-project"],
+    ids=[
+        "ava-two-tenants",
+        "ava-one-tenant",
+        "strait-two-projects",
+        "strait-one-project",
+        "ava-listed-its-tenant",
+        "strait-listed-its-project",
+        "strait-listed-the-project-written",
+    ],
 )
 def test_writes_in_two_partitions_land_side_by_side_and_in_one_the_second_is_refused(
     redis_url: str,
@@ -530,7 +595,8 @@ def test_writes_in_two_partitions_land_side_by_side_and_in_one_the_second_is_ref
 ) -> None:
     """An AVA tenant's queue and counters, a Strait project's created_at and idempotency keys
     are records of their own: creating in one tenant (project) does not refuse a creation in
-    another begun on the same world, and does refuse one in the same."""
+    another begun on the same world, and does refuse one in the same. A listing reads its own
+    tenant's (project's) jobs alone: a creation elsewhere does not refuse it either."""
 
     async def test() -> None:
         apps = [create_app(profile(), store=redis_url) for _ in range(2)]

@@ -300,10 +300,15 @@ def test_another_workers_new_record_is_built_only_when_a_section_reads_it(
         async with two_workers(redis_url) as (_, second, a, b):
             jobs = second.state.store._records["auvy.jobs"]
             job_id = await create_job(a)
-            # A record no process can build, as a newer version of the code might write it.
+            # A record no process can build, as a newer version of the code might write it, in
+            # the same workspace (what Redis holds begins with the record's partition).
+            held = redis_client.hget(PREFIX + "records:auvy.jobs", job_id)
+            assert isinstance(held, bytes)
+            workspace, _, _ = held.partition(b"\n")
             broken = "0b7e1f3a-0000-4000-8000-00000000beef"
             written = redis_client.hincrby(PREFIX + "world", "v", 1)
-            redis_client.hset(PREFIX + "records:auvy.jobs", broken, b'{"$o": "os:system"}')
+            planted = workspace + b'\n{"$o": "os:system"}'
+            redis_client.hset(PREFIX + "records:auvy.jobs", broken, planted)
             redis_client.zadd(PREFIX + "versions", {f"auvy.jobs\n{broken}": written})
             other = await create_job(b)  # b's commit brings what it lacked: both jobs
             assert job_id in jobs and broken in jobs
@@ -315,7 +320,7 @@ def test_another_workers_new_record_is_built_only_when_a_section_reads_it(
             # The server's fault, not the client's: the API's envelope, as any internal error.
             assert failed.status_code == 500 and failed.json()["code"] == "INTERNAL_SERVER_ERROR"
             assert not jobs.holds_object(broken)
-            listed = await b.get("/auvy/v1/jobs", headers=KEY)  # walks every job
+            listed = await b.get("/auvy/v1/jobs", headers=KEY)  # walks the workspace's jobs
             assert listed.status_code == 500, listed.text
             assert await status(b, other) == (200, "pending"), "the other records still serve"
             assert await create_job(b), "and the worker still writes"

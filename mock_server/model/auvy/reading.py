@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ..errors import NotFound
+from ..store import in_partition
 from ..stream import ReadResult
 from ..stream_id import StreamId
 from .lifecycle import JobStatus
-from .records import Job, Principal
+from .records import Job, Principal, workspace_of
 from .world import AuvyWorld
 
 
@@ -30,9 +31,8 @@ class JobQueries(AuvyWorld):
     ) -> tuple[list[Job], int]:
         found = [
             j
-            for j in self.jobs.values()
-            if j.workspace_id == who.workspace.id
-            and (pathway_id is None or j.pathway_id == pathway_id)
+            for j in in_partition(self.jobs, who.workspace.id, workspace_of)
+            if (pathway_id is None or j.pathway_id == pathway_id)
             and (receptor_id is None or j.receptor_id == receptor_id)
             and (status is None or j.status is status)
         ]

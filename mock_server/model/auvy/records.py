@@ -105,6 +105,11 @@ class Job:
         return TRANSITIONS.is_terminal(self.status)
 
 
+def workspace_of(record: Job | Intervention) -> str:
+    """The partition of AUVY's jobs and interventions (see `model.store.in_partition`)."""
+    return record.workspace_id
+
+
 @dataclass(frozen=True)
 class Settings:
     step_ms: int = 50

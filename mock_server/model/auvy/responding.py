@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidInput, NotFound
+from ..store import in_partition
 from .interventions import ACTIONS_BY_WAIT, RESPONSE_STATUS, _matches_type
 from .lifecycle import REJECTED_REASON
-from .records import Intervention, Job, Principal
+from .records import Intervention, Job, Principal, workspace_of
 from .running import JobRunner
 
 
@@ -24,9 +25,8 @@ class Responses(JobRunner):
     ) -> tuple[list[Intervention], int]:
         found = [
             i
-            for i in self.interventions.values()
-            if i.workspace_id == who.workspace.id
-            and (job_id is None or i.job_id == job_id)
+            for i in in_partition(self.interventions, who.workspace.id, workspace_of)
+            if (job_id is None or i.job_id == job_id)
             and (trace_id is None or self._trace_of(i) == trace_id)
             and (status is None or i.status == status)
         ]

@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import Conflict, IllegalTransition, InvalidInput
+from ..store import in_partition
 from .lifecycle import CANCELLABLE, KEY_BUSY, REPLAYABLE, TERMINAL_MESSAGE, RunTerminal, S
 from .reading import RunQueries
-from .records import ApiKey, BulkItem, Run, TriggerOptions, idempotency_slot
+from .records import ApiKey, BulkItem, Run, TriggerOptions, idempotency_slot, project_of
 from .running import RunQueue
 
 
@@ -55,9 +56,10 @@ class RunControl(RunQueue, RunQueries):
             raise InvalidInput("", "at least one of job_id, batch_id, triggered_by, status")
         matching = [
             r.id
-            for r in sorted(self.runs.values(), key=lambda r: -r.created_ms)
-            if r.project_id == project_id
-            and not r.terminal
+            for r in sorted(
+                in_partition(self.runs, project_id, project_of), key=lambda r: -r.created_ms
+            )
+            if not r.terminal
             and (job_id is None or r.job_id == job_id)
             and (batch_id is None or r.batch_id == batch_id)
             and (triggered_by is None or r.triggered_by == triggered_by)

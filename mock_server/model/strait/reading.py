@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidInput, NotFound
+from ..store import in_partition
 from ..stream import ReadResult
 from ..stream_id import StreamId
 from .lifecycle import S
-from .records import DEFAULT_LIMIT, MAX_LIMIT, ApiKey, Run, RunRecords
+from .records import DEFAULT_LIMIT, MAX_LIMIT, ApiKey, Run, RunRecords, project_of
 from .streams import chunks_key
 from .world import StraitWorld
 
@@ -61,9 +62,8 @@ class RunQueries(StraitWorld):
             raise InvalidInput("payload_contains", "payload_contains must be a JSON object")
         found = [
             r
-            for r in self.runs.values()
-            if r.project_id == project_id
-            and (status is None or self._wire(r.status) == status)
+            for r in in_partition(self.runs, project_id, project_of)
+            if (status is None or self._wire(r.status) == status)
             and (metadata_key is None or metadata_key in r.metadata)
             and (metadata_value is None or r.metadata.get(metadata_key or "") == metadata_value)
             and (cursor_ms is None or r.created_ms < cursor_ms)
@@ -79,9 +79,7 @@ class RunQueries(StraitWorld):
             return []
         self._project(who, project_id)
         found = [
-            r
-            for r in self.runs.values()
-            if r.project_id == project_id and r.status is S.DEAD_LETTER
+            r for r in in_partition(self.runs, project_id, project_of) if r.status is S.DEAD_LETTER
         ]
         return sorted(found, key=lambda r: -r.created_ms)
 
@@ -118,8 +116,8 @@ class RunQueries(StraitWorld):
         deps = self.dependencies.get(run.job_id, [])
         done = {
             r.job_id
-            for r in self.runs.values()
-            if r.project_id == run.project_id and r.status is S.COMPLETED
+            for r in in_partition(self.runs, run.project_id, project_of)
+            if r.status is S.COMPLETED
         }
         return {
             "run_id": run.id,

@@ -131,6 +131,11 @@ class Run:
         return self.status in TERMINAL
 
 
+def project_of(run: Run) -> str:
+    """The partition of Strait's runs (see `model.store.in_partition`)."""
+    return run.project_id
+
+
 @dataclass
 class Ledger:
     """What creating a run changes in its project besides the run: kept per project, so that a

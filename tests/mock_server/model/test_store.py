@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mock_server.model.store import MemoryStreams
+from mock_server.model.store import MemoryRecords, MemoryStreams, in_partition
 
 TOKEN = {"type": "token", "content": "x"}
 
@@ -55,3 +55,11 @@ def test_maxlen_bounds_each_stream() -> None:
     for i in range(10):
         store.append("job", TOKEN, i)
     assert store.retained() == 3
+
+
+def test_a_store_without_an_index_lists_a_partition_by_walking_it() -> None:
+    records = {"a": ("a", "t1"), "b": ("b", "t2"), "c": ("c", "t1")}
+    assert sorted(in_partition(records, "t1", lambda r: r[1])) == [("a", "t1"), ("c", "t1")]
+    memory = MemoryRecords[tuple[str, str]]()
+    memory.save("a", ("a", "t1"))
+    assert in_partition(memory, "t2", lambda r: r[1]) == []

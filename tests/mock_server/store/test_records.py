@@ -155,3 +155,119 @@ def test_without_a_decoder_an_undecoded_record_says_so() -> None:
     records.loaded("a", UNDECODED, b"a")
     with pytest.raises(RuntimeError, match="decode was not set"):
         records["a"]
+
+
+# -- split by partition --------------------------------------------------------------------------
+
+
+@dataclass
+class Owned:
+    id: str
+    tenant: str
+    status: str = "pending"
+
+
+def tenant_of(record: Owned) -> str:
+    return record.tenant
+
+
+def other_partition(record: Owned) -> str:
+    return record.id
+
+
+def split(*records: Owned) -> SharedRecords[Owned]:
+    store = SharedRecords[Owned]("jobs", [(r.id, r) for r in records], partition=tenant_of)
+    store.touched.clear()
+    return store
+
+
+def test_a_partition_lists_its_own_records_and_is_read_as_a_whole() -> None:
+    store = split(Owned("a", "t1"), Owned("b", "t2"), Owned("c", "t1"))
+    assert sorted(r.id for r in store.in_partition("t1", tenant_of)) == ["a", "c"]
+    assert store.in_partition("t9", tenant_of) == []
+    assert not store.scanned and store.scanned_parts == {"t1", "t9"}
+    assert store.touched == {"a", "c"}
+    store.get("b")
+    # The listed partitions' versions stand for their records; a record elsewhere is named.
+    assert store.read_names() == ["jobs\nb"]
+    assert sorted(store.read_parts()) == ["jobs\tt1", "jobs\tt9"]
+    store.untouch()
+    assert store.scanned_parts == set() and store.read_parts() == []
+
+
+def test_a_walk_of_the_whole_store_stands_for_its_partitions() -> None:
+    store = split(Owned("a", "t1"))
+    store.in_partition("t1", tenant_of)
+    list(store.values())
+    assert store.read_parts() == [] and store.read_names() == []
+
+
+def test_a_partition_follows_new_removed_and_cleared_records() -> None:
+    store = split(Owned("a", "t1"))
+    store["b"] = Owned("b", "t1")
+    assert {r.id for r in store.in_partition("t1", tenant_of)} == {"a", "b"}
+    del store["a"]
+    assert [r.id for r in store.in_partition("t1", tenant_of)] == ["b"]
+    store.clear()
+    assert store.in_partition("t1", tenant_of) == []
+
+
+def test_a_store_is_listed_only_by_its_own_partition() -> None:
+    store = split(Owned("a", "t1"))
+    with pytest.raises(ValueError, match="not split by other_partition"):
+        store.in_partition("a", other_partition)
+    unsplit = SharedRecords[Owned]("logs", [("a", Owned("a", "t1"))])
+    with pytest.raises(ValueError, match="not split by tenant_of"):
+        unsplit.in_partition("t1", tenant_of)
+
+
+def test_a_records_partition_never_changes() -> None:
+    store = split(Owned("a", "t1"))
+    with pytest.raises(ValueError, match="never changes"):
+        store["a"] = Owned("a", "t2")
+    with pytest.raises(ValueError, match="no newline"):
+        store["n"] = Owned("n", "t\n2")
+    assert [r.id for r in store.in_partition("t1", tenant_of)] == ["a"]
+
+
+def test_redis_holds_a_split_records_partition_before_its_bytes() -> None:
+    store = split(Owned("a", "t1"))
+    assert store.stored("a", b"{}") == b"t1\n{}"
+    assert store.split(b"t1\n{}") == ("t1", b"{}")
+    assert store.split(b"") == (None, b"")
+    # No partition (written by something else): kept whole, in a partition no listing names.
+    assert store.split(b"{}") == ("", b"{}")
+    assert store.split(b"\xff\n{}") == ("", b"\xff\n{}")
+    unsplit = SharedRecords[Owned]("logs")
+    assert unsplit.stored("a", b"{}") == b"{}" and unsplit.split(b"x\n{}") == (None, b"x\n{}")
+
+
+def test_a_removal_is_sent_with_the_partition_it_left() -> None:
+    store = split(Owned("a", "t1"), Owned("b", "t2"))
+    del store["a"]
+    assert store.stored("a", b"") == b"t1\n"
+    store.clear()
+    assert store.stored("b", b"") == b"t2\n"
+    store.untouch()
+    assert store.stored("b", b"") == b"", "only the section that removed it knows where from"
+
+
+def test_an_undecoded_record_is_listed_by_the_partition_redis_named() -> None:
+    store = split()
+    built: list[bytes] = []
+
+    def decode(blob: bytes) -> Owned:
+        built.append(blob)
+        key, tenant = blob.decode().split(":")
+        return Owned(key, tenant)
+
+    store.decode = decode
+    store.loaded("a", UNDECODED, b"a:t1", "t1")
+    store.loaded("b", UNDECODED, b"b:t2", "t2")
+    assert [r.id for r in store.in_partition("t2", tenant_of)] == ["b"]
+    assert built == [b"b:t2"], "another partition's records stay bytes"
+    store.loaded("b", None, b"")
+    assert store.in_partition("t2", tenant_of) == []
+    # A newer version of a held record is placed by the record itself.
+    store.loaded("a", Owned("a", "t1", "running"), b"a:t1")
+    assert [r.status for r in store.in_partition("t1", tenant_of)] == ["running"]

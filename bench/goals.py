@@ -211,7 +211,17 @@ REDIS_GOALS: tuple[Goal, ...] = (
     ),
     # Issue 16: "show in the bench that no request waits on another partition". The load
     # creates jobs in two workspaces in turn, on two workers; a request that waited (its commit
-    # refused, or waiting for the turn) waited on one of either workspace: none may.
+    # refused, its read stale, or waiting for the turn) waited on one of either workspace: none
+    # may. Likewise a listing of one workspace while jobs are created in another.
+    Goal(
+        "6-list-waits",
+        "GET list jobs (AUVY) of one workspace, another's created in turn: requests that "
+        "waited on another, Redis 2 workers",
+        "",
+        0,
+        "<=",
+        _at("redis", "throughput", "list_jobs", "setups", "redis_2", "store", "waits"),
+    ),
     Goal(
         "6-create-waits",
         "POST create job (AUVY), two workspaces in turn: requests that waited on another, "

@@ -33,7 +33,11 @@ def results(**overrides: Any) -> dict[str, Any]:
                     },
                     "setups": {"redis_2": {"store": {"waits": 0}}},
                 }
-                for op, floor in (("get_job_status", 0.6), ("create_job", 0.35))
+                for op, floor in (
+                    ("get_job_status", 0.6),
+                    ("list_jobs", 0.5),
+                    ("create_job", 0.35),
+                )
             },
             "sse": {"runs": {"redis_2": {"latency": {"p99_ms": 30.0}}}},
         },

@@ -514,6 +514,25 @@ def strait_trigger(token: str, job: str) -> Callable[[Any], object]:
     return trigger
 
 
+ACME_SUMMARISE = "0b7e1f3a-2c4d-4e5f-8a9b-1c2d3e4f5a10"
+GLOBEX_SUMMARISE = "7c4f8a0b-9d1e-4f2a-9b6c-8d9e0f1a2b17"
+
+
+def auvy_start(token: str, pathway: str, *, list_first: bool = False) -> Callable[[Any], object]:
+    """Start a pathway's job; with `list_first`, list the workspace's jobs and interventions
+    before (a dashboard's poll)."""
+
+    def start(world: Any) -> object:
+        auvy = world.auvy
+        who = auvy.authenticate(token)
+        if list_first:
+            auvy.list_jobs(who)
+            auvy.list_interventions(who)
+        return auvy.start_pathway(who, pathway)
+
+    return start
+
+
 def ava_list_then_create(tenant: str, worker: str) -> Callable[[Any], object]:
     """List the tenant's jobs (a dashboard's poll), then create one."""
 
@@ -561,6 +580,16 @@ def strait_list_then_trigger(token: str, job: str) -> Callable[[Any], object]:
             False,
         ),
         (
+            auvy_start("auvy_test_acme_rw", ACME_SUMMARISE, list_first=True),
+            auvy_start("auvy_test_globex_rw", GLOBEX_SUMMARISE),
+            True,
+        ),
+        (
+            auvy_start("auvy_test_acme_rw", ACME_SUMMARISE, list_first=True),
+            auvy_start("auvy_test_acme_rw", ACME_SUMMARISE),
+            False,
+        ),
+        (
             ava_list_then_create("ten_acme", "wkr_acme_complete"),
             ava_create("ten_globex", "wkr_globex_complete"),
             True,
@@ -581,6 +610,8 @@ def strait_list_then_trigger(token: str, job: str) -> Callable[[Any], object]:
         "ava-one-tenant",
         "strait-two-projects",
         "strait-one-project",
+        "auvy-listed-its-workspace",
+        "auvy-listed-the-workspace-written",
         "ava-listed-its-tenant",
         "strait-listed-its-project",
         "strait-listed-the-project-written",

@@ -350,6 +350,9 @@ end
 local lacked = load_since(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[1]), ARGV[2], before)
 local replace = ARGV[7] == '1'
 local turn = redis.call('GET', KEYS[6])
+-- The world's version, which only this script's first landed ticket moves while it runs.
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local landed = 0
 local written = false
 local outcomes, notified, appended = {}, {}, {}
 local i = COMMIT_HEAD + 1
@@ -370,7 +373,6 @@ for t = 1, tonumber(ARGV[9]) do
     for version in string.gmatch(ARGV[i + 1], '%d+') do own[tonumber(version)] = true end
     if before then own[before] = true end
     if written then own[written] = true end
-    local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
     if v ~= base and (replace or not unchanged_since(KEYS[1], KEYS[3], KEYS[7], KEYS[8], base,
         own, ARGV[i + 5], ARGV[i + 6], first, records - 1)) then
       outcome = -2
@@ -382,6 +384,7 @@ for t = 1, tonumber(ARGV[9]) do
   if outcome == 1 and kind == 'w' then
     if not written then
       written = redis.call('HINCRBY', KEYS[1], 'v', 1)
+      v = written
       redis.call('HSET', KEYS[1], 'f', ARGV[3])
       if replace then
         redis.call('DEL', KEYS[3], KEYS[7], KEYS[8])
@@ -392,7 +395,7 @@ for t = 1, tonumber(ARGV[9]) do
       redis.call('DEL', KEYS[6])
       turn = false
     end
-    redis.call('HINCRBY', KEYS[5], 'commits', 1)
+    landed = landed + 1
     if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[1], 'b', ARGV[i + 2], 'rv', written) end
     if ARGV[i + 3] ~= '' then redis.call('HSET', KEYS[1], 'c', ARGV[i + 3], 'cv', written) end
     local versions, stores = {}, {}
@@ -462,6 +465,7 @@ if written then
 end
 redis.call('HSET', KEYS[9], ARGV[4],
   ARGV[10] .. ':' .. (broken and '1' or '0') .. ':' .. (written or 0))
+if landed > 0 then redis.call('HINCRBY', KEYS[5], 'commits', landed) end
 return {lacked, outcomes, written or 0, next_due}
 """
 )

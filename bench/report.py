@@ -374,6 +374,14 @@ def _suite(data: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _cpu(cpu: Mapping[str, Any] | None) -> str:
+    """A run's CPU figures (bench/cpu.py): each busy server process, Redis, the load."""
+    if not cpu:
+        return "-"
+    server = " + ".join(fmt(c, 2) for c in cpu.get("server", [])) or "0"
+    return f"{server} · {fmt(cpu.get('redis'), 2)} · {fmt(cpu.get('load'), 2)}"
+
+
 def _redis(data: Mapping[str, Any]) -> list[str]:
     setups = data.get("setups", {})
     load = data.get("load", {})
@@ -402,9 +410,20 @@ def _redis(data: Mapping[str, Any]) -> list[str]:
                     fmt(side.get("rps"), 0),
                     _latency(side.get("latency")),
                     _statuses(side),
+                    _cpu(side.get("cpu")),
                 ]
             )
-    out += table(["operation", "server", "req/s", "p50 / p99 ms", "answers"], rows)
+    out += table(
+        [
+            "operation",
+            "server",
+            "req/s",
+            "p50 / p99 ms",
+            "answers",
+            "CPU, cores: server processes · Redis · load generator",
+        ],
+        rows,
+    )
     out.append("")
     rows = []
     for op in data.get("throughput", {}).values():

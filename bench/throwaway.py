@@ -41,6 +41,10 @@ class Throwaway:
         """Start the process; answers the URL it serves."""
         raise NotImplementedError
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:

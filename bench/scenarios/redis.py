@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from ..cpu import metered
 from ..load import request_text
 from ..servers import (
     AUTH,
@@ -131,7 +132,10 @@ def run(settings: UvicornSettings, sizes: Sizes) -> dict[str, Any]:
     with RedisServer(binary) as redis_server:
         url = redis_server.url
         rounds = [
-            {key: measure_throughput(settings, setup, url, sizes) for key, setup in SETUPS.items()}
+            {
+                key: measure_throughput(settings, setup, url, sizes, redis_server.pid)
+                for key, setup in SETUPS.items()
+            }
             for _ in range(sizes.rounds)
         ]
         sse = {key: sse_or_error(settings, setup, url, sizes) for key, setup in SETUPS.items()}
@@ -179,6 +183,10 @@ def summarise(title: str, op: str, rounds: list[dict[str, dict[str, Any]]]) -> d
     for key in SETUPS:
         runs = [r[key][op] for r in rounds]
         setups[key] = side_figures(runs)
+        # Where the CPU went, in the median round and in each (see bench/cpu.py).
+        by_rps = sorted(runs, key=lambda r: r["rps"] or 0)
+        setups[key]["cpu"] = by_rps[len(by_rps) // 2].get("cpu")
+        setups[key]["round_cpu"] = [r.get("cpu") for r in runs]
         counts = [run["store"] for run in runs if "store" in run]
         if counts:
             total = {name: sum(c.get(name, 0) for c in counts) for name in counts[0]}
@@ -201,7 +209,7 @@ def fresh_server(profile: str, settings: UvicornSettings, setup: Setup, url: str
 
 
 def measure_throughput(
-    settings: UvicornSettings, setup: Setup, url: str, sizes: Sizes
+    settings: UvicornSettings, setup: Setup, url: str, sizes: Sizes, redis_pid: int | None = None
 ) -> dict[str, dict[str, Any]]:
     with fresh_server("throughput", settings, setup, url) as server:
         with client(server) as http:
@@ -234,7 +242,9 @@ def measure_throughput(
                 "time_limit_s": 60,
             }
             before = store_counts(url) if setup.redis else None
-            results[op] = run_load(plan, timeout_s=90)
+            with metered(server.pid, redis_pid if setup.redis else None) as cpu:
+                results[op] = run_load(plan, timeout_s=90)
+            results[op]["cpu"] = cpu()
             if before is not None:
                 after = store_counts(url)
                 results[op]["store"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}

@@ -1,0 +1,105 @@
+"""Where the CPU went during a load run: each process of the server under test, the
+redis-server beside it, and the load generator, in cores (CPU seconds per second of the run).
+
+A ratio between two setups means little without it on a machine of two cores: with 2 workers
+the workers, Redis and the load generator share both, and the kernel spreads the load's
+keep-alive connections over the workers as it accepts them, sometimes nearly all to one. Read
+from /proc (Linux); elsewhere the figures are left out.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+try:
+    TICKS = os.sysconf("SC_CLK_TCK")
+except (AttributeError, ValueError, OSError):  # no sysconf: not Linux
+    TICKS = 0
+
+
+def cpu_s(pid: int) -> float | None:
+    """User plus system CPU seconds the process has used; None when /proc does not say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    if not TICKS:
+        return None
+    # The command name (field 2) may hold spaces: the fields after it follow the last ')'.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under `pid` (uvicorn's workers under its supervisor, and theirs)."""
+    parent_of: dict[int, int] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        parent_of[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        below = [child for child, parent in parent_of.items() if parent in frontier]
+        found += below
+        frontier = below
+    return sorted(found)
+
+
+def _children_cpu_s() -> float:
+    # What the waited-for children of this process used: the load generator, once it ended.
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextmanager
+def metered(
+    server_pid: int | None, redis_pid: int | None = None
+) -> Iterator[Callable[[], dict[str, Any] | None]]:
+    """Measure the block (a `run_load`); the yielded function answers {"server": cores of the
+    server's process and of each child that used any, busiest first, "redis": cores, "load":
+    the load generator's cores} once the block has ended, or None without /proc."""
+    before: dict[int, float] = {}
+    pids: list[int] = []
+    if server_pid is not None and TICKS:
+        pids = [server_pid, *descendants(server_pid)]
+    watched = [*pids, *([redis_pid] if redis_pid is not None else [])]
+    before = _read(watched)
+    load_before = _children_cpu_s()
+    started = time.monotonic()
+    result: dict[str, Any] | None = None
+
+    def figures() -> dict[str, Any] | None:
+        return result
+
+    yield figures
+    wall = time.monotonic() - started
+    after = _read(watched)
+    if not pids or wall <= 0 or server_pid not in after:
+        return
+    used = {pid: (after[pid] - before[pid]) / wall for pid in after if pid in before}
+    server = sorted((used[pid] for pid in pids if pid in used), reverse=True)
+    result = {
+        "server": [round(c, 3) for c in server if c >= 0.005],
+        "redis": round(used[redis_pid], 3) if redis_pid in used else None,
+        "load": round((_children_cpu_s() - load_before) / wall, 3),
+    }
+
+
+def _read(pids: Iterable[int]) -> dict[int, float]:
+    out = {}
+    for pid in pids:
+        seconds = cpu_s(pid)
+        if seconds is not None:
+            out[pid] = seconds
+    return out

@@ -162,7 +162,10 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
             self._decoded(key) if items[key] is UNDECODED else items[key] for key in list(keys)
         ]
         self.touched.update(keys)  # after building them all, as in `values`
-        return values
+        # A record whose bytes came under another partition's name than it holds (written by
+        # something other than this store) is not listed: one tenant never sees another's. Once
+        # built it is filed under its own (`_decoded`).
+        return [value for value in values if partition(value) == part]
 
     # -- for SharedWorld -----------------------------------------------------------------------
 
@@ -294,6 +297,8 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
     def _decoded(self, key: str) -> T:
         # A record that cannot be decoded stays undecoded: only the sections that read it fail.
         value = self.decode(self.blobs[key])
+        if self.partition is not None:
+            self._place(key, self.partition(value), moving=True)
         self._items[key] = value
         return value
 

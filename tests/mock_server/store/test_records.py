@@ -271,3 +271,8 @@ def test_an_undecoded_record_is_listed_by_the_partition_redis_named() -> None:
     # A newer version of a held record is placed by the record itself.
     store.loaded("a", Owned("a", "t1", "running"), b"a:t1")
     assert [r.status for r in store.in_partition("t1", tenant_of)] == ["running"]
+    # Bytes filed under another partition than the record holds are not listed there; once
+    # built, the record is filed under its own.
+    store.loaded("c", UNDECODED, b"c:t2", "t1")
+    assert [r.id for r in store.in_partition("t1", tenant_of)] == ["a"]
+    assert [r.id for r in store.in_partition("t2", tenant_of)] == ["c"]

@@ -245,6 +245,7 @@ def load_strait(model: StraitModel, path: Path) -> None:
                     **ints,
                 )
             )
+        model.check_spawns()
     except KeyError as exc:
         raise SeedError(f"{path}: an entry lacks the key {exc}") from None
     except (ValueError, AttributeError, TypeError) as exc:

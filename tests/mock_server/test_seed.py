@@ -9,8 +9,9 @@ from mock_server.model.auvy import AuvyModel
 from mock_server.model.engine import Engine
 from mock_server.model.script import Complete, Progress, Wait
 from mock_server.model.store import MemoryStreams
+from mock_server.model.strait import StraitModel
 from mock_server.profile import FIXTURES
-from mock_server.seed import SeedError, describe_auvy, load_auvy
+from mock_server.seed import SeedError, describe_auvy, load_auvy, load_strait
 
 SEED = FIXTURES / "seed" / "auvy.toml"
 
@@ -161,3 +162,41 @@ def test_describe_lists_keys_pathways_and_traces() -> None:
 
 def test_describe_of_an_unreadable_seed_is_empty(tmp_path: Path) -> None:
     assert describe_auvy(tmp_path / "missing.toml") == []
+
+
+STRAIT_SPAWNING = """
+[[projects]]
+id = "proj_a"
+[[projects]]
+id = "proj_b"
+[[jobs]]
+id = "parent"
+project = "proj_a"
+behaviour = "spawn"
+spawn_job = "{child}"
+spawn_count = 1
+[[jobs]]
+id = "kid_a"
+project = "proj_a"
+[[jobs]]
+id = "kid_b"
+project = "proj_b"
+"""
+
+
+@pytest.mark.parametrize(("child", "loads"), [("kid_a", True), ("kid_b", False), ("nobody", False)])
+def test_a_strait_job_spawns_runs_of_its_own_projects_jobs_only(
+    tmp_path: Path, child: str, loads: bool
+) -> None:
+    """A run's children are found in its project's partition (and must be invisible to other
+    projects' keys anyway): a seed whose job spawns another project's job, or a job that does
+    not exist, is refused at load."""
+    path = tmp_path / "strait.toml"
+    path.write_text(STRAIT_SPAWNING.format(child=child))
+    model = StraitModel(Engine(ManualClock()))
+    if loads:
+        load_strait(model, path)
+        assert model.jobs["parent"].spawn_job == "kid_a"
+        return
+    with pytest.raises(SeedError, match=f"job parent: spawn_job {child} is not a job of project"):
+        load_strait(model, path)

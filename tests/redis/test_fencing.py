@@ -556,6 +556,18 @@ def strait_list_then_trigger(token: str, job: str) -> Callable[[Any], object]:
     return trigger
 
 
+def strait_trigger_then_cancel(token: str, job: str) -> Callable[[Any], object]:
+    """Trigger a run and cancel it (cancelling its children: a walk of its project's runs)."""
+
+    def cancel(world: Any) -> object:
+        strait = world.strait
+        who = strait.authenticate(token)
+        run, _ = strait.trigger(who, job, TriggerOptions())
+        return strait.cancel(who, run.id)
+
+    return cancel
+
+
 @pytest.mark.parametrize(
     ("first", "second", "lands"),
     [
@@ -604,6 +616,11 @@ def strait_list_then_trigger(token: str, job: str) -> Callable[[Any], object]:
             strait_trigger(STRAIT_KEY, "job_acme_long"),
             False,
         ),
+        (
+            strait_trigger_then_cancel(STRAIT_KEY, "job_acme_long"),
+            strait_trigger(GLOBEX_STRAIT, "job_globex_complete"),
+            True,
+        ),
     ],
     ids=[
         "ava-two-tenants",
@@ -615,6 +632,7 @@ def strait_list_then_trigger(token: str, job: str) -> Callable[[Any], object]:
         "ava-listed-its-tenant",
         "strait-listed-its-project",
         "strait-listed-the-project-written",
+        "strait-cancelled-in-its-project",
     ],
 )
 def test_writes_in_two_partitions_land_side_by_side_and_in_one_the_second_is_refused(

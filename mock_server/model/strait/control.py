@@ -24,8 +24,8 @@ class RunControl(RunQueue, RunQueries):
 
     def _cancel(self, run: Run, now: int) -> None:
         self._finish(run, S.CANCELED, now, "canceled")
-        for child in list(self.runs.values()):
-            if child.parent_run_id == run.id and child.status in CANCELLABLE:
+        for child in self.children_of(run):
+            if child.status in CANCELLABLE:
                 self._cancel(child, now)
 
     def bulk_cancel(self, who: ApiKey, run_ids: Iterable[str]) -> list[BulkItem]:

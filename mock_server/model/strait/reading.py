@@ -85,8 +85,7 @@ class RunQueries(StraitWorld):
 
     def children(self, who: ApiKey, run_id: str) -> list[Run]:
         run = self.get_run(who, run_id)
-        found = [r for r in self.runs.values() if r.parent_run_id == run.id]
-        return sorted(found, key=lambda r: r.created_ms)
+        return sorted(self.children_of(run), key=lambda r: r.created_ms)
 
     def lineage(self, who: ApiKey, run_id: str) -> list[Run]:
         run = self.get_run(who, run_id)
@@ -94,7 +93,12 @@ class RunQueries(StraitWorld):
         while root.continuation_of is not None and root.continuation_of in self.runs:
             root = self.runs[root.continuation_of]
         chain = [root]
-        successors = {r.continuation_of: r for r in self.runs.values() if r.continuation_of}
+        # A replay continues a run in its own project.
+        successors = {
+            r.continuation_of: r
+            for r in in_partition(self.runs, run.project_id, project_of)
+            if r.continuation_of
+        }
         while chain[-1].id in successors:
             chain.append(successors[chain[-1].id])
         return chain

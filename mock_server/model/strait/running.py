@@ -168,7 +168,9 @@ class RunQueue(RunStreams, RunTimers):
 
     def _spawn(self, run: Run, job: Job) -> None:
         child_job = self.jobs.get(job.spawn_job or "")
-        if child_job is None or job.spawn_count <= 0:
+        # A run's children are runs of its own project (the world refuses a job spawning
+        # another project's: see `StraitWorld.check_spawns`), so they are found in its partition.
+        if child_job is None or job.spawn_count <= 0 or child_job.project_id != run.project_id:
             self._at(run, "step", self.engine.now(), self._wake)
             return
         for n in range(job.spawn_count):
@@ -179,7 +181,7 @@ class RunQueue(RunStreams, RunTimers):
         parent = self.runs.get(child.parent_run_id or "")
         if parent is None or parent.status is not S.WAITING or not parent.children_spawned:
             return
-        if all(r.terminal for r in self.runs.values() if r.parent_run_id == parent.id):
+        if all(r.terminal for r in self.children_of(parent)):
             self._at(parent, "step", now, self._wake)
 
     def _fail_attempt(self, run: Run, job: Job, now: int, reason: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from ...clock import iso
 from ..engine import Engine
 from ..errors import NotFound, Unauthenticated
-from ..store import MemoryStreams
+from ..store import MemoryStreams, in_partition
 from .lifecycle import RunStatus, wire_status
 from .records import (
     KEY_PATTERN,
@@ -20,6 +20,7 @@ from .records import (
     Run,
     RunRecords,
     Settings,
+    project_of,
     uuid7,
 )
 
@@ -64,6 +65,26 @@ class StraitWorld:
                 "created_at": iso(now),
             }
             for other in job.depends_on
+        ]
+
+    def check_spawns(self) -> None:
+        """Every job that spawns runs spawns runs of a job of its own project (a run's children
+        are its project's, listed and found in its partition)."""
+        for job in self.jobs.values():
+            if job.spawn_job is None:
+                continue
+            child = self.jobs.get(job.spawn_job)
+            if child is None or child.project_id != job.project_id:
+                raise ValueError(
+                    f"job {job.id}: spawn_job {job.spawn_job} is not a job of project "
+                    f"{job.project_id}"
+                )
+
+    def children_of(self, parent: Run) -> list[Run]:
+        return [
+            r
+            for r in in_partition(self.runs, parent.project_id, project_of)
+            if r.parent_run_id == parent.id
         ]
 
     def reset_runs(self) -> None:

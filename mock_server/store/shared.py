@@ -124,7 +124,7 @@ AVA_CONFIG = frozenset({"secret", "settings", "tenants", "workers"})
 STRAIT_CONFIG = frozenset({"dependencies", "jobs", "keys", "projects", "settings"})
 
 # What the keys in Redis hold and how; part of the fingerprint.
-LAYOUT = 3
+LAYOUT = 4
 # The most sections one commit call carries (a script runs alone in Redis: bounded), and how
 # many calls may be on their way at once (see `_commit_all`).
 BATCH_MOST = 64
@@ -177,15 +177,55 @@ return load_since(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), ARGV[2], false)
 """
 )
 
+# A store's (or partition's) version in the store versions hash is "VERSION|WRITER|FLOOR":
+# the newest version that wrote in it, the worker whose commit that was, and the newest version
+# that another worker wrote in it before WRITER's latest run of writes there. A record is read
+# before it is written, so its one version says all; a store (partition) is written without
+# being read, so a section of this worker that walked it, checked against the newest version
+# alone, would take a write of its own for the newest and miss another worker's just before
+# (`stamp_stores` keeps FLOOR). What worker `me` checks is the newest write there by another:
+# `me`'s own since are commits its sections ran before this one (see `_COMMIT`).
+STORE_VERSIONS = """
+local function others_version(held, me)
+  if not held then return '0' end
+  local version, writer, floor = string.match(held, '^(%d+)|([^|]*)|(%d+)$')
+  if not version then return held end
+  if writer == me then return floor end
+  return version
+end
+
+local function stamp_stores(sv, names, written, me)
+  for first = 1, #names, 1000 do
+    local last = math.min(first + 999, #names)
+    local held = redis.call('HMGET', sv, unpack(names, first, last))
+    local fields = {}
+    for i = first, last do
+      local floor = '0'
+      local was = held[i - first + 1]
+      if was then
+        local version, writer, before = string.match(was, '^(%d+)|([^|]*)|(%d+)$')
+        if writer == me then floor = before else floor = version or '0' end
+      end
+      fields[#fields + 1] = names[i]
+      fields[#fields + 1] = written .. '|' .. me .. '|' .. floor
+    end
+    redis.call('HSET', sv, unpack(fields))
+  end
+end
+"""
+
 # True when nothing a section read was written after version `ours`, except by the versions
-# in `own` (a set: this process's commits the section ran after, see `Ticket`): the documents
-# (the world hash `w`), the stores it walked (`stores`, newline-joined, by the store versions
-# hash `sv`), the records named in ARGV[first..last] (by the versions sorted set `rv`), and,
-# when it ran the due timers up to `ran` ('' = it ran none), which timers were due then (the due
-# times sorted set `due`): a timer already due that another commit made after `ours` is one the
-# section should have run and did not know of.
-UNCHANGED_SINCE = """
-local function unchanged_since(w, rv, sv, due, ours, own, stores, ran, first, last)
+# in `own` (a set: this process's commits the section ran after, see `Ticket`) and, in a store
+# it walked, by `me` ('' = nobody: see STORE_VERSIONS): the documents (the world hash `w`), the
+# stores and partitions it walked (`stores`, newline-joined, by the store versions hash `sv`),
+# the records named in ARGV[first..last] (by the versions sorted set `rv`), and, when it ran the
+# due timers up to `ran` ('' = it ran none), which timers were due then (the due times sorted
+# set `due`): a timer already due that another commit made after `ours` is one the section
+# should have run and did not know of.
+UNCHANGED_SINCE = (
+    STORE_VERSIONS
+    + """
+local function unchanged_since(w, rv, sv, due, ours, own, me, stores, ran, first, last)
   local function seen(version)
     version = tonumber(version or '0')
     return version <= ours or own[version]
@@ -198,7 +238,7 @@ local function unchanged_since(w, rv, sv, due, ours, own, stores, ran, first, la
     end
   end
   for store in string.gmatch(stores, '[^\\n]+') do
-    if not seen(redis.call('HGET', sv, store)) then return false end
+    if not seen(others_version(redis.call('HGET', sv, store), me)) then return false end
   end
   for i = first, last do
     if not seen(redis.call('ZSCORE', rv, ARGV[i])) then return false end
@@ -206,6 +246,7 @@ local function unchanged_since(w, rv, sv, due, ours, own, stores, ran, first, la
   return true
 end
 """
+)
 
 # Redis's clock in ms, as scripts that stamp the workers' heartbeats and read them agree on it.
 NOW_MS = """
@@ -233,7 +274,7 @@ local i = 2
 for _ = 1, tonumber(ARGV[1]) do
   local ours = tonumber(ARGV[i])
   local last = i + 3 + tonumber(ARGV[i + 3])
-  if v == ours or unchanged_since(KEYS[1], KEYS[2], KEYS[3], KEYS[5], ours, {}, ARGV[i + 1],
+  if v == ours or unchanged_since(KEYS[1], KEYS[2], KEYS[3], KEYS[5], ours, {}, '', ARGV[i + 1],
       ARGV[i + 2], i + 4, last) then
     out[#out + 1] = 1
   else
@@ -374,7 +415,7 @@ for t = 1, tonumber(ARGV[9]) do
     if before then own[before] = true end
     if written then own[written] = true end
     if v ~= base and (replace or not unchanged_since(KEYS[1], KEYS[3], KEYS[7], KEYS[8], base,
-        own, ARGV[i + 5], ARGV[i + 6], first, records - 1)) then
+        own, ARGV[4], ARGV[i + 5], ARGV[i + 6], first, records - 1)) then
       outcome = -2
     elseif kind == 'w' then
       streams = cjson.decode(ARGV[i + 8])
@@ -407,7 +448,7 @@ for t = 1, tonumber(ARGV[9]) do
       local value = ARGV[r + 1]
       -- A split store's record comes as PARTITION '\\n' BYTES (BYTES '' = removed).
       local cut = string.find(value, '\\n', 1, true)
-      if cut then stores[store .. '\\t' .. string.sub(value, 1, cut - 1)] = written end
+      if cut then stores[store .. '\\t' .. string.sub(value, 1, cut - 1)] = true end
       if value == '' or cut == #value then
         redis.call('HDEL', ARGV[2] .. store, key)
       else
@@ -415,7 +456,7 @@ for t = 1, tonumber(ARGV[9]) do
       end
       versions[#versions + 1] = written
       versions[#versions + 1] = name
-      stores[store] = written
+      stores[store] = true
       local due = ARGV[r + 2]
       if due == '-' then
         redis.call('ZREM', KEYS[8], key)
@@ -425,12 +466,9 @@ for t = 1, tonumber(ARGV[9]) do
     end
     if #versions > 0 then
       in_chunks('ZADD', KEYS[3], versions)
-      local fields = {}
-      for store, version in pairs(stores) do
-        fields[#fields + 1] = store
-        fields[#fields + 1] = version
-      end
-      in_chunks('HSET', KEYS[7], fields)
+      local names = {}
+      for store in pairs(stores) do names[#names + 1] = store end
+      stamp_stores(KEYS[7], names, written, ARGV[4])
     end
     write_streams(streams)
     for _, g in ipairs(streams) do

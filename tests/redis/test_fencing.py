@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -791,3 +792,47 @@ def test_a_section_that_missed_a_timer_already_due_is_refused(
             assert store.counts()["conflicts"] == 1
 
     asyncio.run(asyncio.wait_for(test(), 60))
+
+
+@pytest.mark.parametrize(
+    ("listing", "own_write_in"),
+    [
+        (lambda jobs: in_partition(jobs, ACME_WORKSPACE, workspace_of), ACME_WORKSPACE),
+        (lambda jobs: list(jobs), ACME_WORKSPACE),
+        (lambda jobs: in_partition(jobs, ACME_WORKSPACE, workspace_of), GLOBEX_WORKSPACE),
+    ],
+    ids=["partition-after-own-write-there", "store-after-own-write", "partition-own-elsewhere"],
+)
+def test_a_listing_is_refused_when_another_worker_wrote_there_before_this_ones_own_write(
+    redis_url: str, listing: Callable[[Any], object], own_write_in: str
+) -> None:
+    """A store or partition is written without being read: worker B creates a job in acme and
+    commits; worker A, which began before B's commit, creates one too (C), and while C is on its
+    way lists acme (S). C lands after B's commit, so the newest write in acme is A's own, which
+    S ran after; S must still be refused, for B's job is not in what it listed."""
+
+    async def test() -> bool:
+        async with two_workers(redis_url) as (first, second, a, _):
+            await create_job(a)
+            stores = [app.state.store for app in (first, second)]
+            for store in stores:
+                await store.enter()
+            # Ids of their own: the tests of this module share one redis-server.
+            tag = uuid.uuid4().hex
+            _new_job_in(first.state.world.auvy.jobs, f"job_c_{tag}", own_write_in)
+            _new_job_in(second.state.world.auvy.jobs, f"job_b_{tag}", ACME_WORKSPACE)
+            assert await stores[1].leave()
+            own = asyncio.create_task(stores[0].leave())
+            await stores[0].enter(optimistic=True, safe=True)
+            assert stores[0]._speculating, "S must run while C is on its way"
+            listing(first.state.world.auvy.jobs)
+            landed: bool = await stores[0].leave()
+            assert await own, "C touches nothing B wrote: it lands"
+            return landed
+
+    assert asyncio.run(asyncio.wait_for(test(), 60)) is False
+
+
+def _new_job_in(jobs: Any, job_id: str, workspace: str) -> None:
+    model = next(iter(jobs.untouched_values()))
+    jobs[job_id] = dataclasses.replace(model, id=job_id, input={}, workspace_id=workspace)

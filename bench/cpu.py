@@ -67,9 +67,10 @@ def metered(
     server_pid: int | None, redis_pid: int | None = None
 ) -> Iterator[Callable[[], dict[str, Any] | None]]:
     """Measure the block (a `run_load`); the yielded function answers {"server": cores of the
-    server's process and of each child that used any, busiest first, "redis": cores, "load":
-    the load generator's cores} once the block has ended, or None without /proc."""
-    before: dict[int, float] = {}
+    server's process and of each child that used any, busiest first, "server_s": the CPU
+    seconds of them all, "redis": cores, "load": the load generator's cores} once the block has
+    ended, or None without /proc. A process the server started meanwhile (a worker restarted)
+    counts from its start."""
     pids: list[int] = []
     if server_pid is not None and TICKS:
         pids = [server_pid, *descendants(server_pid)]
@@ -84,13 +85,18 @@ def metered(
 
     yield figures
     wall = time.monotonic() - started
-    after = _read(watched)
-    if not pids or wall <= 0 or server_pid not in after:
+    if not pids or server_pid is None or wall <= 0:
         return
-    used = {pid: (after[pid] - before[pid]) / wall for pid in after if pid in before}
+    pids = sorted({*pids, *descendants(server_pid)})
+    after = _read([*pids, *([redis_pid] if redis_pid is not None else [])])
+    if server_pid not in after:
+        return
+    used_s = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    used = {pid: seconds / wall for pid, seconds in used_s.items()}
     server = sorted((used[pid] for pid in pids if pid in used), reverse=True)
     result = {
         "server": [round(c, 3) for c in server if c >= 0.005],
+        "server_s": round(sum(used_s[pid] for pid in pids if pid in used_s), 3),
         "redis": round(used[redis_pid], 3) if redis_pid in used else None,
         "load": round((_children_cpu_s() - load_before) / wall, 3),
     }

@@ -172,14 +172,15 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
     def read_names(self) -> list[str]:
         """The records the section depended on, by name (none when it scanned the store, nor
         those of a partition it listed: the store's or the partition's version then stands for
-        them)."""
+        them, except for one it looked up in vain, which another worker may have made in
+        another partition)."""
         if self.scanned:
             return []
-        keys = self.touched | self.absent
+        keys = self.touched
         if self.scanned_parts:
             parts, part_of = self.scanned_parts, self._part_of
             keys = {key for key in keys if part_of.get(key) not in parts}
-        return [f"{self.name}\n{key}" for key in keys]
+        return [f"{self.name}\n{key}" for key in keys | self.absent]
 
     def read_parts(self) -> list[str]:
         """The partitions the section listed, by their version's name (`part_name`)."""

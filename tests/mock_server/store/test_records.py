@@ -193,6 +193,12 @@ def test_a_partition_lists_its_own_records_and_is_read_as_a_whole() -> None:
     assert sorted(store.read_parts()) == ["jobs\tt1", "jobs\tt9"]
     store.untouch()
     assert store.scanned_parts == set() and store.read_parts() == []
+    # Looked up in vain, then made in a listed partition: still checked by its own version (it
+    # may have been made meanwhile elsewhere, in another partition).
+    assert store.get("d") is None
+    store.in_partition("t1", tenant_of)
+    store["d"] = Owned("d", "t1")
+    assert store.read_names() == ["jobs\nd"]
 
 
 def test_a_walk_of_the_whole_store_stands_for_its_partitions() -> None:

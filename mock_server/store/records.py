@@ -182,6 +182,10 @@ class SharedRecords(MutableMapping[str, T], Generic[T]):
             keys = {key for key in keys if part_of.get(key) not in parts}
         return [f"{self.name}\n{key}" for key in keys | self.absent]
 
+    def was_read(self) -> bool:
+        """Whether the section read anything of this store (or looked for what it lacks)."""
+        return bool(self.touched or self.absent or self.scanned or self.scanned_parts)
+
     def read_parts(self) -> list[str]:
         """The partitions the section listed, by their version's name (`part_name`)."""
         if self.scanned:

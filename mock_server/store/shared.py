@@ -186,9 +186,13 @@ return load_since(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), ARGV[2], false)
 # (`stamp_stores` keeps FLOOR). What worker `me` checks is the newest write there by another:
 # `me`'s own since are commits its sections ran before this one (see `_COMMIT`).
 STORE_VERSIONS = """
+local function parse_store_version(held)
+  return string.match(held, '^(%d+)|([^|]*)|(%d+)$')
+end
+
 local function others_version(held, me)
   if not held then return '0' end
-  local version, writer, floor = string.match(held, '^(%d+)|([^|]*)|(%d+)$')
+  local version, writer, floor = parse_store_version(held)
   if not version then return held end
   if writer == me then return floor end
   return version
@@ -203,7 +207,7 @@ local function stamp_stores(sv, names, written, me)
       local floor = '0'
       local was = held[i - first + 1]
       if was then
-        local version, writer, before = string.match(was, '^(%d+)|([^|]*)|(%d+)$')
+        local version, writer, before = parse_store_version(was)
         if writer == me then floor = before else floor = version or '0' end
       end
       fields[#fields + 1] = names[i]
@@ -924,7 +928,7 @@ class SharedWorld:
     def _untouch(self) -> None:
         # What was read outside a section (an SSE reader judging its entries) changed nothing.
         for records in self._records.values():
-            if records.touched or records.absent or records.scanned or records.scanned_parts:
+            if records.was_read():
                 records.untouch()
 
     def _changed_records(self) -> tuple[list[str | bytes], list[Changed], ReadSet]:
@@ -966,7 +970,7 @@ class SharedWorld:
         read = ReadSet(self.version, [], [], "" if ran is None else str(ran))
         for records in self._records.values():
             # Most sections touch one or two of the dozen stores.
-            if not (records.touched or records.absent or records.scanned or records.scanned_parts):
+            if not records.was_read():
                 continue
             if records.scanned:
                 read.stores.append(records.name)

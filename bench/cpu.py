@@ -23,6 +23,13 @@ except (AttributeError, ValueError, OSError):  # no sysconf: not Linux
     TICKS = 0
 
 
+def _stat_fields(stat: str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (field 2), which may hold spaces
+    and parentheses: they follow the last ')'. [1] is the parent, [11] and [12] user and
+    system time in ticks."""
+    return stat.rsplit(")", 1)[1].split()
+
+
 def cpu_s(pid: int) -> float | None:
     """User plus system CPU seconds the process has used; None when /proc does not say."""
     try:
@@ -31,8 +38,7 @@ def cpu_s(pid: int) -> float | None:
         return None
     if not TICKS:
         return None
-    # The command name (field 2) may hold spaces: the fields after it follow the last ')'.
-    fields = stat.rsplit(")", 1)[1].split()
+    fields = _stat_fields(stat)
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
@@ -46,7 +52,7 @@ def descendants(pid: int) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue  # it ended meanwhile
-        parent_of[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        parent_of[int(entry.name)] = int(_stat_fields(stat)[1])
     found: list[int] = []
     frontier = [pid]
     while frontier:
@@ -74,8 +80,8 @@ def metered(
     pids: list[int] = []
     if server_pid is not None and TICKS:
         pids = [server_pid, *descendants(server_pid)]
-    watched = [*pids, *([redis_pid] if redis_pid is not None else [])]
-    before = _read(watched)
+    others = [] if redis_pid is None else [redis_pid]
+    before = _read([*pids, *others])
     load_before = _children_cpu_s()
     started = time.monotonic()
     result: dict[str, Any] | None = None
@@ -88,7 +94,7 @@ def metered(
     if not pids or server_pid is None or wall <= 0:
         return
     pids = sorted({*pids, *descendants(server_pid)})
-    after = _read([*pids, *([redis_pid] if redis_pid is not None else [])])
+    after = _read([*pids, *others])
     if server_pid not in after:
         return
     used_s = {pid: after[pid] - before.get(pid, 0.0) for pid in after}

@@ -498,19 +498,29 @@ async def status_of(client: Any, job_id: str) -> str:
 GLOBEX_STRAIT = "strait_a8002ead2c8261875226792ca4c6b687899afb7c0f9dc1fa362077b190f08ad1"
 
 
-def ava_create(tenant: str, worker: str) -> Callable[[Any], object]:
+def ava_create(tenant: str, worker: str, *, list_first: bool = False) -> Callable[[Any], object]:
+    """Create a job; with `list_first`, list the tenant's jobs before (a dashboard's poll)."""
+
     def create(world: Any) -> object:
         ava = world.ava
         who = ava.authenticate("ava_test_internal_secret", tenant, "usr_1", "platform-admin")
+        if list_first:
+            ava.list_jobs(who)
         return ava.trigger(who, worker)
 
     return create
 
 
-def strait_trigger(token: str, job: str) -> Callable[[Any], object]:
+def strait_trigger(token: str, job: str, *, list_first: bool = False) -> Callable[[Any], object]:
+    """Trigger a run; with `list_first`, list the project's runs and dead letters before."""
+
     def trigger(world: Any) -> object:
         strait = world.strait
-        return strait.trigger(strait.authenticate(token), job, TriggerOptions())
+        who = strait.authenticate(token)
+        if list_first:
+            strait.list_runs(who, who.project_id)
+            strait.dead_letters(who, who.project_id)
+        return strait.trigger(who, job, TriggerOptions())
 
     return trigger
 
@@ -532,29 +542,6 @@ def auvy_start(token: str, pathway: str, *, list_first: bool = False) -> Callabl
         return auvy.start_pathway(who, pathway)
 
     return start
-
-
-def ava_list_then_create(tenant: str, worker: str) -> Callable[[Any], object]:
-    """List the tenant's jobs (a dashboard's poll), then create one."""
-
-    def create(world: Any) -> object:
-        ava = world.ava
-        who = ava.authenticate("ava_test_internal_secret", tenant, "usr_1", "platform-admin")
-        ava.list_jobs(who)
-        return ava.trigger(who, worker)
-
-    return create
-
-
-def strait_list_then_trigger(token: str, job: str) -> Callable[[Any], object]:
-    def trigger(world: Any) -> object:
-        strait = world.strait
-        who = strait.authenticate(token)
-        strait.list_runs(who, who.project_id)
-        strait.dead_letters(who, who.project_id)
-        return strait.trigger(who, job, TriggerOptions())
-
-    return trigger
 
 
 def strait_trigger_then_cancel(token: str, job: str) -> Callable[[Any], object]:
@@ -603,17 +590,17 @@ def strait_trigger_then_cancel(token: str, job: str) -> Callable[[Any], object]:
             False,
         ),
         (
-            ava_list_then_create("ten_acme", "wkr_acme_complete"),
+            ava_create("ten_acme", "wkr_acme_complete", list_first=True),
             ava_create("ten_globex", "wkr_globex_complete"),
             True,
         ),
         (
-            strait_list_then_trigger(STRAIT_KEY, "job_acme_long"),
+            strait_trigger(STRAIT_KEY, "job_acme_long", list_first=True),
             strait_trigger(GLOBEX_STRAIT, "job_globex_complete"),
             True,
         ),
         (
-            strait_list_then_trigger(STRAIT_KEY, "job_acme_long"),
+            strait_trigger(STRAIT_KEY, "job_acme_long", list_first=True),
             strait_trigger(STRAIT_KEY, "job_acme_long"),
             False,
         ),

@@ -112,6 +112,11 @@ FEED_BLOCK_MS = 2_000
 # WORKER_TTL_MS: a worker that died stops getting entries then, and its feed expires.
 HEARTBEAT_MS = 1_000
 WORKER_TTL_MS = 30_000
+# A feed read that brought another worker's commits at once is followed by the next only this
+# long after it began: while the other worker commits continuously, each read brings all it
+# committed meanwhile instead of waking this worker (and Redis) once per commit. It delays
+# only what the feed alone tells: an SSE reader here of a key changed there, a due time.
+FEED_PACE_MS = 2
 # The model methods a timer loaded from Redis may call (see `Call`): the only code a world
 # document can name.
 TIMER_CALLS = (("auvy", "_tick"), ("ava", "_fire"), ("strait", "_fire"), ("ava_outbox", "_wake"))
@@ -1754,6 +1759,7 @@ class SharedWorld:
             try:
                 if time.monotonic() - self._beaten >= HEARTBEAT_MS / 1000:
                     await self._beat(line)
+                asked = time.monotonic()
                 answer: Any = await line.call(
                     "XREAD",
                     "COUNT",
@@ -1771,10 +1777,15 @@ class SharedWorld:
                 log.warning("change feed: %r; retrying", exc)
                 await asyncio.sleep(0.5)
                 continue
+            elsewhere = False
             for ident, fields in feed_entries(answer):
                 last = ident
                 if fields[b"w"] != worker:
+                    elsewhere = True
                     await self._changed_elsewhere(fields)
+            pause = asked + FEED_PACE_MS / 1000 - time.monotonic()
+            if elsewhere and pause > 0:
+                await asyncio.sleep(pause)
 
     async def _beat(self, line: Line) -> None:
         """Tell Redis this worker is alive. One whose last beat is older than WORKER_TTL_MS

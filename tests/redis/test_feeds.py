@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
+import pytest
 import redis
 
 from mock_server.app import create_app
@@ -91,3 +93,41 @@ def test_a_worker_that_stops_leaves_no_feed_and_no_heartbeat(
     asyncio.run(asyncio.wait_for(test(), 30))
     assert feeds(redis_client) == {}
     assert redis_client.zcard(PREFIX + "workers") == 0
+
+
+def test_while_the_other_worker_commits_on_and_on_its_feed_is_read_in_paced_batches(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed read that brought entries is followed by the next one FEED_PACE_MS after it
+    began at the soonest, so one read takes in many commits; the worker still hears them all.
+    (A longer pace than the real one, for a test that tells pacing from chance.)"""
+    monkeypatch.setattr(shared, "FEED_PACE_MS", 50)
+
+    async def test() -> None:
+        async with two_workers(redis_url) as (first, second, a, _b):
+            one, other = first.state.store, second.state.store
+            line = other._feed_line
+            reads: list[tuple[float, int]] = []  # (when the read began, entries it brought)
+            call = line.call
+
+            async def counted(*command: object, deadline_s: float | None = None) -> object:
+                began = time.monotonic()
+                answer = await call(*command, deadline_s=deadline_s)
+                if command[0] == "XREAD":
+                    reads.append((began, len(list(shared.feed_entries(answer)))))
+                return answer
+
+            line.call = counted  # type: ignore[method-assign]
+            for _ in range(40):
+                await create_job(a)
+            await eventually(
+                lambda: other._known_version >= one.version,
+                lambda: f"worker 2 heard of version {other._known_version}, not {one.version}",
+            )
+            brought = [(t, n) for t, n in reads if n]
+            assert sum(n for _, n in brought) >= 40
+            assert len(brought) < 20, f"{len(brought)} feed reads for 40 commits: not batched"
+            gaps = [later - began for (began, n), (later, _) in itertools.pairwise(reads) if n]
+            assert gaps and min(gaps) >= 0.05, f"read again {min(gaps) * 1000:.1f} ms after"
+
+    asyncio.run(asyncio.wait_for(test(), 30))

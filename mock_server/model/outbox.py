@@ -4,7 +4,8 @@ The model only records what must be sent and what happened; it never does I/O. T
 (`mock_server.webhooks`) takes due deliveries with `take_due`, POSTs them and reports each result
 with `report`. A failed attempt is retried on the engine's clock with exponential backoff; a
 delivery that runs out of attempts stays in the store as `failed` (and can be re-queued), so no
-event is ever dropped.
+event is ever dropped. Because nothing is dropped, `take_due` looks only at the open deliveries
+(`Outbox.open`: pending, or sending under a lease), not at every delivery ever made.
 
     pending --take_due--> sending --report 2xx--> delivered
        ^                     |
@@ -17,7 +18,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -104,6 +105,9 @@ class Outbox:
         self.engine = engine
         self.policy = policy or RetryPolicy()
         self.records: RecordStore[Delivery] = records if records is not None else MemoryRecords()
+        # Delivery id -> when `take_due` must look at it again (a pending one's next attempt, a
+        # leased one's lease end): every delivery `take_due` may take, and no other.
+        self.open: MutableMapping[str, int] = {}
         self.endpoints: list[Endpoint] = []
 
     # -- endpoints -----------------------------------------------------------------------------
@@ -154,7 +158,7 @@ class Outbox:
                 created_ms=now,
                 next_attempt_ms=now,
             )
-            self.records.save(delivery.id, delivery)
+            self._save(delivery)
             made.append(delivery)
         self._wake_at(now)
         return made
@@ -165,22 +169,19 @@ class Outbox:
         With several workers sending (a shared store), each taken delivery carries a lease: one
         still `sending` when its lease ran out was lost with the worker that took it, so that
         attempt counts as failed (no answer) and the retry policy goes on from there."""
-        for lost in [
+        looked_at = [
             d
-            for d in self.records.values()
-            if d.state == "sending" and d.next_attempt_ms is not None and d.next_attempt_ms <= now
-        ]:
-            self.report(lost.id, now, status_code=None, error=LOST)
-        due = [
-            d
-            for d in self.records.values()
-            if d.state == "pending" and d.next_attempt_ms is not None and d.next_attempt_ms <= now
+            for key, when in list(self.open.items())
+            if when <= now and (d := self.records.get(key)) is not None
         ]
+        for lost in [d for d in looked_at if d.state == "sending"]:
+            self.report(lost.id, now, status_code=None, error=LOST)
+        due = [d for d in looked_at if d.state == "pending" and (d.next_attempt_ms or 0) <= now]
         due.sort(key=lambda d: (d.next_attempt_ms or 0, d.created_ms))
         for delivery in due:
             delivery.state = "sending"
             delivery.next_attempt_ms = None if lease_ms is None else now + lease_ms
-            self.records.save(delivery.id, delivery)
+            self._save(delivery)
         if due and lease_ms is not None:
             self._wake_at(now + lease_ms)
         return due
@@ -205,7 +206,7 @@ class Outbox:
             delivery.state = "pending"
             delivery.next_attempt_ms = now + self.policy.delay_ms(delivery.tries)
             self._wake_at(delivery.next_attempt_ms)
-        self.records.save(delivery.id, delivery)
+        self._save(delivery)
         return delivery
 
     def redeliver(self, delivery_id: str, now: int) -> Delivery:
@@ -218,7 +219,7 @@ class Outbox:
         delivery.state = "pending"
         delivery.tries = 0
         delivery.next_attempt_ms = now
-        self.records.save(delivery.id, delivery)
+        self._save(delivery)
         self._wake_at(now)
         return delivery
 
@@ -229,6 +230,17 @@ class Outbox:
 
     def clear(self) -> None:
         self.records.clear()
+        self.open.clear()
+
+    def _save(self, delivery: Delivery) -> None:
+        """Save `delivery`, and file it among the open ones or take it out of them."""
+        self.records.save(delivery.id, delivery)
+        when = delivery.next_attempt_ms
+        if delivery.state in ("pending", "sending") and when is not None:
+            if self.open.get(delivery.id) != when:
+                self.open[delivery.id] = when
+        elif delivery.id in self.open:
+            del self.open[delivery.id]
 
     def _wake_at(self, due_ms: int) -> None:
         # A timer rather than a direct notify: a retry must wait for the engine's clock.

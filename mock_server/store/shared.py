@@ -129,7 +129,7 @@ AVA_CONFIG = frozenset({"secret", "settings", "tenants", "workers"})
 STRAIT_CONFIG = frozenset({"dependencies", "jobs", "keys", "projects", "settings"})
 
 # What the keys in Redis hold and how; part of the fingerprint.
-LAYOUT = 4
+LAYOUT = 5
 # The most sections one commit call carries (a script runs alone in Redis: bounded), and how
 # many calls may be on their way at once (see `_commit_all`).
 BATCH_MOST = 64
@@ -790,6 +790,7 @@ class SharedWorld:
             (world.ava, "logs", "ava.logs", None),
             (world.ava, "queues", "ava.queues", None),
             (world.ava_outbox, "records", "ava_outbox.records", None),
+            (world.ava_outbox, "open", "ava_outbox.open", None),
             (world.strait, "runs", "strait.runs", project_of),
             (world.strait, "records", "strait.records", None),
             (world.strait, "ledgers", "strait.ledgers", None),

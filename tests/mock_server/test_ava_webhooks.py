@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import pytest
@@ -23,12 +23,14 @@ from mock_server.model.outbox import (
     LOST,
     OUTBOX_KEY,
     SIGNATURE_HEADER,
+    Delivery,
     Outbox,
     RetryPolicy,
     render_delivery,
     sign,
 )
 from mock_server.model.script import Complete
+from mock_server.model.store import MemoryRecords
 from mock_server.webhooks import Dispatcher
 
 SECRET = "whsec_test"
@@ -263,3 +265,61 @@ def test_without_a_lease_a_sending_delivery_waits_for_its_answer() -> None:
     clock.advance(60_000)
     assert outbox.take_due(clock.now_ms()) == []
     assert taken.state == "sending" and taken.next_attempt_ms is None
+
+
+class CountingRecords(MemoryRecords[Delivery]):
+    """Deliveries that count how many were read: `take_due` must not walk the settled ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, key: str) -> Delivery | None:
+        self.reads += 1
+        return super().get(key)
+
+    def values(self) -> Iterator[Delivery]:
+        found = list(super().values())
+        self.reads += len(found)
+        return iter(found)
+
+
+def test_take_due_reads_only_the_open_deliveries() -> None:
+    clock = ManualClock()
+    records = CountingRecords()
+    outbox = Outbox(Engine(clock), RetryPolicy(100, 2), records=records)
+    outbox.subscribe(URL, SECRET)
+    for n in range(50):
+        outbox.publish("job.completed", f"job_{n}", {"id": f"job_{n}"}, clock.now_ms())
+    taken = outbox.take_due(clock.now_ms(), lease_ms=1_000)
+    assert len(taken) == 50
+    for n, delivery in enumerate(taken):
+        outbox.report(delivery.id, clock.now_ms(), status_code=200 if n % 10 else 500)
+    assert set(outbox.open) == {d.id for d in taken[::10]}, "only the 5 retrying stay open"
+    records.reads = 0
+    clock.advance(100)
+    retried = outbox.take_due(clock.now_ms(), lease_ms=1_000)
+    assert {d.id for d in retried} == {d.id for d in taken[::10]}
+    assert records.reads == 5, "take_due read a delivered delivery"
+    for delivery in retried:
+        outbox.report(delivery.id, clock.now_ms(), status_code=500)
+    assert dict(outbox.open) == {}, "out of attempts: failed, and closed"
+    assert [d.state for d in outbox.deliveries()].count("failed") == 5
+    (failed, *_) = [d for d in outbox.deliveries() if d.state == "failed"]
+    outbox.redeliver(failed.id, clock.now_ms())
+    assert dict(outbox.open) == {failed.id: clock.now_ms()}
+    outbox.clear()
+    assert dict(outbox.open) == {} and outbox.deliveries() == []
+
+
+def test_the_open_index_follows_a_lease_and_its_loss() -> None:
+    clock, outbox = leased_outbox()
+    (taken,) = outbox.take_due(clock.now_ms(), lease_ms=1_000)
+    assert dict(outbox.open) == {taken.id: clock.now_ms() + 1_000}
+    clock.advance(1_000)
+    outbox.take_due(clock.now_ms(), lease_ms=1_000)  # lost: pending again, retried in 100 ms
+    assert dict(outbox.open) == {taken.id: clock.now_ms() + 100}
+    (again,) = outbox.take_due(clock.now_ms() + 100)  # without a lease: not open while sent
+    assert again is taken and dict(outbox.open) == {}
+    outbox.report(again.id, clock.now_ms() + 100, status_code=500)
+    assert dict(outbox.open) == {taken.id: clock.now_ms() + 100 + 200}

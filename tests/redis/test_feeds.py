@@ -117,7 +117,7 @@ def test_while_the_other_worker_commits_on_and_on_its_feed_is_read_in_paced_batc
                     reads.append((began, len(list(shared.feed_entries(answer)))))
                 return answer
 
-            line.call = counted  # type: ignore[method-assign]
+            line.call = counted
             for _ in range(40):
                 await create_job(a)
             await eventually(

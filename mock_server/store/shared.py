@@ -303,6 +303,9 @@ CONFLICT = -2  # another section wrote something this one read, since it loaded 
 STREAM_MOVED = -3  # a stream changed under the section (written outside any section)
 NOT_OUR_TURN = -4  # another worker holds the turn (see TURN_AFTER)
 CASCADE = -5  # it ran after a section of this process that was refused
+# What `SharedWorld._leave` says of a section besides LANDED: its commit was refused (one of the
+# above), or it was doomed (it ran on stand-ins for streams this process lacked: see `enter`).
+REFUSED, DOOMED = 0, -6
 REFUSALS = {
     CONFLICT: "conflicts",
     STREAM_MOVED: "streams_moved",
@@ -693,6 +696,7 @@ class SharedWorld:
             "commits": 0,
             "stale_reads": 0,
             "undeclared": 0,
+            "stream_loads": 0,
             **dict.fromkeys(REFUSALS.values(), 0),
         }
         # Whether the running section skipped its load and must check its reads (see `enter`),
@@ -722,6 +726,9 @@ class SharedWorld:
         # Until when every section looks at the documents (see `_documents_checked`).
         self._careful_until = 0.0
         self._safe = False  # whether the running section is a safe request (see `enter`)
+        # Whether the running section's runner runs it again when it is refused: a stream it
+        # lacks then dooms it rather than being loaded while the event loop waits (streams.py).
+        self._deferring = False
         self._limiter: RateLimiter | None = None
         self._limiter_changes = -1  # the limiter's count of changes when the section began
         self._marks = (-1, -1)  # `_document_marks` when the section began
@@ -765,6 +772,7 @@ class SharedWorld:
             maxlen=maxlen,
             ttl_ms=ttl_ms,
             batching=self._in_section,
+            deferring=lambda: self._deferring,
             aio=self.aio,
             world_key=self._keys["world"],
         )
@@ -863,6 +871,7 @@ class SharedWorld:
         optimistic: bool = False,
         check_reads: bool = True,
         safe: bool = False,
+        again: bool = False,
     ) -> None:
         """Begin a section (this process's sections run one at a time); `turn` is the token of
         the turn the caller holds, if any (see TURN_AFTER). An `optimistic` section skips the
@@ -880,7 +889,9 @@ class SharedWorld:
 
         A `safe` section is a request whose method HTTP calls safe (GET, HEAD): one that fires
         no timer is taken to change nothing (see `_changed_nothing`); the tests check it does
-        not."""
+        not. A caller that runs the section `again` when `leave` says it was refused lets it
+        run on stand-ins for the streams this process holds no copy of: `leave` then undoes
+        it, loads them without blocking the event loop, and says refused (see `_abort`)."""
         while self._holding:
             await self._unheld.wait()
         await self._local.acquire()
@@ -899,6 +910,7 @@ class SharedWorld:
             raise
         self._section_turn = turn
         self._safe = safe
+        self._deferring = again
         self._limiter_changes = self._limiter_mark()
         self._marks = self._document_marks()
         self.engine.changed.clear()
@@ -1014,14 +1026,33 @@ class SharedWorld:
     async def leave(self, *, replace: bool = False) -> bool:
         """End the section; True once it is committed, False when its commit was refused
         (another worker committed first, or a section of this process it ran after was
-        refused): nothing the section did (state or events) was written, this process has
-        rolled it back, and the caller may run the section again.
+        refused) or it was doomed (see `enter`): nothing the section did (state or events) was
+        written, this process has rolled it back, and the caller may run the section again.
 
         The lock is given back before the commit's answer: the next section runs meanwhile, on
         the model this one left (see `Ticket`), and the sections that end while one commit is
         on its way share the next one (`_commit_all`). A section that wrote nothing answers at
         once, unless it ran after sections not yet known committed (it may have read what they
         wrote): it then waits for them."""
+        return await self._leave(replace=replace) == LANDED
+
+    async def _leave(self, *, replace: bool = False) -> int:
+        """`leave`, saying LANDED, REFUSED or DOOMED."""
+        missing = {store: keys for store in self._stores.values() if (keys := store.take_missing())}
+        if missing:
+            # The copies it appended to are dropped too: loaded again with the missing ones,
+            # or the next run would lack them.
+            for store, keys in self._abort().items():
+                missing[store] = [*missing.get(store, []), *keys]
+            self._counts["stream_loads"] += 1
+            # Outside the lock: other sections run meanwhile.
+            # Reads only: a load cut off by its deadline or a cancelled caller leaves nothing.
+            try:
+                async with asyncio.timeout(AIO_WAIT_S):
+                    await asyncio.gather(*(s.load(keys) for s, keys in missing.items()))
+            except NO_ANSWER as exc:
+                raise unavailable(exc, AIO_WAIT_S) from exc
+            return DOOMED
         self.engine.end_section()
         owner = object()
         ticket: Ticket | None = None
@@ -1067,12 +1098,57 @@ class SharedWorld:
             # Not shielded: a request cancelled meanwhile cancels only this future; its ticket
             # stays in its batch, whose answer skips a future already done (`_answer`), so the
             # commit lands or not as it would have. A shield cost a loop turn per section.
-            return await ticket.done
+            return LANDED if await ticket.done else REFUSED
         if check is not None:
             # Outside the lock: the next section runs while this one's check is on its way (it
             # wrote nothing another could depend on), and may share its round trip.
-            return await self._checks.check(check)
-        return True
+            return LANDED if await self._checks.check(check) else REFUSED
+        return LANDED
+
+    def _abort(self) -> dict[RedisStreams, list[str]]:
+        """End a doomed section (it ran on stand-ins for streams it lacked, see `enter`)
+        without committing it: what it changed in this process (records, documents, timers,
+        stream copies) goes back to what the sections before it left, whose commits may still
+        be on their way. Returns the streams whose copies it dropped."""
+        self.engine.end_section()
+        dropped: dict[RedisStreams, list[str]] = {}
+        try:
+            snapshots = self._require()
+            try:
+                _, changed, _ = self._changed_records()
+                moved = [p for p in PARTS if snapshots.state_print(p) != self._newest_print(p)]
+                docs: dict[str, bytes] = {}
+                for part in moved:
+                    ticket = self._pending_docs.get(part)
+                    docs[part] = ticket.docs()[part] if ticket is not None else self._rest[part]
+                for change in changed:
+                    records, key = change.records, change.key
+                    before = records.pending.get(key)
+                    blob = records.blobs.get(key, b"") if before is None else before.blob
+                    held = records.blobs.get(key)
+                    records.loaded(key, snapshots.loads_value(blob) if blob else None, blob)
+                    # `loaded` takes the bytes for Redis's: those may still be on their way.
+                    if held is None:
+                        records.blobs.pop(key, None)
+                    else:
+                        records.blobs[key] = held
+                if docs:
+                    snapshots.load(docs)
+            except (CodecError, KeyError, TypeError, ValueError):
+                # Something this process cannot put back: it reloads the whole world Redis
+                # holds before its next section.
+                log.exception("could not undo a section; reloading the world")
+                self._lost = True
+            self._scheduler.reindex()
+            self._heard_due(self._scheduler.next_due(), self.version)
+        finally:
+            self.engine.changed.clear()
+            for store in self._stores.values():
+                if keys := store.discard():
+                    dropped[store] = keys
+            self._deferring = False
+            self._local.release()
+        return dropped
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         # Kept from `start`: asking asyncio for the running loop costs a system call (line.py).
@@ -1470,12 +1546,18 @@ class SharedWorld:
         self, *, turn: str = "", optimistic: bool = False, check_reads: bool = True
     ) -> AsyncIterator[Section]:
         """One attempt: `Section.committed` tells, after the block, whether it was written."""
-        await self.enter(turn=turn, optimistic=optimistic, check_reads=check_reads)
+        await self.enter(turn=turn, optimistic=optimistic, check_reads=check_reads, again=True)
         outcome = Section()
         try:
             yield outcome
-        finally:
-            outcome.committed = await self.leave()
+        except Exception:
+            if await self._leave() == DOOMED:
+                return  # it failed on stand-in streams: it runs again, on the real ones
+            raise
+        except BaseException:
+            await self.leave()
+            raise
+        outcome.committed = await self.leave()
 
     async def transact(self, work: Callable[[], T], *, optimistic: bool = False) -> T:
         """Run `work` in sections until one commits (another worker's commit refuses ours); an
@@ -1601,19 +1683,18 @@ class SharedWorld:
         """Drop this process's copies of the streams another worker appended to (`changed`:
         name, version, ...). A stream last appended to by this process's own commit is as it
         holds it: that commit checked the stream had not moved."""
-        self._forget_named(
-            raw
-            for raw, score in zip(changed[::2], changed[1::2], strict=True)
-            if int(score) not in self._mine
-        )
+        for raw, score in zip(changed[::2], changed[1::2], strict=True):
+            if int(score) not in self._mine:
+                self._forget_named([raw], int(score))
 
-    def _forget_named(self, names: Iterable[bytes]) -> None:
+    def _forget_named(self, names: Iterable[bytes], version: int) -> None:
+        """Drop the copies of these streams, appended to by commit `version`."""
         for raw in names:
             name = raw.decode()
             for store in self._stores.values():
                 key = store.stream_of(name)
                 if key is not None:
-                    store.forget([key])
+                    store.forget([key], version)
                     break
 
     def _require(self) -> Snapshots:
@@ -1824,7 +1905,7 @@ class SharedWorld:
         keys = [k for k in fields[b"k"].decode().split("\n") if k]
         # The copies of the streams another worker appended to are stale now; readers woken
         # here catch up with the world after they read (`catch_up`).
-        self._forget_named(fields.get(b"s", b"").split(b"\n"))
+        self._forget_named(fields.get(b"s", b"").split(b"\n"), version)
         for key in keys:
             self._notify_here(key)
 
@@ -2032,7 +2113,9 @@ class SectionMiddleware:
         self, scope: Scope, receive: Receive, send: Send, turn: str, first: bool
     ) -> None:
         shared = self.shared
-        await shared.enter(turn=turn, optimistic=first, safe=scope["method"] in SAFE_METHODS)
+        await shared.enter(
+            turn=turn, optimistic=first, safe=scope["method"] in SAFE_METHODS, again=True
+        )
         open_ = True
 
         async def send_after_leaving(message: Message) -> None:

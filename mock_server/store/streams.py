@@ -20,6 +20,13 @@ section's commit (`SharedWorld`) writes the queued operations in the script that
 state, after checking that each stream still ends where the copy began: events and state commit
 together or not at all, and a refused section leaves no entry behind.
 
+A section never waits on Redis itself when its runner can run it again (`deferring`): a
+stream it holds no copy of (one another worker made, say) is given an empty stand-in and noted
+(`missing`), and the section runs on, so that one run finds every stream it lacks. It is doomed:
+`SharedWorld` undoes it instead of committing it, loads the copies it lacked with the async
+client in one round trip (`load`), and it runs again. Reads in a section go to the working
+copy too, so a section sees the appends of the sections before it.
+
 A working copy whose section committed is kept (up to CACHED streams, least recently used
 first out): it is what Redis then holds, so the next section that appends to the stream (a
 job's next step) needs no round trip to load it. `SharedWorld` drops the copies of streams other
@@ -195,6 +202,12 @@ class Pending:
     stream: EventStream | None  # None: no such stream (yet)
     base_last: str  # the stream's last id when loaded ('' none, UNCHECKED when never loaded)
     ops: list[list[str]] = field(default_factory=list)
+    # Loaded while another worker appended (see `RedisStreams.load`): good for a section, whose
+    # commit checks the stream, not for the readers outside one.
+    stale: bool = False
+    stand_in: bool = False  # for a stream the section lacked (see `missing`): never kept
+    # The world's version when `load` read it (0: not known): a commit up to it is in it.
+    at: int = 0
 
 
 class RedisStreams:
@@ -211,6 +224,7 @@ class RedisStreams:
         maxlen: int | None,
         ttl_ms: int | None,
         batching: Callable[[], bool] | None = None,
+        deferring: Callable[[], bool] | None = None,
         aio: aioredis.Redis | None = None,
         world_key: str | None = None,
     ) -> None:
@@ -223,6 +237,9 @@ class RedisStreams:
         self.maxlen = maxlen
         self.ttl_ms = ttl_ms
         self._batching = batching
+        self._deferring = deferring
+        # The streams the sections since the last `take_missing` lacked.
+        self.missing: set[str] = set()
         self._pending: dict[str, Pending] = {}
         # Committed working copies (see the module docstring).
         self._cache: OrderedDict[str, Pending] = OrderedDict()
@@ -235,7 +252,11 @@ class RedisStreams:
         self._commit = client.register_script(_COMMIT)
         # Reads fetched ahead with the async client (`prefetch`), shared by the readers of one
         # stream at one cursor until the stream changes (`changed`).
+        self._aio = aio
         self._aread = None if aio is None else aio.register_script(_READ)
+        # Bumped when every copy is dropped (`forget(None)`, `clear`): a load begun before
+        # keeps nothing.
+        self._epoch = 0
         self._fresh: OrderedDict[str, dict[str, ReadResult]] = OrderedDict()  # key -> cursor
         self._fetching: dict[tuple[str, str], asyncio.Task[ReadResult]] = {}
         self._fetching_keys: dict[str, int] = {}
@@ -267,24 +288,78 @@ class RedisStreams:
             if pending is not None:
                 self._pending[key] = pending
                 return pending
-            stream, meta = self._keys(key)
+            if self._deferring is not None and self._deferring():
+                self.missing.add(key)
+                pending = self._pending[key] = Pending(None, "", stand_in=True)
+                return pending
+            # A section whose runner cannot run it again (a test's, say) waits for Redis.
             pipe = self.client.pipeline(transaction=True)
-            pipe.hmget(meta, ["c", "l", "d"])
-            pipe.xrange(stream, "-", "+")
-            (created, last, dropped), rows = pipe.execute()
-            copy = None
-            if created is not None:
-                copy = EventStream.restore(
-                    int(created),
-                    [Entry(StreamId.parse(_text(i)), _data([b"d", f[b"d"]])) for i, f in rows],
-                    last_id=None if last is None else StreamId.parse(_text(last)),
-                    dropped_through=None if dropped is None else StreamId.parse(_text(dropped)),
-                    maxlen=self.maxlen,
-                    ttl_ms=self.ttl_ms,
-                )
-            pending = Pending(copy, "" if last is None else _text(last))
-            self._pending[key] = pending
+            self._queue_load(pipe, key)
+            pending = self._pending[key] = self._loaded(*pipe.execute())
         return pending
+
+    def _queue_load(self, pipe: Any, key: str) -> None:
+        stream, meta = self._keys(key)
+        pipe.hmget(meta, ["c", "l", "d"])
+        pipe.xrange(stream, "-", "+")
+
+    def _loaded(self, meta: list[Any], rows: list[Any]) -> Pending:
+        """A copy from a stream's meta hash (c, l, d) and its entries, as `_queue_load` reads
+        them."""
+        created, last, dropped = meta
+        copy = None
+        if created is not None:
+            copy = EventStream.restore(
+                int(created),
+                [Entry(StreamId.parse(_text(i)), _data([b"d", f[b"d"]])) for i, f in rows],
+                last_id=None if last is None else StreamId.parse(_text(last)),
+                dropped_through=None if dropped is None else StreamId.parse(_text(dropped)),
+                maxlen=self.maxlen,
+                ttl_ms=self.ttl_ms,
+            )
+        return Pending(copy, "" if last is None else _text(last))
+
+    def take_missing(self) -> list[str]:
+        """The streams the sections lacked since the last call (see `missing`)."""
+        missing, self.missing = list(self.missing), set()
+        return missing
+
+    async def load(self, keys: Iterable[str]) -> None:
+        """Load copies of these streams with the async client, in one round trip, for a doomed
+        section (see `missing`) to run again."""
+        assert self._aio is not None, "a deferring store needs the async client"
+        wanted = [
+            k for k in dict.fromkeys(keys) if k not in self._cache and k not in self._speculative
+        ]
+        if not wanted:
+            return
+        epoch = self._epoch
+        # Counted as fetching, so that `changed` moves their generation meanwhile.
+        for key in wanted:
+            self._fetching_keys[key] = self._fetching_keys.get(key, 0) + 1
+        generations = {k: self._generation.get(k, 0) for k in wanted}
+        try:
+            pipe = self._aio.pipeline(transaction=True)
+            if self._world_key is not None:
+                pipe.hget(self._world_key, "v")
+            for key in wanted:
+                self._queue_load(pipe, key)
+            found = await pipe.execute()
+            at = int(found.pop(0) or 0) if self._world_key is not None else 0
+        finally:
+            for key in wanted:
+                self._fetched((key, ""))
+        if epoch != self._epoch:
+            return  # every copy was dropped meanwhile: the next run asks again
+        for n, key in enumerate(wanted):
+            if key in self._cache or key in self._speculative or key in self._pending:
+                continue  # a section made or loaded it meanwhile: that copy is newer
+            copy = self._loaded(found[2 * n], found[2 * n + 1])
+            # Changed while on its way: kept for the sections (the next run must not ask again
+            # and again while another worker appends on), not for readers outside them.
+            copy.stale = self._generation.get(key, 0) != generations[key]
+            copy.at = at
+            self._keep(key, copy)
 
     def take(self, owner: object = None) -> list[list[Any]]:
         """The section's queued changes, one group per stream, for the commit script:
@@ -336,25 +411,36 @@ class RedisStreams:
         while len(self._cache) > CACHED:
             self._cache.popitem(last=False)
 
-    def discard(self) -> None:
+    def discard(self) -> list[str]:
         """Forget a section that will not commit: the copies it changed are dropped (a later
-        section loads them again), the others stay."""
+        section loads them again: they are returned, but for those it made afresh), the others
+        stay."""
+        dropped = []
         for key, p in self._pending.items():
             if p.ops:
                 self._speculative.pop(key, None)
                 self._cache.pop(key, None)
-            elif key not in self._speculative:
+                if not p.stand_in and p.base_last != UNCHECKED:
+                    dropped.append(key)
+            elif key not in self._speculative and not p.stand_in:
                 self._keep(key, p)
         self._pending = {}
+        return dropped
 
-    def forget(self, keys: Iterable[str] | None) -> None:
-        """Drop the cached copies of these streams (changed by another worker); None: all."""
+    def forget(self, keys: Iterable[str] | None, version: int | None = None) -> None:
+        """Drop the cached copies of these streams (changed by another worker, by commit
+        `version` if known: a copy loaded at that version or later holds the change); None:
+        all."""
         if keys is None:
+            self._epoch += 1
             self._cache.clear()
             self._speculative.clear()
             self._fresh.clear()
             return
         for key in keys:
+            cached = self._cache.get(key)
+            if version is not None and cached is not None and cached.at >= version:
+                continue
             self._cache.pop(key, None)
             self._speculative.pop(key, None)
             self.changed(key)
@@ -415,11 +501,10 @@ class RedisStreams:
         if count is not None and count < 1:
             raise ValueError("count must be >= 1")
         if self._batched():
-            if key in self._pending:
-                copy = self._pending[key].stream
-                if copy is None:
-                    return ReadResult((), False, None)
-                return copy.read_after(after, now_ms, count=count)
+            copy = self._working(key).stream
+            if copy is None:
+                return ReadResult((), False, None)
+            return copy.read_after(after, now_ms, count=count)
         else:
             local = self._local_copy(key)
             if local is not None:
@@ -439,7 +524,7 @@ class RedisStreams:
         """The committed copy of the stream this process holds (what Redis holds, unless
         another worker has appended since and this process has not heard of it yet)."""
         cached = self._cache.get(key)
-        return None if cached is None else cached.stream
+        return None if cached is None or cached.stale else cached.stream
 
     def _read_keys(self, key: str) -> list[str]:
         keys = self._keys(key)
@@ -516,6 +601,7 @@ class RedisStreams:
     def clear(self) -> None:
         # Not deferred to the commit: a reset deletes at once, and runs again if its commit is
         # refused (see the README).
+        self._epoch += 1
         self._pending.clear()
         self._cache.clear()
         self._speculative.clear()

@@ -692,6 +692,9 @@ def test_a_tick_run_on_a_world_the_feed_had_not_announced_yet_is_refused_and_run
             assert cancelled.status_code == 200, cancelled.text
             before = events(second, job_id)
             shared._known_version = loaded  # the feed has not told this worker yet
+            # But its copy of the stream is current (the feed dropped the old one): the tick is
+            # refused by what it read, not doomed for a stream it lacks.
+            await shared._stores["auvy"].load([job_id])
 
             def tick() -> int:
                 if not ticks:
@@ -705,6 +708,7 @@ def test_a_tick_run_on_a_world_the_feed_had_not_announced_yet_is_refused_and_run
             assert ticks[0] > 0, "the first attempt did not run on the older world"
             assert ticks[-1] == 0
             assert shared.counts()["conflicts"] == 1
+            assert shared.counts()["stream_loads"] == 0
             assert events(second, job_id) == before
             status = await a.get(f"/auvy/v1/jobs/{job_id}/status", headers=KEY)
             assert status.json()["status"] == "failed", status.text

@@ -336,3 +336,140 @@ def test_a_reader_reads_what_it_prefetched_even_when_the_stream_changed_meanwhil
         await aio.aclose()
 
     asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def deferring_store(
+    redis_url: str, client: redis.Redis, prefix: str
+) -> tuple[aioredis.Redis, RedisStreams, list[str]]:
+    """A store inside a section whose runner runs it again (so it never blocks on Redis), and
+    the list its blocking loads go to."""
+    aio = aioredis.Redis.from_url(redis_url)
+    store = RedisStreams(
+        client,
+        prefix,
+        maxlen=None,
+        ttl_ms=None,
+        batching=lambda: True,
+        deferring=lambda: True,
+        aio=aio,
+        world_key=prefix + "world",
+    )
+    blocking: list[str] = []
+    pipeline = store.client.pipeline
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        blocking.append("pipeline")
+        return pipeline(*args, **kwargs)
+
+    store.client.pipeline = counted  # type: ignore[method-assign]
+    return aio, store, blocking
+
+
+def test_a_section_lacking_a_stream_runs_on_a_stand_in_and_the_copy_is_loaded_without_blocking(
+    redis_url: str, client: redis.Redis
+) -> None:
+    async def test() -> None:
+        aio, store, blocking = deferring_store(redis_url, client, "df:")
+        _, direct = stores(client, None, None)
+        direct.prefix = store.prefix
+        direct.append("s", {"n": 1}, 1_000)
+        client.hset("df:world", "v", 7)
+        try:
+            # The section's first run: a stand-in, empty, and noted; nothing waited on Redis.
+            assert store.read_after("s", None, 1_000).entries == ()
+            stand_in_id = store.append("s", {"n": 2}, 1_001)
+            assert store.missing == {"s"}
+            assert store.take_missing() == ["s"] and store.missing == set()
+            assert store.discard() == [], "a stand-in is neither kept nor loaded again"
+            assert store._local_copy("s") is None
+            await store.load(["s"])
+            assert blocking == []
+            # The run again: the real stream, and the append follows its last entry.
+            assert [e.data for e in store.read_after("s", None, 1_001).entries] == [{"n": 1}]
+            appended = store.append("s", {"n": 2}, 1_001)
+            assert appended == StreamId(1_001, 0) and appended == stand_in_id
+            assert store.missing == set()
+            assert store.commit()
+            assert [e.data for e in direct.read_after("s", None, 1_001).entries] == [
+                {"n": 1},
+                {"n": 2},
+            ]
+            assert blocking == []
+        finally:
+            await aio.aclose()
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_discarded_section_returns_the_copies_it_appended_to_for_loading_again(
+    redis_url: str, client: redis.Redis
+) -> None:
+    async def test() -> None:
+        aio, store, _ = deferring_store(redis_url, client, "df2:")
+        _, direct = stores(client, None, None)
+        direct.prefix = store.prefix
+        direct.append("held", {"n": 1}, 1_000)
+        try:
+            await store.load(["held"])
+            store.append("held", {"n": 2}, 1_001)  # on the loaded copy
+            store.create("fresh", 1_001)
+            store.append("fresh", {"n": 1}, 1_001)
+            store.append("lacked", {"n": 1}, 1_001)  # a stand-in
+            assert sorted(store.take_missing()) == ["lacked"]
+            assert store.discard() == ["held"]
+            assert store._local_copy("held") is None, "the copy appended to is dropped"
+            await store.load(["held", "lacked"])
+            copy = store._local_copy("held")
+            assert copy is not None
+            assert [e.data for e in copy.read_after(None, 1_001).entries] == [{"n": 1}]
+            assert "lacked" in store._cache, "known not to exist: no stand-in next time"
+        finally:
+            await aio.aclose()
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_loaded_copy_outlives_the_news_of_a_change_it_already_holds(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """A copy `load` read at world version 9 holds every append committed up to 9: a later
+    word that commit 9 appended does not drop it, one of commit 10 does."""
+
+    async def test() -> None:
+        aio, store, _ = deferring_store(redis_url, client, "df3:")
+        client.hset("df3:world", "v", 9)
+        _, direct = stores(client, None, None)
+        direct.prefix = store.prefix
+        direct.append("s", {"n": 1}, 1_000)
+        try:
+            await store.load(["s"])
+            store.forget(["s"], 9)
+            assert store._local_copy("s") is not None
+            store.forget(["s"], 10)
+            assert store._local_copy("s") is None
+        finally:
+            await aio.aclose()
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_copy_whose_stream_changed_while_it_was_loading_serves_sections_not_readers(
+    redis_url: str, client: redis.Redis
+) -> None:
+    async def test() -> None:
+        aio, store, blocking = deferring_store(redis_url, client, "df4:")
+        _, direct = stores(client, None, None)
+        direct.prefix = store.prefix
+        direct.append("s", {"n": 1}, 1_000)
+        try:
+            loading = asyncio.create_task(store.load(["s"]))
+            await asyncio.sleep(0)
+            store.changed("s")  # the feed names it while the load is on its way
+            await loading
+            assert store._local_copy("s") is None, "readers outside a section fetch afresh"
+            assert [e.data for e in store.read_after("s", None, 1_000).entries] == [{"n": 1}]
+            assert store.missing == set() and blocking == []
+        finally:
+            await aio.aclose()
+
+    asyncio.run(asyncio.wait_for(test(), 30))

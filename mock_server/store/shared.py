@@ -1045,8 +1045,12 @@ class SharedWorld:
             for store, keys in self._abort().items():
                 missing[store] = [*missing.get(store, []), *keys]
             self._counts["stream_loads"] += 1
-            # Outside the lock: other sections run meanwhile.
-            # Reads only: a load cut off by its deadline or a cancelled caller leaves nothing.
+            # Once this process's commits on their way have landed (a stream they append to is
+            # not as Redis holds it until then; the section's next run waits for them anyway),
+            # and outside the lock: other sections run meanwhile. Reads only: a load cut off by
+            # its deadline or a cancelled caller leaves nothing behind.
+            await self._quiet_locked()
+            self._local.release()
             try:
                 async with asyncio.timeout(AIO_WAIT_S):
                     await asyncio.gather(*(s.load(keys) for s, keys in missing.items()))
@@ -1093,6 +1097,7 @@ class SharedWorld:
             self.engine.changed.clear()
             for store in self._stores.values():
                 store.discard()
+            self._deferring = False
             self._local.release()
         if ticket is not None:
             # Not shielded: a request cancelled meanwhile cancels only this future; its ticket
@@ -1134,13 +1139,28 @@ class SharedWorld:
                         records.blobs[key] = held
                 if docs:
                     snapshots.load(docs)
-            except (CodecError, KeyError, TypeError, ValueError):
+                    # Rebuilt, a document may print otherwise than the bytes it came from (see
+                    # `_load`): what later sections are told from is its print now.
+                    for part in docs:
+                        printed = snapshots.state_print(part)
+                        ticket = self._pending_docs.get(part)
+                        if ticket is None:
+                            self._state_print[part] = printed
+                        else:
+                            ticket.prints()[part] = printed
+            except Exception:
                 # Something this process cannot put back: it reloads the whole world Redis
                 # holds before its next section.
                 log.exception("could not undo a section; reloading the world")
                 self._lost = True
+            except BaseException:
+                self._lost = True
+                raise
             self._scheduler.reindex()
             self._heard_due(self._scheduler.next_due(), self.version)
+        except BaseException:
+            self._lost = True
+            raise
         finally:
             self.engine.changed.clear()
             for store in self._stores.values():
@@ -1552,12 +1572,14 @@ class SharedWorld:
             yield outcome
         except Exception:
             if await self._leave() == DOOMED:
+                outcome.doomed = True
                 return  # it failed on stand-in streams: it runs again, on the real ones
             raise
         except BaseException:
             await self.leave()
             raise
-        outcome.committed = await self.leave()
+        left = await self._leave()
+        outcome.committed, outcome.doomed = left == LANDED, left == DOOMED
 
     async def transact(self, work: Callable[[], T], *, optimistic: bool = False) -> T:
         """Run `work` in sections until one commits (another worker's commit refuses ours); an
@@ -1572,7 +1594,8 @@ class SharedWorld:
                     result = work()
                 if outcome.committed:
                     return result
-                await _back_off(attempt)
+                if not outcome.doomed:
+                    await _back_off(attempt)
         raise Unavailable(f"the store refused {ATTEMPTS} commits in a row", 1)
 
     @contextlib.asynccontextmanager
@@ -2014,6 +2037,7 @@ def _due(raw: bytes | str | None) -> int | None:
 @dataclass
 class Section:
     committed: bool = False
+    doomed: bool = False  # it ran on stand-ins for streams it lacked: run it again at once
 
 
 async def _back_off(attempt: int) -> None:
@@ -2130,10 +2154,16 @@ class SectionMiddleware:
 
         try:
             await self.app(scope, receive, send_after_leaving)
-        finally:
+        except BaseException:
             if open_:
                 open_ = False
-                await shared.leave()
+                if await shared._leave() == DOOMED:
+                    # What failed ran on stand-in streams: run it again, on the real ones.
+                    raise SectionRefused from None
+            raise
+        if open_:
+            open_ = False
+            await shared.leave()
 
 
 def _refused(exc: BaseException) -> bool:

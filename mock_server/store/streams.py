@@ -238,8 +238,10 @@ class RedisStreams:
         self.ttl_ms = ttl_ms
         self._batching = batching
         self._deferring = deferring
-        # The streams the sections since the last `take_missing` lacked.
+        # The streams the sections since the last `take_missing` lacked, and those loaded for
+        # them (`load`) that no section has used yet.
         self.missing: set[str] = set()
+        self._handed: set[str] = set()
         self._pending: dict[str, Pending] = {}
         # Committed working copies (see the module docstring).
         self._cache: OrderedDict[str, Pending] = OrderedDict()
@@ -286,6 +288,7 @@ class RedisStreams:
                 return pending
             pending = self._cache.pop(key, None)
             if pending is not None:
+                self._handed.discard(key)
                 self._pending[key] = pending
                 return pending
             if self._deferring is not None and self._deferring():
@@ -328,8 +331,14 @@ class RedisStreams:
         """Load copies of these streams with the async client, in one round trip, for a doomed
         section (see `missing`) to run again."""
         assert self._aio is not None, "a deferring store needs the async client"
+        # Not a stream this process's own appends are on their way to: Redis may not hold them
+        # yet. The section runs again once they landed (it loads first, see `SharedWorld.enter`)
+        # and asks for it then.
+        flying = {k for owned in self._owned.values() for k in owned}
         wanted = [
-            k for k in dict.fromkeys(keys) if k not in self._cache and k not in self._speculative
+            k
+            for k in dict.fromkeys(keys)
+            if k not in self._cache and k not in self._speculative and k not in flying
         ]
         if not wanted:
             return
@@ -348,18 +357,21 @@ class RedisStreams:
             at = int(found.pop(0) or 0) if self._world_key is not None else 0
         finally:
             for key in wanted:
-                self._fetched((key, ""))
+                self._unfetching(key)
         if epoch != self._epoch:
             return  # every copy was dropped meanwhile: the next run asks again
         for n, key in enumerate(wanted):
             if key in self._cache or key in self._speculative or key in self._pending:
                 continue  # a section made or loaded it meanwhile: that copy is newer
             copy = self._loaded(found[2 * n], found[2 * n + 1])
-            # Changed while on its way: kept for the sections (the next run must not ask again
-            # and again while another worker appends on), not for readers outside them.
+            # Changed while on its way: good for the sections, whose commits check it, not
+            # for readers outside them.
             copy.stale = self._generation.get(key, 0) != generations[key]
             copy.at = at
             self._keep(key, copy)
+            # Kept for the section that asked, whatever the feed says before it runs again (it
+            # would else ask again and again while another worker appends on: see `forget`).
+            self._handed.add(key)
 
     def take(self, owner: object = None) -> list[list[Any]]:
         """The section's queued changes, one group per stream, for the commit script:
@@ -409,7 +421,8 @@ class RedisStreams:
         self._cache[key] = pending
         self._cache.move_to_end(key)
         while len(self._cache) > CACHED:
-            self._cache.popitem(last=False)
+            gone, _ = self._cache.popitem(last=False)
+            self._handed.discard(gone)
 
     def discard(self) -> list[str]:
         """Forget a section that will not commit: the copies it changed are dropped (a later
@@ -434,16 +447,20 @@ class RedisStreams:
         if keys is None:
             self._epoch += 1
             self._cache.clear()
+            self._handed.clear()
             self._speculative.clear()
             self._fresh.clear()
             return
         for key in keys:
+            self.changed(key)
             cached = self._cache.get(key)
+            if cached is not None and key in self._handed:
+                cached.stale = True  # the section it was loaded for runs on it: its commit checks
+                continue
             if version is not None and cached is not None and cached.at >= version:
                 continue
             self._cache.pop(key, None)
             self._speculative.pop(key, None)
-            self.changed(key)
 
     def stream_of(self, redis_key: str) -> str | None:
         """This store's key for a Redis stream key, or None when it is not one of ours."""
@@ -570,7 +587,9 @@ class RedisStreams:
 
     def _fetched(self, slot: tuple[str, str]) -> None:
         self._fetching.pop(slot, None)
-        key = slot[0]
+        self._unfetching(slot[0])
+
+    def _unfetching(self, key: str) -> None:
         left = self._fetching_keys.pop(key, 1) - 1
         if left:
             self._fetching_keys[key] = left
@@ -603,6 +622,7 @@ class RedisStreams:
         # refused (see the README).
         self._epoch += 1
         self._pending.clear()
+        self._handed.clear()
         self._cache.clear()
         self._speculative.clear()
         self._fresh.clear()

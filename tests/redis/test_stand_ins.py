@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
 
+from mock_server.store.shared import SectionMiddleware
 from mock_server.store.streams import RedisStreams
 
 from .test_fencing import events
@@ -164,5 +167,31 @@ def test_a_redis_that_does_not_answer_a_load_is_a_503_in_the_apis_envelope(
             assert again.status_code == 200, again.text
             await status(a, job)
             assert events(first, job) == events(second, job)
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_request_that_fails_on_a_stand_in_runs_again_and_answers(redis_url: str) -> None:
+    """Through the middleware with no error handler in between (an ASGI app raising on its
+    own): what failed on a stand-in is not the answer (found in review)."""
+
+    async def test() -> None:
+        async with two_workers(redis_url) as (first, second, a, _b):
+            job = await create_job(a)
+            assert (await a.post("/_mock/clock/advance", json={"ms": 25})).status_code == 200
+            store, world = second.state.store, second.state.world
+
+            async def bare(scope: Scope, receive: Receive, send: Send) -> None:
+                found = world.auvy.streams.read_after(job, None, world.engine.now())
+                if not found.entries:
+                    raise RuntimeError("no events")
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"%d" % len(found.entries)})
+
+            transport = httpx.ASGITransport(app=SectionMiddleware(bare, store))
+            async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+                got = await client.get("/")
+            assert got.status_code == 200 and got.text == str(len(events(first, job)))
+            assert store.counts()["stream_loads"] == 1
 
     asyncio.run(asyncio.wait_for(test(), 30))

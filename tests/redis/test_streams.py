@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -443,6 +444,8 @@ def test_a_loaded_copy_outlives_the_news_of_a_change_it_already_holds(
         direct.append("s", {"n": 1}, 1_000)
         try:
             await store.load(["s"])
+            store.read_after("s", None, 1_000)  # the section it was loaded for
+            store.discard()
             store.forget(["s"], 9)
             assert store._local_copy("s") is not None
             store.forget(["s"], 10)
@@ -469,6 +472,72 @@ def test_a_copy_whose_stream_changed_while_it_was_loading_serves_sections_not_re
             assert store._local_copy("s") is None, "readers outside a section fetch afresh"
             assert [e.data for e in store.read_after("s", None, 1_000).entries] == [{"n": 1}]
             assert store.missing == set() and blocking == []
+        finally:
+            await aio.aclose()
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_stream_this_process_appends_to_on_the_way_is_not_loaded_under_its_commit(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """A section appended to J (its commit not sent yet); the next appended to J too and lacked
+    K. Undone, it drops J; a load of J then could read Redis before the first commit lands and
+    keep a copy without it for ever (found in review): J is left to be loaded once that commit
+    has landed."""
+
+    async def test() -> None:
+        aio, store, _ = deferring_store(redis_url, client, "df5:")
+        client.hset("df5:world", "v", 1)
+        try:
+            store.create("J", 1_000)
+            store.append("J", {"n": 0}, 1_000)
+            assert store.commit()
+            store.append("J", {"n": "A"}, 1_001)
+            first = object()
+            queued = store.take(first)  # on its way
+            store.append("J", {"n": "B"}, 1_002)  # on the first's copy
+            store.read_after("K", None, 1_002)  # lacked: a stand-in
+            missing, dropped = store.take_missing(), store.discard()
+            assert (missing, dropped) == (["K"], ["J"])
+            await store.load([*missing, *dropped])
+            assert "J" not in store._cache, "loaded under a commit on its way"
+            assert "K" in store._cache
+            assert store._commit(args=[json.dumps(queued)])
+            store.settle(first, True)
+            await store.load(["J"])
+            copy = store._local_copy("J")
+            assert copy is not None
+            assert [e.data for e in copy.read_after(None, 1_003).entries] == [{"n": 0}, {"n": "A"}]
+        finally:
+            await aio.aclose()
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_copy_loaded_for_a_section_waits_for_it_whatever_the_feed_says_meanwhile(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """Another worker appending on and on would else have the copy dropped before the section
+    that asked runs again, and that section doomed again and again: it gets the copy (stale,
+    so readers outside sections fetch afresh, and its commit checks the stream)."""
+
+    async def test() -> None:
+        aio, store, _ = deferring_store(redis_url, client, "df6:")
+        client.hset("df6:world", "v", 3)
+        _, direct = stores(client, None, None)
+        direct.prefix = store.prefix
+        direct.append("s", {"n": 1}, 1_000)
+        try:
+            await store.load(["s"])
+            store.forget(["s"], 4)
+            store.forget(["s"], 5)
+            assert store._local_copy("s") is None, "a stale copy for readers"
+            assert [e.data for e in store.read_after("s", None, 1_000).entries] == [{"n": 1}]
+            assert store.missing == set()
+            store.discard()  # that section used it: the next word of a change drops it
+            store.forget(["s"], 6)
+            assert "s" not in store._cache
         finally:
             await aio.aclose()
 

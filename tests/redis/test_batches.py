@@ -283,3 +283,33 @@ def test_a_document_changed_undeclared_refuses_the_call_and_runs_again_looking(
                 assert other.state.world.auvy.jobs[job].input["by"] == "sneaky"
 
     asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_while_a_call_is_on_its_way_the_next_waits_for_the_sections_waiting_to_run(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """The sections queued for the lock behind the first that leaves share the next call with
+    it: the committer waits its turn for the lock behind them (asyncio's lock is fair), so
+    that one does not go alone."""
+
+    async def test() -> None:
+        async with a_worker_with_a_job(redis_url) as (app, client, store, _job):
+            async with held_commits(app, redis_client) as held:
+                first = asyncio.create_task(create_job(client))
+                await held.calls_on_their_way(1)
+                await store._local.acquire()  # a section running: the next five wait for it
+                queued = [asyncio.create_task(create_job(client)) for _ in range(5)]
+                await eventually(
+                    lambda: len(store._local._waiters or ()) == 5,
+                    lambda: "5 sections waiting for the lock",
+                )
+                store._local.release()
+                await held.calls_on_their_way(2)
+                assert held.sent[1].count(WRITE) == 5, held.sent
+                held.release()
+                made = await asyncio.gather(first, *queued)
+            assert len(set(made)) == 6
+            held_jobs: list[bytes] = redis_client.hkeys(PREFIX + "records:auvy.jobs")  # type: ignore[assignment]
+            assert set(made) <= {k.decode() for k in held_jobs}
+
+    asyncio.run(asyncio.wait_for(test(), 60))

@@ -2051,6 +2051,11 @@ class SectionRefused(BaseException):
     so the APIs' catch-all error handlers (`except Exception`) let it through."""
 
 
+class SectionDoomed(SectionRefused):
+    """The section ran on stand-ins for streams its worker lacked (see `SharedWorld.enter`);
+    they are loaded now: run it again at once, as the same attempt."""
+
+
 # A refused commit means another worker committed first; the winner always made progress, so a
 # request refused this often in a row is answered 503 (in its API's envelope) rather than run
 # yet again.
@@ -2118,18 +2123,22 @@ class SectionMiddleware:
         turn: str,
         attempt: int,
     ) -> bool:
-        """One attempt; False (after a back-off) when its commit was refused."""
-        try:
-            # A copy: routing rewrites the scope it is given (a Mount's root_path), and the
-            # next attempt must be routed from the request as it came.
-            await self._attempt(
-                dict(scope), _replay(messages, receive), send, turn, first=attempt == 0
-            )
-            return True
-        except BaseException as exc:
-            if not _refused(exc):
-                raise
-            log.debug("%s %s: commit refused, running it again", scope["method"], scope["path"])
+        """One attempt; False (after a back-off) when its commit was refused. A run doomed for
+        lacking streams is run again at once (they are loaded by then), as the same attempt."""
+        for _ in range(ATTEMPTS):
+            try:
+                # A copy: routing rewrites the scope it is given (a Mount's root_path), and the
+                # next run must be routed from the request as it came.
+                await self._attempt(
+                    dict(scope), _replay(messages, receive), send, turn, first=attempt == 0
+                )
+                return True
+            except BaseException as exc:
+                if not _refused(exc):
+                    raise
+                if not _refused(exc, SectionDoomed):
+                    break
+        log.debug("%s %s: commit refused, running it again", scope["method"], scope["path"])
         await _back_off(attempt)
         return False
 
@@ -2142,35 +2151,47 @@ class SectionMiddleware:
         )
         open_ = True
 
+        async def leave() -> None:
+            left = await shared._leave()
+            if left == DOOMED:
+                raise SectionDoomed
+            if left != LANDED:
+                raise SectionRefused
+
         async def send_after_leaving(message: Message) -> None:
             nonlocal open_
             if message["type"] == "http.response.start":
                 if open_:
                     open_ = False
-                    if not await shared.leave():
-                        raise SectionRefused
+                    await leave()
                 message = {**message, "headers": [*message.get("headers", ()), self.header]}
             await send(message)
 
         try:
             await self.app(scope, receive, send_after_leaving)
-        except BaseException:
+        except Exception:
             if open_:
                 open_ = False
                 if await shared._leave() == DOOMED:
                     # What failed ran on stand-in streams: run it again, on the real ones.
-                    raise SectionRefused from None
+                    raise SectionDoomed from None
             raise
-        if open_:
+        except BaseException:
+            # Cancelled (or the like): the section ends, and nothing runs it again.
+            if open_:
+                open_ = False
+                await shared.leave()
+            raise
+        if open_:  # no response started
             open_ = False
-            await shared.leave()
+            await leave()
 
 
-def _refused(exc: BaseException) -> bool:
+def _refused(exc: BaseException, kind: type[SectionRefused] = SectionRefused) -> bool:
     # A streaming response sends from inside a task group, which may wrap the exception.
     if isinstance(exc, BaseExceptionGroup):
-        return all(_refused(inner) for inner in exc.exceptions)
-    return isinstance(exc, SectionRefused)
+        return all(_refused(inner, kind) for inner in exc.exceptions)
+    return isinstance(exc, kind)
 
 
 async def _buffered(receive: Receive) -> list[Message]:

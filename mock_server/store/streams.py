@@ -202,8 +202,10 @@ class Pending:
     stream: EventStream | None  # None: no such stream (yet)
     base_last: str  # the stream's last id when loaded ('' none, UNCHECKED when never loaded)
     ops: list[list[str]] = field(default_factory=list)
-    # Loaded while another worker appended (see `RedisStreams.load`): good for a section, whose
-    # commit checks the stream, not for the readers outside one.
+    # Loaded while another worker appended, or named by the feed since (see `RedisStreams.load`
+    # and `forget`): good for the one section it was loaded for, whose answer it still
+    # reflects and whose commit checks it, not for readers outside sections nor for later
+    # sections (it is dropped once used).
     stale: bool = False
     stand_in: bool = False  # for a stream the section lacked (see `missing`): never kept
     # The world's version when `load` read it (0: not known): a commit up to it is in it.
@@ -384,7 +386,7 @@ class RedisStreams:
         appended: list[str] = []
         for key, p in self._pending.items():
             if not p.ops:
-                if key not in self._speculative:
+                if key not in self._speculative and not p.stale:
                     self._keep(key, p)  # loaded and only read: what Redis holds
                 continue
             groups.append(
@@ -435,7 +437,7 @@ class RedisStreams:
                 self._cache.pop(key, None)
                 if not p.stand_in and p.base_last != UNCHECKED:
                     dropped.append(key)
-            elif key not in self._speculative and not p.stand_in:
+            elif key not in self._speculative and not p.stand_in and not p.stale:
                 self._keep(key, p)
         self._pending = {}
         return dropped

@@ -195,3 +195,34 @@ def test_a_request_that_fails_on_a_stand_in_runs_again_and_answers(redis_url: st
             assert store.counts()["stream_loads"] == 1
 
     asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_request_cancelled_while_it_runs_on_a_stand_in_is_not_run_again(
+    redis_url: str,
+) -> None:
+    """A cancellation is not a failure to run again (found in review): it reaches the caller."""
+
+    async def test() -> None:
+        async with two_workers(redis_url) as (_first, second, a, _b):
+            job = await create_job(a)
+            assert (await a.post("/_mock/clock/advance", json={"ms": 25})).status_code == 200
+            store, world = second.state.store, second.state.world
+            runs: list[int] = []
+
+            async def slow_on_a_stand_in(scope: Scope, receive: Receive, send: Send) -> None:
+                found = world.auvy.streams.read_after(job, None, world.engine.now())
+                runs.append(len(found.entries))
+                if not found.entries:
+                    await asyncio.sleep(5)  # cancelled meanwhile
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"ok"})
+
+            transport = httpx.ASGITransport(app=SectionMiddleware(slow_on_a_stand_in, store))
+            async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(client.get("/"), 0.2)
+            assert runs == [0], f"run again after it was cancelled: {runs}"
+            # The worker goes on: the next request runs on the loaded copy.
+            assert (await _b.get(f"/auvy/v1/jobs/{job}/status", headers=KEY)).status_code == 200
+
+    asyncio.run(asyncio.wait_for(test(), 30))

@@ -542,3 +542,36 @@ def test_a_copy_loaded_for_a_section_waits_for_it_whatever_the_feed_says_meanwhi
             await aio.aclose()
 
     asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_stale_copy_serves_the_section_it_was_loaded_for_and_no_later_one(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """Kept stale, it would serve every later section without the other worker's entries (the
+    news of them already spent), and nothing would check it (found in review)."""
+
+    async def test() -> None:
+        aio, store, _ = deferring_store(redis_url, client, "df7:")
+        client.hset("df7:world", "v", 3)
+        _, direct = stores(client, None, None)
+        direct.prefix = store.prefix
+        direct.append("s", {"n": 1}, 1_000)
+        try:
+            await store.load(["s"])
+            direct.append("s", {"n": 2}, 1_001)  # another worker's
+            client.hset("df7:world", "v", 4)
+            store.forget(["s"], 4)
+            # The section it was loaded for reads it, as it was when the section asked.
+            assert [e.data for e in store.read_after("s", None, 2_000).entries] == [{"n": 1}]
+            store.take(object())
+            # A later section lacks it again, and gets the stream as it now is.
+            assert store.read_after("s", None, 2_000).entries == ()
+            assert store.take_missing() == ["s"]
+            store.discard()
+            await store.load(["s"])
+            got = [e.data for e in store.read_after("s", None, 2_000).entries]
+            assert got == [{"n": 1}, {"n": 2}]
+        finally:
+            await aio.aclose()
+
+    asyncio.run(asyncio.wait_for(test(), 30))

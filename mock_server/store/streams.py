@@ -366,8 +366,8 @@ class RedisStreams:
             if key in self._cache or key in self._speculative or key in self._pending:
                 continue  # a section made or loaded it meanwhile: that copy is newer
             copy = self._loaded(found[2 * n], found[2 * n + 1])
-            # Changed while on its way: good for the sections, whose commits check it, not
-            # for readers outside them.
+            # Changed while on its way: good for the section it was loaded for only (see
+            # `Pending.stale`).
             copy.stale = self._generation.get(key, 0) != generations[key]
             copy.at = at
             self._keep(key, copy)
@@ -456,10 +456,10 @@ class RedisStreams:
         for key in keys:
             self.changed(key)
             cached = self._cache.get(key)
+            if version is not None and cached is not None and cached.at >= version:
+                continue
             if cached is not None and key in self._handed:
                 cached.stale = True  # the section it was loaded for runs on it: its commit checks
-                continue
-            if version is not None and cached is not None and cached.at >= version:
                 continue
             self._cache.pop(key, None)
             self._speculative.pop(key, None)

@@ -1119,45 +1119,29 @@ class SharedWorld:
         dropped: dict[RedisStreams, list[str]] = {}
         try:
             snapshots = self._require()
-            try:
-                _, changed, _ = self._changed_records()
-                moved = [p for p in PARTS if snapshots.state_print(p) != self._newest_print(p)]
-                docs: dict[str, bytes] = {}
-                for part in moved:
-                    ticket = self._pending_docs.get(part)
-                    docs[part] = ticket.docs()[part] if ticket is not None else self._rest[part]
-                for change in changed:
-                    records, key = change.records, change.key
-                    before = records.pending.get(key)
-                    blob = records.blobs.get(key, b"") if before is None else before.blob
-                    held = records.blobs.get(key)
-                    records.loaded(key, snapshots.loads_value(blob) if blob else None, blob)
-                    # `loaded` takes the bytes for Redis's: those may still be on their way.
-                    if held is None:
-                        records.blobs.pop(key, None)
-                    else:
-                        records.blobs[key] = held
-                if docs:
-                    snapshots.load(docs)
-                    # Rebuilt, a document may print otherwise than the bytes it came from (see
-                    # `_load`): what later sections are told from is its print now.
-                    for part in docs:
-                        printed = snapshots.state_print(part)
-                        ticket = self._pending_docs.get(part)
-                        if ticket is None:
-                            self._state_print[part] = printed
-                        else:
-                            ticket.prints()[part] = printed
-            except Exception:
-                # Something this process cannot put back: it reloads the whole world Redis
-                # holds before its next section.
-                log.exception("could not undo a section; reloading the world")
-                self._lost = True
-            except BaseException:
-                self._lost = True
-                raise
-            self._scheduler.reindex()
-            self._heard_due(self._scheduler.next_due(), self.version)
+            _, changed, _ = self._changed_records()
+            moved = [p for p in PARTS if snapshots.state_print(p) != self._newest_print(p)]
+            docs: dict[str, bytes] = {}
+            for part in moved:
+                ticket = self._pending_docs.get(part)
+                docs[part] = ticket.docs()[part] if ticket is not None else self._rest[part]
+            for change in changed:
+                records, key = change.records, change.key
+                before = records.pending.get(key)
+                blob = records.blobs.get(key, b"") if before is None else before.blob
+                held = records.blobs.get(key)
+                records.loaded(key, snapshots.loads_value(blob) if blob else None, blob)
+                # `loaded` takes the bytes for Redis's: those may still be on their way.
+                if held is None:
+                    records.blobs.pop(key, None)
+                else:
+                    records.blobs[key] = held
+            self._put_back(docs)
+        except Exception:
+            # Something this process cannot put back: it reloads the whole world Redis holds
+            # before its next section.
+            log.exception("could not undo a section; reloading the world")
+            self._lost = True
         except BaseException:
             self._lost = True
             raise
@@ -1502,12 +1486,25 @@ class SharedWorld:
         if any(part not in self._rest for part in parts):
             self._lost = True
             return
-        if parts:
-            snapshots.load({part: self._rest[part] for part in parts})
-            for part in parts:
-                self._state_print[part] = snapshots.state_print(part)
-        # The sections may have pushed, run or unfiled timers whether or not their records
-        # changed bytes: the index is rebuilt from what Redis holds.
+        self._put_back({part: self._rest[part] for part in parts})
+
+    def _put_back(self, docs: dict[str, bytes]) -> None:
+        """The end of an undo (`_roll_back`, `_abort`): load these documents' bytes (what Redis
+        holds, or the newest change on its way), and rebuild the timers' index from the timer
+        records as they now are: the sections undone may have pushed, run or unfiled timers
+        whether or not their records changed bytes."""
+        if docs:
+            snapshots = self._require()
+            snapshots.load(docs)
+            # Rebuilt, a document may print otherwise than the bytes it came from (see `_load`):
+            # what later sections are told from is its print now.
+            for part in docs:
+                printed = snapshots.state_print(part)
+                ticket = self._pending_docs.get(part)
+                if ticket is None:
+                    self._state_print[part] = printed
+                else:
+                    ticket.prints()[part] = printed
         self._scheduler.reindex()
         self._heard_due(self._scheduler.next_due(), self.version)
 

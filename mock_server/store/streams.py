@@ -347,7 +347,7 @@ class RedisStreams:
         epoch = self._epoch
         # Counted as fetching, so that `changed` moves their generation meanwhile.
         for key in wanted:
-            self._fetching_keys[key] = self._fetching_keys.get(key, 0) + 1
+            self._counting(key)
         generations = {k: self._generation.get(k, 0) for k in wanted}
         try:
             pipe = self._aio.pipeline(transaction=True)
@@ -578,7 +578,7 @@ class RedisStreams:
             generation = self._generation.get(key, 0)
             task = asyncio.create_task(self._fetch(slot, generation, after, now_ms))
             self._fetching[slot] = task
-            self._fetching_keys[key] = self._fetching_keys.get(key, 0) + 1
+            self._counting(key)
             task.add_done_callback(lambda _: self._fetched(slot))
         result = await asyncio.shield(task)
         # Kept for this reader's next read even when the stream changed during the fetch (then
@@ -590,6 +590,10 @@ class RedisStreams:
     def _fetched(self, slot: tuple[str, str]) -> None:
         self._fetching.pop(slot, None)
         self._unfetching(slot[0])
+
+    def _counting(self, key: str) -> None:
+        """One more read of `key` on its way (see `changed`)."""
+        self._fetching_keys[key] = self._fetching_keys.get(key, 0) + 1
 
     def _unfetching(self, key: str) -> None:
         left = self._fetching_keys.pop(key, 1) - 1

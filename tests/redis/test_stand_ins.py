@@ -4,15 +4,17 @@ undone, the copies are loaded with the async client, and it runs again (store/st
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import redis
 from starlette.applications import Starlette
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock_server.store.shared import SectionMiddleware
+from mock_server.store.shared import SectionMiddleware, SharedWorld
 from mock_server.store.streams import RedisStreams
 
 from .test_fencing import events
@@ -34,6 +36,23 @@ def blocking_loads(app: Starlette) -> list[str]:
 
         streams.client.pipeline = counted
     return noted
+
+
+async def a_job_with_events(client: httpx.AsyncClient) -> str:
+    """A job made through `client`, stepped so that its stream holds events (it starts empty)."""
+    job = await create_job(client)
+    assert (await client.post("/_mock/clock/advance", json={"ms": 25})).status_code == 200
+    return job
+
+
+@contextlib.asynccontextmanager
+async def through_the_middleware(
+    app: ASGIApp, store: SharedWorld
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app` run in the worker's sections, with no error handler in between."""
+    transport = httpx.ASGITransport(app=SectionMiddleware(app, store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+        yield client
 
 
 def test_ticks_of_jobs_made_by_another_worker_never_wait_on_redis_and_run_once(
@@ -89,9 +108,7 @@ def test_an_error_raised_on_a_stand_in_is_not_the_answer(redis_url: str) -> None
 
     async def test() -> None:
         async with two_workers(redis_url) as (first, second, a, _b):
-            job = await create_job(a)
-            # Its first events (a job's stream starts empty).
-            assert (await a.post("/_mock/clock/advance", json={"ms": 25})).status_code == 200
+            job = await a_job_with_events(a)
             assert events(first, job), "no event to read"
             store, world = second.state.store, second.state.world
             runs: list[int] = []
@@ -177,8 +194,7 @@ def test_a_request_that_fails_on_a_stand_in_runs_again_and_answers(redis_url: st
 
     async def test() -> None:
         async with two_workers(redis_url) as (first, second, a, _b):
-            job = await create_job(a)
-            assert (await a.post("/_mock/clock/advance", json={"ms": 25})).status_code == 200
+            job = await a_job_with_events(a)
             store, world = second.state.store, second.state.world
 
             async def bare(scope: Scope, receive: Receive, send: Send) -> None:
@@ -188,8 +204,7 @@ def test_a_request_that_fails_on_a_stand_in_runs_again_and_answers(redis_url: st
                 await send({"type": "http.response.start", "status": 200, "headers": []})
                 await send({"type": "http.response.body", "body": b"%d" % len(found.entries)})
 
-            transport = httpx.ASGITransport(app=SectionMiddleware(bare, store))
-            async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+            async with through_the_middleware(bare, store) as client:
                 got = await client.get("/")
             assert got.status_code == 200 and got.text == str(len(events(first, job)))
             assert store.counts()["stream_loads"] == 1
@@ -204,8 +219,7 @@ def test_a_request_cancelled_while_it_runs_on_a_stand_in_is_not_run_again(
 
     async def test() -> None:
         async with two_workers(redis_url) as (_first, second, a, _b):
-            job = await create_job(a)
-            assert (await a.post("/_mock/clock/advance", json={"ms": 25})).status_code == 200
+            job = await a_job_with_events(a)
             store, world = second.state.store, second.state.world
             runs: list[int] = []
 
@@ -217,8 +231,7 @@ def test_a_request_cancelled_while_it_runs_on_a_stand_in_is_not_run_again(
                 await send({"type": "http.response.start", "status": 200, "headers": []})
                 await send({"type": "http.response.body", "body": b"ok"})
 
-            transport = httpx.ASGITransport(app=SectionMiddleware(slow_on_a_stand_in, store))
-            async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+            async with through_the_middleware(slow_on_a_stand_in, store) as client:
                 with pytest.raises(TimeoutError):
                     await asyncio.wait_for(client.get("/"), 0.2)
             assert runs == [0], f"run again after it was cancelled: {runs}"

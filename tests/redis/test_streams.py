@@ -9,10 +9,11 @@ the truncation flag and where the retained window begins.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -339,11 +340,15 @@ def test_a_reader_reads_what_it_prefetched_even_when_the_stream_changed_meanwhil
     asyncio.run(asyncio.wait_for(test(), 30))
 
 
-def deferring_store(
-    redis_url: str, client: redis.Redis, prefix: str
-) -> tuple[aioredis.Redis, RedisStreams, list[str]]:
-    """A store inside a section whose runner runs it again (so it never blocks on Redis), and
-    the list its blocking loads go to."""
+@contextlib.asynccontextmanager
+async def deferring(
+    redis_url: str, client: redis.Redis, prefix: str, *, version: int | None = None
+) -> AsyncIterator[tuple[RedisStreams, RedisStreams, list[str]]]:
+    """A store inside a section whose runner runs it again (so it never blocks on Redis), one
+    writing the same streams at once (another worker), and the list the first's blocking loads
+    go to; `version`: the world's version, as the loads read it."""
+    if version is not None:
+        client.hset(prefix + "world", "v", version)
     aio = aioredis.Redis.from_url(redis_url)
     store = RedisStreams(
         client,
@@ -363,19 +368,18 @@ def deferring_store(
         return pipeline(*args, **kwargs)
 
     store.client.pipeline = counted  # type: ignore[method-assign]
-    return aio, store, blocking
+    try:
+        yield store, RedisStreams(client, prefix, maxlen=None, ttl_ms=None), blocking
+    finally:
+        await aio.aclose()
 
 
 def test_a_section_lacking_a_stream_runs_on_a_stand_in_and_the_copy_is_loaded_without_blocking(
     redis_url: str, client: redis.Redis
 ) -> None:
     async def test() -> None:
-        aio, store, blocking = deferring_store(redis_url, client, "df:")
-        _, direct = stores(client, None, None)
-        direct.prefix = store.prefix
-        direct.append("s", {"n": 1}, 1_000)
-        client.hset("df:world", "v", 7)
-        try:
+        async with deferring(redis_url, client, "df:", version=7) as (store, direct, blocking):
+            direct.append("s", {"n": 1}, 1_000)
             # The section's first run: a stand-in, empty, and noted; nothing waited on Redis.
             assert store.read_after("s", None, 1_000).entries == ()
             stand_in_id = store.append("s", {"n": 2}, 1_001)
@@ -396,8 +400,6 @@ def test_a_section_lacking_a_stream_runs_on_a_stand_in_and_the_copy_is_loaded_wi
                 {"n": 2},
             ]
             assert blocking == []
-        finally:
-            await aio.aclose()
 
     asyncio.run(asyncio.wait_for(test(), 30))
 
@@ -406,11 +408,8 @@ def test_a_discarded_section_returns_the_copies_it_appended_to_for_loading_again
     redis_url: str, client: redis.Redis
 ) -> None:
     async def test() -> None:
-        aio, store, _ = deferring_store(redis_url, client, "df2:")
-        _, direct = stores(client, None, None)
-        direct.prefix = store.prefix
-        direct.append("held", {"n": 1}, 1_000)
-        try:
+        async with deferring(redis_url, client, "df2:") as (store, direct, _):
+            direct.append("held", {"n": 1}, 1_000)
             await store.load(["held"])
             store.append("held", {"n": 2}, 1_001)  # on the loaded copy
             store.create("fresh", 1_001)
@@ -424,8 +423,6 @@ def test_a_discarded_section_returns_the_copies_it_appended_to_for_loading_again
             assert copy is not None
             assert [e.data for e in copy.read_after(None, 1_001).entries] == [{"n": 1}]
             assert "lacked" in store._cache, "known not to exist: no stand-in next time"
-        finally:
-            await aio.aclose()
 
     asyncio.run(asyncio.wait_for(test(), 30))
 
@@ -437,12 +434,8 @@ def test_a_loaded_copy_outlives_the_news_of_a_change_it_already_holds(
     word that commit 9 appended does not drop it, one of commit 10 does."""
 
     async def test() -> None:
-        aio, store, _ = deferring_store(redis_url, client, "df3:")
-        client.hset("df3:world", "v", 9)
-        _, direct = stores(client, None, None)
-        direct.prefix = store.prefix
-        direct.append("s", {"n": 1}, 1_000)
-        try:
+        async with deferring(redis_url, client, "df3:", version=9) as (store, direct, _):
+            direct.append("s", {"n": 1}, 1_000)
             await store.load(["s"])
             store.read_after("s", None, 1_000)  # the section it was loaded for
             store.discard()
@@ -450,8 +443,6 @@ def test_a_loaded_copy_outlives_the_news_of_a_change_it_already_holds(
             assert store._local_copy("s") is not None
             store.forget(["s"], 10)
             assert store._local_copy("s") is None
-        finally:
-            await aio.aclose()
 
     asyncio.run(asyncio.wait_for(test(), 30))
 
@@ -460,11 +451,8 @@ def test_a_copy_whose_stream_changed_while_it_was_loading_serves_sections_not_re
     redis_url: str, client: redis.Redis
 ) -> None:
     async def test() -> None:
-        aio, store, blocking = deferring_store(redis_url, client, "df4:")
-        _, direct = stores(client, None, None)
-        direct.prefix = store.prefix
-        direct.append("s", {"n": 1}, 1_000)
-        try:
+        async with deferring(redis_url, client, "df4:") as (store, direct, blocking):
+            direct.append("s", {"n": 1}, 1_000)
             loading = asyncio.create_task(store.load(["s"]))
             await asyncio.sleep(0)
             store.changed("s")  # the feed names it while the load is on its way
@@ -472,8 +460,6 @@ def test_a_copy_whose_stream_changed_while_it_was_loading_serves_sections_not_re
             assert store._local_copy("s") is None, "readers outside a section fetch afresh"
             assert [e.data for e in store.read_after("s", None, 1_000).entries] == [{"n": 1}]
             assert store.missing == set() and blocking == []
-        finally:
-            await aio.aclose()
 
     asyncio.run(asyncio.wait_for(test(), 30))
 
@@ -487,9 +473,7 @@ def test_a_stream_this_process_appends_to_on_the_way_is_not_loaded_under_its_com
     has landed."""
 
     async def test() -> None:
-        aio, store, _ = deferring_store(redis_url, client, "df5:")
-        client.hset("df5:world", "v", 1)
-        try:
+        async with deferring(redis_url, client, "df5:", version=1) as (store, _, _):
             store.create("J", 1_000)
             store.append("J", {"n": 0}, 1_000)
             assert store.commit()
@@ -509,8 +493,6 @@ def test_a_stream_this_process_appends_to_on_the_way_is_not_loaded_under_its_com
             copy = store._local_copy("J")
             assert copy is not None
             assert [e.data for e in copy.read_after(None, 1_003).entries] == [{"n": 0}, {"n": "A"}]
-        finally:
-            await aio.aclose()
 
     asyncio.run(asyncio.wait_for(test(), 30))
 
@@ -523,12 +505,8 @@ def test_a_copy_loaded_for_a_section_waits_for_it_whatever_the_feed_says_meanwhi
     so readers outside sections fetch afresh, and its commit checks the stream)."""
 
     async def test() -> None:
-        aio, store, _ = deferring_store(redis_url, client, "df6:")
-        client.hset("df6:world", "v", 3)
-        _, direct = stores(client, None, None)
-        direct.prefix = store.prefix
-        direct.append("s", {"n": 1}, 1_000)
-        try:
+        async with deferring(redis_url, client, "df6:", version=3) as (store, direct, _):
+            direct.append("s", {"n": 1}, 1_000)
             await store.load(["s"])
             store.forget(["s"], 4)
             store.forget(["s"], 5)
@@ -538,8 +516,6 @@ def test_a_copy_loaded_for_a_section_waits_for_it_whatever_the_feed_says_meanwhi
             store.discard()  # that section used it: the next word of a change drops it
             store.forget(["s"], 6)
             assert "s" not in store._cache
-        finally:
-            await aio.aclose()
 
     asyncio.run(asyncio.wait_for(test(), 30))
 
@@ -551,12 +527,8 @@ def test_a_stale_copy_serves_the_section_it_was_loaded_for_and_no_later_one(
     news of them already spent), and nothing would check it (found in review)."""
 
     async def test() -> None:
-        aio, store, _ = deferring_store(redis_url, client, "df7:")
-        client.hset("df7:world", "v", 3)
-        _, direct = stores(client, None, None)
-        direct.prefix = store.prefix
-        direct.append("s", {"n": 1}, 1_000)
-        try:
+        async with deferring(redis_url, client, "df7:", version=3) as (store, direct, _):
+            direct.append("s", {"n": 1}, 1_000)
             await store.load(["s"])
             direct.append("s", {"n": 2}, 1_001)  # another worker's
             client.hset("df7:world", "v", 4)
@@ -571,7 +543,5 @@ def test_a_stale_copy_serves_the_section_it_was_loaded_for_and_no_later_one(
             await store.load(["s"])
             got = [e.data for e in store.read_after("s", None, 2_000).entries]
             assert got == [{"n": 1}, {"n": 2}]
-        finally:
-            await aio.aclose()
 
     asyncio.run(asyncio.wait_for(test(), 30))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from dataclasses import dataclass
 
+import httpx
 import pytest
 import redis
 
@@ -95,6 +97,41 @@ def test_a_worker_that_stops_leaves_no_feed_and_no_heartbeat(
     assert redis_client.zcard(PREFIX + "workers") == 0
 
 
+@dataclass
+class FeedRead:
+    began: float  # time.monotonic()
+    entries: int
+    busy: bool  # whether the reading worker had commits on their way when it returned
+
+
+def recording_feed_reads(store: shared.SharedWorld) -> list[FeedRead]:
+    """Every XREAD of `store`'s feed from now on. Nothing between a read's return and the
+    follower's choice of pace awaits, so `busy` is what that choice saw."""
+    line = store._feed_line
+    reads: list[FeedRead] = []
+    call = line.call
+
+    async def counted(*command: object, deadline_s: float | None = None) -> object:
+        began = time.monotonic()
+        answer = await call(*command, deadline_s=deadline_s)
+        if command[0] == "XREAD":
+            entries = len(list(shared.feed_entries(answer)))
+            reads.append(FeedRead(began, entries, store._busy()))
+        return answer
+
+    line.call = counted  # type: ignore[method-assign]
+    return reads
+
+
+def gaps_after(reads: list[FeedRead], *, busy: bool) -> list[float]:
+    """How long after each read that brought entries (its worker `busy` or not) the next began."""
+    return [
+        later.began - read.began
+        for read, later in itertools.pairwise(reads)
+        if read.entries and read.busy == busy
+    ]
+
+
 def test_while_the_other_worker_commits_on_and_on_its_feed_is_read_in_paced_batches(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -102,32 +139,56 @@ def test_while_the_other_worker_commits_on_and_on_its_feed_is_read_in_paced_batc
     began at the soonest, so one read takes in many commits; the worker still hears them all.
     (A longer pace than the real one, for a test that tells pacing from chance.)"""
     monkeypatch.setattr(shared, "FEED_PACE_MS", 50)
+    monkeypatch.setattr(shared, "FEED_PACE_BUSY_MS", 50)
 
     async def test() -> None:
         async with two_workers(redis_url) as (first, second, a, _b):
             one, other = first.state.store, second.state.store
-            line = other._feed_line
-            reads: list[tuple[float, int]] = []  # (when the read began, entries it brought)
-            call = line.call
-
-            async def counted(*command: object, deadline_s: float | None = None) -> object:
-                began = time.monotonic()
-                answer = await call(*command, deadline_s=deadline_s)
-                if command[0] == "XREAD":
-                    reads.append((began, len(list(shared.feed_entries(answer)))))
-                return answer
-
-            line.call = counted
+            reads = recording_feed_reads(other)
             for _ in range(40):
                 await create_job(a)
             await eventually(
                 lambda: other._known_version >= one.version,
                 lambda: f"worker 2 heard of version {other._known_version}, not {one.version}",
             )
-            brought = [(t, n) for t, n in reads if n]
-            assert sum(n for _, n in brought) >= 40
+            assert sum(r.entries for r in reads) >= 40
+            brought = [r for r in reads if r.entries]
             assert len(brought) < 20, f"{len(brought)} feed reads for 40 commits: not batched"
-            gaps = [later - began for (began, n), (later, _) in itertools.pairwise(reads) if n]
+            gaps = gaps_after(reads, busy=False)
             assert gaps and min(gaps) >= 0.05, f"read again {min(gaps) * 1000:.1f} ms after"
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_worker_whose_own_commits_are_on_their_way_reads_its_feed_at_the_busy_pace(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both workers create jobs side by side. After a read that brought entries, the next
+    comes FEED_PACE_BUSY_MS later when the reader had commits on their way (their answers
+    bring what the feed announced), and FEED_PACE_MS later when it had none."""
+    monkeypatch.setattr(shared, "FEED_PACE_MS", 0)
+    monkeypatch.setattr(shared, "FEED_PACE_BUSY_MS", 50)
+
+    async def test() -> None:
+        async with two_workers(redis_url) as (first, second, a, b):
+            one, other = first.state.store, second.state.store
+            reads = recording_feed_reads(other)
+
+            async def creating(client: httpx.AsyncClient, count: int) -> None:
+                for _ in range(count):
+                    await create_job(client)
+
+            # Several requests at once on the reader: its commits are on their way most of
+            # the time.
+            await asyncio.gather(creating(a, 60), *(creating(b, 20) for _ in range(4)))
+            await eventually(
+                lambda: other._known_version >= one.version,
+                lambda: f"worker 2 heard of version {other._known_version}, not {one.version}",
+            )
+            busy, idle = gaps_after(reads, busy=True), gaps_after(reads, busy=False)
+            assert busy, f"worker 2 never read its feed with commits on their way: {reads}"
+            assert min(busy) >= 0.05, f"busy, read again {min(busy) * 1000:.1f} ms after"
+            if idle:
+                assert min(idle) < 0.05, "idle, it waited the busy pace too"
 
     asyncio.run(asyncio.wait_for(test(), 30))

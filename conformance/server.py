@@ -61,6 +61,10 @@ class ReferenceServer:
         `wait_ready` still says whether it came up at all."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
+        if sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT"):
+            # A server of several workers then gives each a socket of its own beside this one,
+            # and the kernel spreads connections over them (mock_server/store/workers.py).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.listen(128)
         port = sock.getsockname()[1]
         args = [sys.executable, "-m", self.module, "--fd", str(sock.fileno())]

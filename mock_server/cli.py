@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         sock = socket.socket(fileno=args.fd)
     else:
         try:
-            sock = listening_socket(args.host, args.port)
+            sock = listening_socket(args.host, args.port, workers=args.workers)
         except OSError as exc:
             print(f"mock_server: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
             return 2
@@ -271,10 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int, *, workers: int = 1) -> socket.socket:
     """A bound TCP socket for uvicorn. Its protocol is named (IPPROTO_TCP, not 0): asyncio sets
     TCP_NODELAY only on connections of such a socket, and without it a keep-alive client (curl,
-    requests) waits a delayed ACK, about 40 ms, for the body of every response after the first."""
+    requests) waits a delayed ACK, about 40 ms, for the body of every response after the first.
+    For several workers it lets each bind a socket of its own beside it (store/workers.py)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -283,4 +284,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
     except OSError:
         sock.close()
         raise
+    if workers > 1:
+        from .store.workers import reuse_port
+
+        reuse_port(sock)
     return sock

@@ -1,9 +1,20 @@
-"""`--workers N`: uvicorn worker processes on one listening socket, each with its own app.
+"""`--workers N`: uvicorn worker processes on one port, each with its own app.
 
 The supervisor (uvicorn's `Multiprocess`, which also restarts a worker that dies) spawns fresh
 interpreters; each calls the app factory it was given (the CLI's `mock_server.cli:app_from_env`),
 which re-reads the command line from `ENV` and builds the app exactly as a single-process server
 would, joined to the shared store. Nothing here imports the CLI.
+
+On Linux each worker also listens on a socket of its own, bound to the same address with
+SO_REUSEPORT (when the given socket allows it: see `reuse_port`), and the kernel spreads new
+connections over them by a hash of their addresses. On one socket shared by all, whichever
+worker wakes first accepts, and on a server at rest that is the same worker again and again:
+ten connections opened at once went all to one worker in 21 bursts of 30, which left the other
+idle for as long as a keep-alive client held them. A socket the workers were given that already
+listens (a harness's, see conformance/server.py) is still served by all of them: connections
+may wait in it before any worker is up, and the kernel hashes some to it later too. A worker
+that dies takes its own socket with it; connections the kernel queued there and it had not
+accepted yet are reset.
 """
 
 from __future__ import annotations
@@ -13,6 +24,8 @@ import inspect
 import json
 import os
 import socket
+import sys
+from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
@@ -34,9 +47,65 @@ def serve(factory: str, argv: list[str], args: argparse.Namespace, sock: socket.
         loop=args.loop,
         http=args.http,
     )
+    sockets = [sock]
+    if reuses_port(sock):
+        sockets = _EachItsOwn(sockets)
     if "target" in inspect.signature(Multiprocess).parameters:
         # Older uvicorn took the server's run method as the target.
         target = uvicorn.Server(config).run
-        Multiprocess(config, target=target, sockets=[sock]).run()  # type: ignore[call-arg,unused-ignore]
+        Multiprocess(config, target=target, sockets=sockets).run()  # type: ignore[call-arg,unused-ignore]
     else:
-        Multiprocess(config, sockets=[sock]).run()
+        Multiprocess(config, sockets=sockets).run()
+
+
+def reuse_port(sock: socket.socket) -> None:
+    """Let the workers' sockets bind `sock`'s address beside it, on Linux (where the kernel
+    then balances connections over them). Set once `sock` is bound, so that binding it still
+    fails on a port another process holds, another server of several workers too."""
+    if sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+
+
+def reuses_port(sock: socket.socket) -> bool:
+    """Whether the workers serving `sock` each get a socket of their own beside it."""
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(socket, "SO_REUSEPORT")
+        and sock.family in (socket.AF_INET, socket.AF_INET6)
+        and bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT))
+    )
+
+
+class _EachItsOwn(list[socket.socket]):
+    """The sockets uvicorn's supervisor hands every worker it spawns (pickled to the new
+    process), which arrive as each worker's own: the ones already listening, and a fresh
+    socket beside each, bound to its address with SO_REUSEPORT. So every worker, restarted
+    ones too, gets one without this module reaching into the supervisor."""
+
+    def __reduce__(self) -> tuple[Any, tuple[list[socket.socket]]]:
+        return (_own_sockets, (list(self),))
+
+
+def _own_sockets(given: list[socket.socket]) -> list[socket.socket]:
+    """Run in the worker as it unpickles `_EachItsOwn`."""
+    own = []
+    try:
+        for sock in given:
+            beside = socket.socket(sock.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            own.append(beside)
+            beside.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            reuse_port(beside)
+            beside.bind(sock.getsockname())
+    except OSError:
+        # The port is refused to this process: serve the given sockets, shared, as uvicorn
+        # would (a worker that failed here would be restarted over and over).
+        for beside in own:
+            beside.close()
+        return given
+    kept = [s for s in given if s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)]
+    for sock in given:
+        if sock not in kept:
+            # Bound and not listening (the CLI's): it only holds the port. Listening on it
+            # here would make it one more socket that every worker accepts from.
+            sock.close()
+    return kept + own

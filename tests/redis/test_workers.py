@@ -16,6 +16,7 @@ import httpx
 import pytest
 import redis
 
+from bench.cpu import descendants
 from conformance.server import ReferenceServer
 
 from .scan import pickled
@@ -89,6 +90,65 @@ def test_the_conformance_suite_passes_against_two_workers_sharing_redis(
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:] + logged
     # Everything the whole suite made the workers write, and not one pickle among it.
     assert pickled(redis_client, "mock_server:") == []
+
+
+def listening_inodes(port: int) -> set[str]:
+    """The inodes of the sockets listening on 127.0.0.1:`port` (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":
+            found.add(fields[9])
+    return found
+
+
+def inodes_held_by(pid: int) -> set[str]:
+    held = set()
+    with contextlib.suppress(OSError):  # it ended meanwhile
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    held.add(target[len("socket:[") : -1])
+    return held
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balances on Linux")
+def test_each_worker_listens_on_a_socket_of_its_own_and_connections_reach_both(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """On one socket shared by both, ten connections opened at once went all to one worker in
+    21 bursts of 30: here each worker has one of its own on the port (besides the harness's,
+    which both serve), so 40 connections reach both."""
+    profile = tmp_path / "slow.toml"
+    profile.write_text(
+        SLOW_PROFILE.format(seed=(REPO / "fixtures" / "seed" / "auvy.toml").as_posix()),
+        encoding="utf-8",
+    )
+    with two_workers(redis_url, profile) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        assert server.pid is not None
+        own: dict[int, set[str]] = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            listening = listening_inodes(port)
+            held = {pid: inodes_held_by(pid) & listening for pid in descendants(server.pid)}
+            held = {pid: inodes for pid, inodes in held.items() if inodes}
+            shared = set.intersection(*held.values()) if held else set()
+            own = {pid: inodes - shared for pid, inodes in held.items()}
+            if len(own) == 2 and all(own.values()):
+                break
+            time.sleep(0.1)
+        assert len(own) == 2 and all(own.values()), f"listening sockets per worker: {own}"
+        a, b = own.values()
+        assert not a & b
+        answered_by = set()
+        with httpx.Client(base_url=server.url, headers={**KEY, "Connection": "close"}) as client:
+            for _ in range(40):
+                listed = client.get("/auvy/v1/jobs")
+                assert listed.status_code == 200, listed.text
+                answered_by.add(listed.headers["x-mock-worker"])
+        assert len(answered_by) == 2, answered_by
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ from .world import APIS
 
 # The factory each worker process calls (`--workers` above 1).
 APP_FACTORY = "mock_server.cli:app_from_env"
+# uvicorn's default, which its workers set again when they listen.
+LISTEN_BACKLOG = 2048
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -275,7 +277,8 @@ def listening_socket(host: str, port: int, *, workers: int = 1) -> socket.socket
     """A bound TCP socket for uvicorn. Its protocol is named (IPPROTO_TCP, not 0): asyncio sets
     TCP_NODELAY only on connections of such a socket, and without it a keep-alive client (curl,
     requests) waits a delayed ACK, about 40 ms, for the body of every response after the first.
-    For several workers it lets each bind a socket of its own beside it (store/workers.py)."""
+    For several workers it listens at once (holding the port, and keeping connections until a
+    worker is up) and lets each worker bind a socket of its own beside it (store/workers.py)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -288,4 +291,5 @@ def listening_socket(host: str, port: int, *, workers: int = 1) -> socket.socket
         from .store.workers import reuse_port
 
         reuse_port(sock)
+        sock.listen(LISTEN_BACKLOG)
     return sock

@@ -117,9 +117,14 @@ WORKER_TTL_MS = 30_000
 # committed meanwhile instead of waking this worker (and Redis) once per commit. It delays
 # only what the feed alone tells: an SSE reader here of a key changed there, a due time.
 # While this worker's own commits are on their way it reads less often (FEED_PACE_BUSY_MS):
-# their answers bring it every record the feed would announce (see LOAD_SINCE), so the feed
-# then only wakes readers, and reading it at the idle pace cost two workers writing side by
-# side a tenth of their throughput (bench: POST, Redis 2 workers / 1).
+# their answers bring it what the feed announces (see LOAD_SINCE), up to the last of them.
+# Reading at the idle pace cost two workers writing side by side a tenth of their throughput
+# (bench: POST, Redis 2 workers / 1), and reading again as soon as the answers were in gave
+# it all back (a worker under load is between commits again and again). So for up to
+# FEED_PACE_BUSY_MS after its last answer a worker hears late of other workers' commits: its
+# SSE readers and its due times wait, and a section that reads a stream and writes nothing
+# may answer from a copy that old (stream reads are not in the read set); what it read of
+# records is checked, and it runs again on the newer world.
 FEED_PACE_MS = 2
 FEED_PACE_BUSY_MS = 10
 # The model methods a timer loaded from Redis may call (see `Call`): the only code a world

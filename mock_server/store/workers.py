@@ -7,14 +7,15 @@ would, joined to the shared store. Nothing here imports the CLI.
 
 On Linux each worker also listens on a socket of its own, bound to the same address with
 SO_REUSEPORT (when the given socket allows it: see `reuse_port`), and the kernel spreads new
-connections over them by a hash of their addresses. On one socket shared by all, whichever
-worker wakes first accepts, and on a server at rest that is the same worker again and again:
-ten connections opened at once went all to one worker in 21 bursts of 30, which left the other
-idle for as long as a keep-alive client held them. A socket the workers were given that already
-listens (a harness's, see conformance/server.py) is still served by all of them: connections
-may wait in it before any worker is up, and the kernel hashes some to it later too. A worker
-that dies takes its own socket with it; connections the kernel queued there and it had not
-accepted yet are reset.
+connections over the sockets by a hash of their addresses. On one socket shared by all,
+whichever worker wakes first accepts, and on a server at rest that is the same worker again and
+again: ten connections opened at once went all to one worker in 21 bursts of 30, which left the
+other idle for as long as a keep-alive client held them. The given socket listens from the
+start (the CLI's and a harness's), so the port is held and connections wait in it until a
+worker is up; every worker serves it, and the kernel hashes a share of connections to it too.
+What SO_REUSEPORT costs: connections the kernel queued on a worker's own socket and the worker
+had not accepted yet are reset when it stops (a restart, a shutdown) or dies, and while a
+worker's event loop is blocked the share hashed to its socket waits for it.
 """
 
 from __future__ import annotations
@@ -78,9 +79,9 @@ def reuses_port(sock: socket.socket) -> bool:
 
 class _EachItsOwn(list[socket.socket]):
     """The sockets uvicorn's supervisor hands every worker it spawns (pickled to the new
-    process), which arrive as each worker's own: the ones already listening, and a fresh
-    socket beside each, bound to its address with SO_REUSEPORT. So every worker, restarted
-    ones too, gets one without this module reaching into the supervisor."""
+    process), which arrive as themselves and a fresh socket beside each, the worker's own,
+    bound to the same address with SO_REUSEPORT. So every worker, restarted ones too, gets
+    one without this module reaching into the supervisor."""
 
     def __reduce__(self) -> tuple[Any, tuple[list[socket.socket]]]:
         return (_own_sockets, (list(self),))
@@ -94,18 +95,15 @@ def _own_sockets(given: list[socket.socket]) -> list[socket.socket]:
             beside = socket.socket(sock.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             own.append(beside)
             beside.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if sock.family == socket.AF_INET6:
+                v6only = sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+                beside.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
             reuse_port(beside)
             beside.bind(sock.getsockname())
     except OSError:
-        # The port is refused to this process: serve the given sockets, shared, as uvicorn
-        # would (a worker that failed here would be restarted over and over).
+        # The port is refused to this process: serve the given sockets alone, shared, as
+        # uvicorn would (a worker that failed here would be restarted over and over).
         for beside in own:
             beside.close()
         return given
-    kept = [s for s in given if s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)]
-    for sock in given:
-        if sock not in kept:
-            # Bound and not listening (the CLI's): it only holds the port. Listening on it
-            # here would make it one more socket that every worker accepts from.
-            sock.close()
-    return kept + own
+    return given + own

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(
 
 @contextmanager
 def bound(*, listening: bool) -> Iterator[socket.socket]:
-    """A socket as the CLI (`listening=False`) or a test harness (`listening=True`) binds it."""
+    """The socket the CLI binds for several workers (it listens), or a test harness's
+    (`listening`; bound without the CLI, it listens too)."""
     sock = listening_socket("127.0.0.1", 0, workers=2)
     if listening:
         sock.listen()
@@ -63,33 +64,46 @@ def in_a_spawned_worker(sockets: list[socket.socket]) -> list[tuple[object, bool
             worker.kill()
 
 
-def test_a_worker_gets_a_socket_of_its_own_beside_the_clis_which_only_holds_the_port() -> None:
+def test_a_worker_serves_the_given_socket_and_one_of_its_own_beside_it() -> None:
     with bound(listening=False) as sock:
-        got = in_a_spawned_worker(_EachItsOwn([sock]))
-        # The CLI's socket never listens (a worker listening on it would accept from it too):
-        # the worker closed its copy, and binds one of its own to the same address.
-        assert got == [(sock.getsockname(), False, True)]
-
-
-def test_a_worker_also_serves_a_socket_that_already_listens() -> None:
-    """A harness's socket listens before the server is up: connections may wait there."""
-    with bound(listening=True) as sock:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)  # it holds the port
         got = in_a_spawned_worker(_EachItsOwn([sock]))
         assert got == [(sock.getsockname(), True, True), (sock.getsockname(), False, True)]
 
 
+def test_a_workers_own_socket_keeps_an_ipv6_socket_to_ipv6() -> None:
+    given = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        given.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        given.bind(("::1", 0))
+        given.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        given.listen()
+    except OSError as exc:
+        given.close()
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    try:
+        own = _own_sockets([given])[1]
+        try:
+            assert own.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+        finally:
+            own.close()
+    finally:
+        given.close()
+
+
 def test_two_workers_sockets_share_the_port_and_the_kernel_spreads_connections() -> None:
     with bound(listening=False) as sock:
-        # What each of two workers runs as it unpickles its sockets (on a copy of the CLI's).
-        own = [s for _ in range(2) for s in _own_sockets([sock.dup()])]
+        # What each of two workers runs as it unpickles its sockets.
+        own = [_own_sockets([sock])[1] for _ in range(2)]
         try:
             assert len(own) == 2
             for each in own:
                 each.listen()
                 each.setblocking(False)
             clients = [socket.create_connection(sock.getsockname(), timeout=5) for _ in range(40)]
-            accepted = [0, 0]
-            for i, each in enumerate(own):
+            sock.setblocking(False)
+            accepted = [0, 0, 0]
+            for i, each in enumerate([*own, sock]):
                 while True:
                     try:
                         conn, _ = each.accept()
@@ -99,18 +113,22 @@ def test_two_workers_sockets_share_the_port_and_the_kernel_spreads_connections()
                     accepted[i] += 1
             for client in clients:
                 client.close()
-            # Hashed over two sockets: all 40 on one would be a 1 in 2**39 chance.
+            # Hashed over three sockets: none of 40 on one would be a (2/3)**40 chance.
             assert sum(accepted) == 40 and min(accepted) > 0, accepted
         finally:
             for each in own:
                 each.close()
 
 
-def test_a_port_another_server_of_several_workers_holds_is_still_refused() -> None:
-    """SO_REUSEPORT is set after binding: a second server on the same port fails to start
-    instead of sharing the port (and its connections) with the first."""
-    with bound(listening=True) as taken, pytest.raises(OSError):
-        listening_socket("127.0.0.1", taken.getsockname()[1], workers=2)
+def test_a_port_a_server_of_several_workers_holds_is_refused_to_others() -> None:
+    """SO_REUSEPORT is set after binding, and the socket listens: a second server on the same
+    port, of several workers or one, fails to start instead of sharing the port (and its
+    connections) with the first."""
+    with bound(listening=False) as taken:
+        port = taken.getsockname()[1]
+        for workers in (2, 1):
+            with pytest.raises(OSError):
+                listening_socket("127.0.0.1", port, workers=workers)
 
 
 def test_one_worker_leaves_the_port_to_itself() -> None:

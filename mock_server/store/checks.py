@@ -15,7 +15,7 @@ import asyncio
 import collections
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -38,6 +38,10 @@ class ReadSet:
     stores: list[str]
     names: list[str]
     ran: str = ""  # how far the section ran due timers, if it did
+    # The streams it read ("KEY\tVERSION": Redis key, and the world version its copy was
+    # loaded at), checked by the commit that last appended to each: a copy this process held
+    # may lack another worker's entries the feed has not announced yet.
+    streams: list[str] = field(default_factory=list)
 
 
 Waiting = tuple[ReadSet, "asyncio.Future[bool]"]
@@ -46,7 +50,8 @@ Waiting = tuple[ReadSet, "asyncio.Future[bool]"]
 def _args(batch: list[Waiting]) -> list[Any]:
     args: list[Any] = [len(batch)]
     for read, _ in batch:
-        args += [read.version, "\n".join(read.stores), read.ran, len(read.names)]
+        args += [read.version, "\n".join(read.stores), read.ran, "\n".join(read.streams)]
+        args.append(len(read.names))
         args += read.names
     return args
 
@@ -55,9 +60,9 @@ class ReadChecks:
     """`check(read)` answers whether nothing `read` names was written since its version.
 
     `script` takes KEYS `keys` and ARGV: how many reads, then for each its version, stores,
-    `ran`, how many names, the names; it answers Redis TIME (seconds, microseconds), then 1 or
-    0 per read. `heard(seconds, micros, sent_ns)` is told each TIME; `stale(read)` each read
-    found stale."""
+    `ran`, streams, how many names, the names; it answers Redis TIME (seconds, microseconds),
+    then 1 or 0 per read. `heard(seconds, micros, sent_ns)` is told each TIME; `stale(read)`
+    each read found stale."""
 
     def __init__(
         self,

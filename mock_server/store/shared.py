@@ -122,9 +122,8 @@ WORKER_TTL_MS = 30_000
 # (bench: POST, Redis 2 workers / 1), and reading again as soon as the answers were in gave
 # it all back (a worker under load is between commits again and again). So for up to
 # FEED_PACE_BUSY_MS after its last answer a worker hears late of other workers' commits: its
-# SSE readers and its due times wait, and a section that reads a stream and writes nothing
-# may answer from a copy that old (stream reads are not in the read set); what it read of
-# records is checked, and it runs again on the newer world.
+# SSE readers and its due times wait. A section that read what changed meanwhile (records or
+# streams) is refused by its check and runs again on the newer world.
 FEED_PACE_MS = 2
 FEED_PACE_BUSY_MS = 10
 # The model methods a timer loaded from Redis may call (see `Call`): the only code a world
@@ -240,11 +239,14 @@ end
 # the records named in ARGV[first..last] (by the versions sorted set `rv`), and, when it ran the
 # due timers up to `ran` ('' = it ran none), which timers were due then (the due times sorted
 # set `due`): a timer already due that another commit made after `ours` is one the section
-# should have run and did not know of.
+# should have run and did not know of; and the streams in `streams` ("KEY\tVERSION" lines, by
+# the stream versions sorted set: a commit up to VERSION, when the copy read was loaded, is in
+# the copy).
 UNCHANGED_SINCE = (
     STORE_VERSIONS
     + """
-local function unchanged_since(w, rv, sv, due, ours, own, me, stores, ran, first, last)
+local function unchanged_since(w, rv, sv, due, ours, own, me, stores, ran, first, last,
+    streamversions, streams)
   local function seen(version)
     version = tonumber(version or '0')
     return version <= ours or own[version]
@@ -262,6 +264,10 @@ local function unchanged_since(w, rv, sv, due, ours, own, me, stores, ran, first
   for i = first, last do
     if not seen(redis.call('ZSCORE', rv, ARGV[i])) then return false end
   end
+  for stream, at in string.gmatch(streams, '([^\\n\\t]+)\\t(%d+)') do
+    local version = redis.call('ZSCORE', streamversions, stream)
+    if not seen(version) and tonumber(version) > tonumber(at) then return false end
+  end
   return true
 end
 """
@@ -275,14 +281,15 @@ local function now_ms()
 end
 """
 
-# KEYS: world, versions, store versions, stats, due times. ARGV: how many read-only sections
-# follow, then for each: the version it ran on, the stores it walked, how far it ran the due
-# timers ('' = not), how many record names follow, those names. {Redis TIME seconds,
+# KEYS: world, versions, store versions, stats, due times, stream versions. ARGV: how many
+# read-only sections follow, then for each: the version it ran on, the stores it walked, how far
+# it ran the due timers ('' = not), the streams it read (see UNCHANGED_SINCE), how many record
+# names follow, those names. {Redis TIME seconds,
 # microseconds, then per section 1 when nothing it read has been written since (its answer is
 # the world's as it now is), else 0}. What a section that skipped its load (see
 # `SharedWorld.enter`) checks instead of committing; the checks of sections that ended while
 # one was on its way share the next round trip (checks.py).
-_VALIDATE_KEYS = ("world", "versions", "storeversions", "stats", "due")
+_VALIDATE_KEYS = ("world", "versions", "storeversions", "stats", "due", "streamversions")
 _VALIDATE = (
     UNCHANGED_SINCE
     + """
@@ -292,9 +299,9 @@ local out = {t[1], t[2]}
 local i = 2
 for _ = 1, tonumber(ARGV[1]) do
   local ours = tonumber(ARGV[i])
-  local last = i + 3 + tonumber(ARGV[i + 3])
+  local last = i + 4 + tonumber(ARGV[i + 4])
   if v == ours or unchanged_since(KEYS[1], KEYS[2], KEYS[3], KEYS[5], ours, {}, '', ARGV[i + 1],
-      ARGV[i + 2], i + 4, last) then
+      ARGV[i + 2], i + 5, last, KEYS[6], ARGV[i + 3]) then
     out[#out + 1] = 1
   else
     redis.call('HINCRBY', KEYS[4], 'stale_reads', 1)
@@ -337,7 +344,7 @@ TURN_WAIT_MS = 3 * TURN_MS
 WRITE, CHECK, FOLLOW = "w", "c", ""
 # The fixed ARGV of _COMMIT before its tickets, and of each ticket before its names.
 COMMIT_HEAD = 11
-TICKET_HEAD = 12
+TICKET_HEAD = 13
 
 # KEYS: world, workers, versions, stream versions, stats (counts of commits and refusals: no
 # part of the world, so counting a refusal writes nothing the world holds), turn, store
@@ -351,11 +358,11 @@ TICKET_HEAD = 12
 # the keys it notified, the stores it scanned, how far it ran the due timers ('' = not), the
 # turn it holds ('' = none, see TURN_AFTER), its streams' queued changes (JSON, see
 # `RedisStreams.take`), WRITE/CHECK/FOLLOW, how many record names it read, how many records it
-# changed, those names, then name, bytes ('' = removed; a split store's prefixed by the
-# record's partition and a newline, see records.py) and due time ('' = not a timer, '-' = a timer
-# removed) of each changed record. Returns {what this process lacked (before the
-# batch), the tickets' outcomes (LANDED or a refusal), the version the batch wrote (0: none),
-# the world's next due time or ''}.
+# changed, the streams it read (see UNCHANGED_SINCE), those names, then name, bytes ('' =
+# removed; a split store's prefixed by the record's partition and a newline, see records.py)
+# and due time ('' = not a timer, '-' = a timer removed) of each changed record. Returns {what
+# this process lacked (before the batch), the tickets' outcomes (LANDED or a refusal), the
+# version the batch wrote (0: none), the world's next due time or ''}.
 #
 # This is the concurrency control, and it takes no lock: a section may commit when nothing it
 # read has been written since the version it began on (optimistic, validated by read set),
@@ -437,7 +444,7 @@ for t = 1, tonumber(ARGV[9]) do
     if before then own[before] = true end
     if written then own[written] = true end
     if v ~= base and (replace or not unchanged_since(KEYS[1], KEYS[3], KEYS[7], KEYS[8], base,
-        own, ARGV[4], ARGV[i + 5], ARGV[i + 6], first, records - 1)) then
+        own, ARGV[4], ARGV[i + 5], ARGV[i + 6], first, records - 1, KEYS[4], ARGV[i + 12])) then
       outcome = -2
     elseif kind == 'w' then
       streams = cjson.decode(ARGV[i + 8])
@@ -1072,12 +1079,15 @@ class SharedWorld:
         ticket: Ticket | None = None
         check: ReadSet | None = None
         try:
-            streams = [g for store in self._stores.values() for g in store.take(owner)]
+            stores = self._stores.values()
+            streams_read = [key for store in stores for key in store.section_reads()]
+            streams = [g for store in stores for g in store.take(owner)]
             try:
                 if not replace and self._changed_nothing(streams):
                     changes, read = None, self._read_set()
                 else:
                     changes, read = self._changes(streams, replace)
+                read.streams = streams_read
             except BaseException:
                 # State this process cannot write: it reloads the whole world Redis holds
                 # before its next section.
@@ -1368,6 +1378,7 @@ class SharedWorld:
                 ticket.kind,
                 len(names),
                 len(records) // 3,
+                "\n".join(read.streams) if ticket.kind != FOLLOW else "",
                 *names,
                 *records,
             )

@@ -375,6 +375,12 @@ class RedisStreams:
             # would else ask again and again while another worker appends on: see `forget`).
             self._handed.add(key)
 
+    def section_reads(self) -> list[str]:
+        """The streams the section read and did not append to (those it appended to, its
+        commit checks by their last id), for its read set: each one's Redis key, a tab, and
+        the world version its copy was loaded at (0: not known; a commit up to it is in it)."""
+        return [f"{self.prefix}{key}\t{p.at}" for key, p in self._pending.items() if not p.ops]
+
     def take(self, owner: object = None) -> list[list[Any]]:
         """The section's queued changes, one group per stream, for the commit script:
         [stream key, meta key, expected last id, maxlen, ttl_ms, reclaim floor, op, ...], each

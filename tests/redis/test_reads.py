@@ -22,6 +22,7 @@ from .test_shared import (
     script_calls,
     two_workers,
 )
+from .test_stand_ins import a_job_with_events
 
 LIMITED = {"Authorization": "Bearer auvy_test_acme_limited"}  # 5 requests a second (seed)
 
@@ -153,3 +154,51 @@ def test_a_rate_limited_get_commits_its_hit_so_the_limit_holds_across_workers(
             assert limited.status_code == 429, limited.text
 
     asyncio.run(asyncio.wait_for(test(), 60))
+
+
+def test_a_read_of_a_stream_another_worker_appended_to_since_runs_again_on_the_new_entries(
+    redis_url: str,
+) -> None:
+    """Worker 2 holds a copy of a job's stream; worker 1 appends to it (and only to it), and
+    the feed has not told worker 2. A read-only section there that skipped its load read the
+    old copy: its check, which names the stream, refuses it, and it runs again on the stream
+    as Redis holds it."""
+
+    async def test() -> None:
+        async with two_workers(redis_url) as (first, second, a, _b):
+            job = await a_job_with_events(a)
+            one, two = first.state, second.state
+
+            def entries() -> list[dict[str, Any]]:
+                world = two.world
+                found = world.auvy.streams.read_after(job, None, world.engine.now())
+                return [dict(e.data) for e in found.entries]
+
+            async def read_in_sections() -> list[dict[str, Any]]:
+                for attempt in range(5):
+                    async with two.store.section(optimistic=attempt == 0) as outcome:
+                        got = entries()
+                    if outcome.committed:
+                        return got
+                raise AssertionError("the read never landed")
+
+            # The first read loads a copy good for its run only (the stream moved since the
+            # world it began on); the second's is kept.
+            await read_in_sections()
+            before = await read_in_sections()
+            assert any(job in store._cache for store in two.store._stores.values())
+
+            async def deaf(fields: dict[bytes, bytes]) -> None:
+                return None
+
+            two.store._changed_elsewhere = deaf
+            world = one.world
+            await one.store.transact(
+                lambda: world.auvy.streams.append(job, {"type": "note"}, world.engine.now())
+            )
+            stale = two.store.counts()["stale_reads"]
+            after = await read_in_sections()
+            assert after == [*before, {"type": "note"}]
+            assert two.store.counts()["stale_reads"] == stale + 1
+
+    asyncio.run(asyncio.wait_for(test(), 30))

@@ -38,9 +38,9 @@ class ReadSet:
     stores: list[str]
     names: list[str]
     ran: str = ""  # how far the section ran due timers, if it did
-    # The streams it read ("KEY\tVERSION": Redis key, and the world version its copy was
-    # loaded at), checked by the commit that last appended to each: a copy this process held
-    # may lack another worker's entries the feed has not announced yet.
+    # The streams it read (see `RedisStreams.section_reads`), checked by the commit that last
+    # appended to each: a copy this process held may lack another worker's entries the feed
+    # has not announced yet.
     streams: list[str] = field(default_factory=list)
 
 

@@ -239,9 +239,9 @@ end
 # the records named in ARGV[first..last] (by the versions sorted set `rv`), and, when it ran the
 # due timers up to `ran` ('' = it ran none), which timers were due then (the due times sorted
 # set `due`): a timer already due that another commit made after `ours` is one the section
-# should have run and did not know of; and the streams in `streams` ("KEY\tVERSION" lines, by
-# the stream versions sorted set: a commit up to VERSION, when the copy read was loaded, is in
-# the copy).
+# should have run and did not know of; and the streams in `streams` (lines "KEY\tVERSION\tS",
+# see `RedisStreams.section_reads`, by the stream versions sorted set: a commit up to VERSION,
+# when the copy read was loaded, is in the copy; one up to `ours` too, unless S says stale).
 UNCHANGED_SINCE = (
     STORE_VERSIONS
     + """
@@ -264,9 +264,11 @@ local function unchanged_since(w, rv, sv, due, ours, own, me, stores, ran, first
   for i = first, last do
     if not seen(redis.call('ZSCORE', rv, ARGV[i])) then return false end
   end
-  for stream, at in string.gmatch(streams, '([^\\n\\t]+)\\t(%d+)') do
-    local version = redis.call('ZSCORE', streamversions, stream)
-    if not seen(version) and tonumber(version) > tonumber(at) then return false end
+  for stream, at, stale in string.gmatch(streams, '([^\\n\\t]+)\\t(%d+)\\t(s?)') do
+    local version = tonumber(redis.call('ZSCORE', streamversions, stream) or '0')
+    if version > tonumber(at) and not own[version] and (stale == 's' or version > ours) then
+      return false
+    end
   end
   return true
 end
@@ -300,7 +302,9 @@ local i = 2
 for _ = 1, tonumber(ARGV[1]) do
   local ours = tonumber(ARGV[i])
   local last = i + 4 + tonumber(ARGV[i + 4])
-  if v == ours or unchanged_since(KEYS[1], KEYS[2], KEYS[3], KEYS[5], ours, {}, '', ARGV[i + 1],
+  -- A stale stream copy (see UNCHANGED_SINCE) is checked even on the world it ran on.
+  local current = v == ours and not string.find(ARGV[i + 3], '\\ts', 1, true)
+  if current or unchanged_since(KEYS[1], KEYS[2], KEYS[3], KEYS[5], ours, {}, '', ARGV[i + 1],
       ARGV[i + 2], i + 5, last, KEYS[6], ARGV[i + 3]) then
     out[#out + 1] = 1
   else
@@ -443,7 +447,8 @@ for t = 1, tonumber(ARGV[9]) do
     for version in string.gmatch(ARGV[i + 1], '%d+') do own[tonumber(version)] = true end
     if before then own[before] = true end
     if written then own[written] = true end
-    if v ~= base and (replace or not unchanged_since(KEYS[1], KEYS[3], KEYS[7], KEYS[8], base,
+    local moved = v ~= base or string.find(ARGV[i + 12], '\\ts', 1, true)
+    if moved and (replace or not unchanged_since(KEYS[1], KEYS[3], KEYS[7], KEYS[8], base,
         own, ARGV[4], ARGV[i + 5], ARGV[i + 6], first, records - 1, KEYS[4], ARGV[i + 12])) then
       outcome = -2
     elseif kind == 'w' then
@@ -1094,6 +1099,10 @@ class SharedWorld:
                 self._settle_streams(owner, committed=False)
                 self._lost = True
                 raise
+            # A copy kept for this run though another worker appended to it since (see
+            # `RedisStreams.forget`) is checked even when the section loaded: the world it
+            # loaded does not vouch for it.
+            checked = self._check_reads or any(r.endswith("\ts") for r in streams_read)
             if changes is not None:
                 notified = "\n".join(sorted(self.engine.changed))
                 ticket = Ticket(WRITE, read, owner, changes, streams, notified)
@@ -1103,8 +1112,8 @@ class SharedWorld:
                 for part in changes.docs:
                     self._pending_docs[part] = ticket
             elif self._speculating:
-                ticket = Ticket(CHECK if self._check_reads else FOLLOW, read, owner)
-            elif self._check_reads:
+                ticket = Ticket(CHECK if checked else FOLLOW, read, owner)
+            elif checked:
                 check = read
             if ticket is not None:
                 ticket.done = self._loop().create_future()

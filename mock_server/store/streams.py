@@ -377,9 +377,15 @@ class RedisStreams:
 
     def section_reads(self) -> list[str]:
         """The streams the section read and did not append to (those it appended to, its
-        commit checks by their last id), for its read set: each one's Redis key, a tab, and
-        the world version its copy was loaded at (0: not known; a commit up to it is in it)."""
-        return [f"{self.prefix}{key}\t{p.at}" for key, p in self._pending.items() if not p.ops]
+        commit checks by their last id), for its read set: each one's Redis key, the world
+        version its copy was loaded at (0: not known; a commit up to it is in it), and "s"
+        when the copy is stale (kept for this run though a commit since appended to it: the
+        world the section ran on does not vouch for it), tab-separated."""
+        return [
+            f"{self.prefix}{key}\t{p.at}\t{'s' if p.stale else ''}"
+            for key, p in self._pending.items()
+            if not p.ops
+        ]
 
     def take(self, owner: object = None) -> list[list[Any]]:
         """The section's queued changes, one group per stream, for the commit script:

@@ -17,6 +17,7 @@ from .test_shared import (
     KEY,
     PREFIX,
     create_job,
+    eventually,
     profile,
     running,
     script_calls,
@@ -199,6 +200,47 @@ def test_a_read_of_a_stream_another_worker_appended_to_since_runs_again_on_the_n
             stale = two.store.counts()["stale_reads"]
             after = await read_in_sections()
             assert after == [*before, {"type": "note"}]
+            assert two.store.counts()["stale_reads"] == stale + 1
+
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_copy_kept_for_a_doomed_sections_next_run_is_checked_though_that_run_loaded(
+    redis_url: str,
+) -> None:
+    """Worker 2 lacks a job's stream: its section is doomed and loads a copy, kept for the next
+    run. Worker 1 appends to the stream meanwhile, and worker 2's feed marks the copy stale.
+    The next run loads the world (which vouches for what it holds, not for that copy), reads
+    the copy, and is checked all the same: refused, it runs again on the new entries."""
+
+    async def test() -> None:
+        async with two_workers(redis_url) as (first, second, a, _b):
+            job = await a_job_with_events(a)
+            one, two = first.state, second.state
+
+            def entries() -> list[dict[str, Any]]:
+                world = two.world
+                found = world.auvy.streams.read_after(job, None, world.engine.now())
+                return [dict(e.data) for e in found.entries]
+
+            async with two.store.section(optimistic=True) as outcome:
+                entries()
+            assert outcome.doomed
+            copies = [s._cache[job] for s in two.store._stores.values() if job in s._cache]
+            assert len(copies) == 1
+            world = one.world
+            await one.store.transact(
+                lambda: world.auvy.streams.append(job, {"type": "note"}, world.engine.now())
+            )
+            await eventually(lambda: copies[0].stale, lambda: "the feed never named the stream")
+            stale = two.store.counts()["stale_reads"]
+            got: list[dict[str, Any]] = []
+            for _ in range(5):
+                async with two.store.section() as outcome:  # loads the world first
+                    got = entries()
+                if outcome.committed:
+                    break
+            assert got and got[-1] == {"type": "note"}
             assert two.store.counts()["stale_reads"] == stale + 1
 
     asyncio.run(asyncio.wait_for(test(), 30))

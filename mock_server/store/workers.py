@@ -32,6 +32,8 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 ENV = "MOCK_SERVER_WORKER_ARGV"
+# Where the kernel balances connections over sockets sharing a port by SO_REUSEPORT.
+BALANCES = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
 def serve(factory: str, argv: list[str], args: argparse.Namespace, sock: socket.socket) -> None:
@@ -63,15 +65,14 @@ def reuse_port(sock: socket.socket) -> None:
     """Let the workers' sockets bind `sock`'s address beside it, on Linux (where the kernel
     then balances connections over them). Set once `sock` is bound, so that binding it still
     fails on a port another process holds, another server of several workers too."""
-    if sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT"):
+    if BALANCES:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 
 
 def reuses_port(sock: socket.socket) -> bool:
     """Whether the workers serving `sock` each get a socket of their own beside it."""
     return (
-        sys.platform.startswith("linux")
-        and hasattr(socket, "SO_REUSEPORT")
+        BALANCES
         and sock.family in (socket.AF_INET, socket.AF_INET6)
         and bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT))
     )

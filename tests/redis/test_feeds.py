@@ -17,6 +17,14 @@ from mock_server.store import shared
 from .test_shared import PREFIX, create_job, eventually, profile, running, two_workers
 
 
+async def heard_all(one: shared.SharedWorld, other: shared.SharedWorld) -> None:
+    """Wait until `other` has heard (through its feed) of every commit `one` made."""
+    await eventually(
+        lambda: other._known_version >= one.version,
+        lambda: f"worker 2 heard of version {other._known_version}, not {one.version}",
+    )
+
+
 def feeds(client: redis.Redis) -> dict[str, int]:
     """Each feed in Redis and how many entries it holds."""
     found = client.scan_iter(match=PREFIX + "changes:*")
@@ -47,10 +55,7 @@ def test_a_commit_writes_the_feed_of_the_other_worker_and_not_its_own(
             assert found.get(one.worker, 0) == 0
             assert found.get(other.worker, 0) >= 1
             # And the other worker heard of it.
-            await eventually(
-                lambda: other._known_version >= one.version,
-                lambda: f"worker 2 heard of version {other._known_version}, not {one.version}",
-            )
+            await heard_all(one, other)
 
     asyncio.run(asyncio.wait_for(test(), 30))
 
@@ -147,10 +152,7 @@ def test_while_the_other_worker_commits_on_and_on_its_feed_is_read_in_paced_batc
             reads = recording_feed_reads(other)
             for _ in range(40):
                 await create_job(a)
-            await eventually(
-                lambda: other._known_version >= one.version,
-                lambda: f"worker 2 heard of version {other._known_version}, not {one.version}",
-            )
+            await heard_all(one, other)
             assert sum(r.entries for r in reads) >= 40
             brought = [r for r in reads if r.entries]
             assert len(brought) < 20, f"{len(brought)} feed reads for 40 commits: not batched"
@@ -181,10 +183,7 @@ def test_a_worker_whose_own_commits_are_on_their_way_reads_its_feed_at_the_busy_
             # Several requests at once on the reader: its commits are on their way most of
             # the time.
             await asyncio.gather(creating(a, 60), *(creating(b, 20) for _ in range(4)))
-            await eventually(
-                lambda: other._known_version >= one.version,
-                lambda: f"worker 2 heard of version {other._known_version}, not {one.version}",
-            )
+            await heard_all(one, other)
             busy, idle = gaps_after(reads, busy=True), gaps_after(reads, busy=False)
             assert busy, f"worker 2 never read its feed with commits on their way: {reads}"
             assert min(busy) >= 0.05, f"busy, read again {min(busy) * 1000:.1f} ms after"

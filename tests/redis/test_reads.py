@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 import redis
+from starlette.applications import Starlette
 
 from mock_server.app import create_app
 from mock_server.store import snapshot
 from mock_server.store.snapshot import Snapshots
 
+from .test_fencing import events
 from .test_shared import (
     KEY,
     PREFIX,
@@ -157,6 +159,14 @@ def test_a_rate_limited_get_commits_its_hit_so_the_limit_holds_across_workers(
     asyncio.run(asyncio.wait_for(test(), 60))
 
 
+async def append_note(app: Starlette, job: str) -> None:
+    """Append an event to the job's stream, and change nothing else, in a section of `app`."""
+    store, world = app.state.store, app.state.world
+    await store.transact(
+        lambda: world.auvy.streams.append(job, {"type": "note"}, world.engine.now())
+    )
+
+
 def test_a_read_of_a_stream_another_worker_appended_to_since_runs_again_on_the_new_entries(
     redis_url: str,
 ) -> None:
@@ -168,17 +178,12 @@ def test_a_read_of_a_stream_another_worker_appended_to_since_runs_again_on_the_n
     async def test() -> None:
         async with two_workers(redis_url) as (first, second, a, _b):
             job = await a_job_with_events(a)
-            one, two = first.state, second.state
-
-            def entries() -> list[dict[str, Any]]:
-                world = two.world
-                found = world.auvy.streams.read_after(job, None, world.engine.now())
-                return [dict(e.data) for e in found.entries]
+            two = second.state
 
             async def read_in_sections() -> list[dict[str, Any]]:
                 for attempt in range(5):
                     async with two.store.section(optimistic=attempt == 0) as outcome:
-                        got = entries()
+                        got = events(second, job)
                     if outcome.committed:
                         return got
                 raise AssertionError("the read never landed")
@@ -193,10 +198,7 @@ def test_a_read_of_a_stream_another_worker_appended_to_since_runs_again_on_the_n
                 return None
 
             two.store._changed_elsewhere = deaf
-            world = one.world
-            await one.store.transact(
-                lambda: world.auvy.streams.append(job, {"type": "note"}, world.engine.now())
-            )
+            await append_note(first, job)
             stale = two.store.counts()["stale_reads"]
             after = await read_in_sections()
             assert after == [*before, {"type": "note"}]
@@ -216,28 +218,20 @@ def test_a_copy_kept_for_a_doomed_sections_next_run_is_checked_though_that_run_l
     async def test() -> None:
         async with two_workers(redis_url) as (first, second, a, _b):
             job = await a_job_with_events(a)
-            one, two = first.state, second.state
-
-            def entries() -> list[dict[str, Any]]:
-                world = two.world
-                found = world.auvy.streams.read_after(job, None, world.engine.now())
-                return [dict(e.data) for e in found.entries]
+            two = second.state
 
             async with two.store.section(optimistic=True) as outcome:
-                entries()
+                events(second, job)
             assert outcome.doomed
             copies = [s._cache[job] for s in two.store._stores.values() if job in s._cache]
             assert len(copies) == 1
-            world = one.world
-            await one.store.transact(
-                lambda: world.auvy.streams.append(job, {"type": "note"}, world.engine.now())
-            )
+            await append_note(first, job)
             await eventually(lambda: copies[0].stale, lambda: "the feed never named the stream")
             stale = two.store.counts()["stale_reads"]
             got: list[dict[str, Any]] = []
             for _ in range(5):
                 async with two.store.section() as outcome:  # loads the world first
-                    got = entries()
+                    got = events(second, job)
                 if outcome.committed:
                     break
             assert got and got[-1] == {"type": "note"}
